@@ -1,0 +1,5 @@
+"""`python -m probe_engine`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,219 @@
+"""The one table from low-level failures (errno, getaddrinfo codes, curl exit codes) to a Status.
+
+Standard library only and Python 3.8 compatible: this module is shipped inside the agent.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import ssl
+from typing import Iterator
+
+# The closed set of cell and check outcomes, in report order.
+STATUSES = (
+    "ok",
+    "refused",
+    "timeout",
+    "unreachable",
+    "dns-error",
+    "reset",
+    "http-error",
+    "tls-error",
+    "proxy-error",
+    "source-error",
+    "target-error",
+    "cancelled",
+)
+
+# errno -> status. EAGAIN/EWOULDBLOCK is what a Python socket timeout leaves behind.
+ERRNO_STATUS: dict[int, str] = {
+    errno.ECONNREFUSED: "refused",
+    errno.ETIMEDOUT: "timeout",
+    errno.EAGAIN: "timeout",
+    errno.EHOSTUNREACH: "unreachable",
+    errno.ENETUNREACH: "unreachable",
+    errno.EHOSTDOWN: "unreachable",
+    errno.ENETDOWN: "unreachable",
+    errno.EADDRNOTAVAIL: "unreachable",
+    # A local firewall rule (iptables OUTPUT -j REJECT/DROP) fails connect() with these.
+    errno.EACCES: "unreachable",
+    errno.EPERM: "unreachable",
+    errno.ECONNRESET: "reset",
+    errno.ECONNABORTED: "reset",
+    errno.EPIPE: "reset",
+    errno.EPROTO: "reset",
+}
+
+# getaddrinfo() error codes by name; looked up with getattr because not every platform has all.
+GAI_NAMES = (
+    "EAI_NONAME",
+    "EAI_AGAIN",
+    "EAI_FAIL",
+    "EAI_NODATA",
+    "EAI_ADDRFAMILY",
+    "EAI_FAMILY",
+    "EAI_SERVICE",
+    "EAI_SYSTEM",
+    "EAI_MEMORY",
+)
+GAI_CODE_NAME: dict[int, str] = {
+    getattr(socket, name): name for name in GAI_NAMES if hasattr(socket, name)
+}
+# Linux glibc values for the two that Python does not always export.
+GAI_CODE_NAME.setdefault(-5, "EAI_NODATA")
+GAI_CODE_NAME.setdefault(-9, "EAI_ADDRFAMILY")
+
+# What each getaddrinfo code means to a user, as the `reason` of a dns check.
+GAI_REASON: dict[str, str] = {
+    "EAI_NONAME": "nxdomain",
+    "EAI_NODATA": "no-address",
+    "EAI_ADDRFAMILY": "no-address-of-family",
+    "EAI_AGAIN": "no-answer",
+    "EAI_FAIL": "servfail",
+}
+
+# curl exit code -> status; 7 is refined from curl's message (refused, unreachable, timeout).
+CURL_EXIT_STATUS: dict[int, str] = {
+    0: "ok",
+    5: "proxy-error",  # could not resolve proxy
+    6: "dns-error",  # could not resolve host
+    7: "refused",  # could not connect (refined below)
+    22: "http-error",  # HTTP status >= 400 with --fail
+    28: "timeout",
+    35: "tls-error",
+    47: "http-error",  # too many redirects
+    51: "tls-error",
+    52: "reset",  # empty reply: the server closed the connection
+    53: "tls-error",
+    54: "tls-error",
+    55: "reset",  # send failure
+    56: "reset",  # receive failure
+    58: "tls-error",
+    59: "tls-error",
+    60: "tls-error",
+    64: "tls-error",
+    66: "tls-error",
+    77: "tls-error",
+    80: "tls-error",
+    82: "tls-error",
+    83: "tls-error",
+    90: "tls-error",
+    91: "tls-error",
+    97: "proxy-error",  # proxy handshake
+}
+
+
+def errno_name(number: int | None) -> str | None:
+    """ECONNREFUSED for 111, EAI_NONAME for -2; None when unknown."""
+    if number is None:
+        return None
+    if number < 0:
+        return GAI_CODE_NAME.get(number)
+    return errno.errorcode.get(number)
+
+
+def status_for_errno(number: int | None, default: str = "unreachable") -> str:
+    if number is None:
+        return default
+    if number in GAI_CODE_NAME:
+        return "dns-error"
+    return ERRNO_STATUS.get(number, default)
+
+
+def _strerror_table() -> list[tuple[str, int]]:
+    table = []
+    for number in errno.errorcode:
+        text = os.strerror(number)
+        if text and not text.startswith("Unknown error"):
+            table.append((text.lower(), number))
+    # Longest first, so "Connection reset by peer" wins over shorter overlaps.
+    table.sort(key=lambda item: -len(item[0]))
+    return table
+
+
+_STRERRORS = _strerror_table()
+# Wordings of tools whose messages are not strerror() text.
+_TOOL_PHRASES: list[tuple[str, int]] = [
+    ("connection refused", errno.ECONNREFUSED),
+    ("no route to host", errno.EHOSTUNREACH),
+    ("host is unreachable", errno.EHOSTUNREACH),
+    ("network is unreachable", errno.ENETUNREACH),
+    ("connection timed out", errno.ETIMEDOUT),
+    ("operation timed out", errno.ETIMEDOUT),
+    ("connection reset", errno.ECONNRESET),
+]
+
+
+def errno_from_message(message: str) -> int | None:
+    """Recover the errno from a tool's message (curl -v, bash /dev/tcp, nc, wget)."""
+    text = message.lower()
+    for phrase, number in _TOOL_PHRASES:
+        if phrase in text:
+            return number
+    for phrase, number in _STRERRORS:
+        if phrase in text:
+            return number
+    return None
+
+
+def iter_causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its __cause__/__context__ chain and the members of exception groups.
+
+    anyio and httpx wrap the OSError that carries the errno; walking is the only way to it.
+    """
+    seen = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        members = getattr(current, "exceptions", None)
+        if isinstance(members, (list, tuple)):
+            stack.extend(m for m in members if isinstance(m, BaseException))
+        if current.__cause__ is not None:
+            stack.append(current.__cause__)
+        if current.__context__ is not None and not current.__suppress_context__:
+            stack.append(current.__context__)
+
+
+def classify_exception(exc: BaseException) -> tuple[str, int | None, str]:
+    """(status, errno or getaddrinfo code, message) for a failure raised by a probe."""
+    for cause in iter_causes(exc):
+        if isinstance(cause, socket.gaierror) and cause.errno is not None:
+            return "dns-error", cause.errno, str(cause)
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLZeroReturnError):
+            return "tls-error", None, str(cause)
+        if isinstance(cause, socket.timeout) and not cause.errno:
+            return "timeout", None, "timed out"
+        if isinstance(cause, OSError) and cause.errno:
+            return status_for_errno(cause.errno), cause.errno, cause.strerror or str(cause)
+    # No errno anywhere: fall back on the words, as for a tool's message.
+    message = str(exc) or type(exc).__name__
+    number = errno_from_message(message)
+    if number is not None:
+        return status_for_errno(number), number, message
+    lowered = message.lower()
+    if "timed out" in lowered or "timeout" in lowered:
+        return "timeout", None, message
+    if "ssl" in lowered or "certificate" in lowered:
+        return "tls-error", None, message
+    if "disconnected" in lowered or "closed" in lowered:
+        return "reset", None, message
+    return "unreachable", None, message
+
+
+def classify_curl(exit_code: int, message: str) -> tuple[str, int | None]:
+    """(status, errno) from curl's exit code and its error text (-sS or -v)."""
+    status = CURL_EXIT_STATUS.get(exit_code, "unreachable")
+    if exit_code == 28:
+        return status, None  # curl's own timeout expired: not the kernel's ETIMEDOUT
+    number = errno_from_message(message)
+    if exit_code == 7 and number is not None:
+        status = status_for_errno(number, default="refused")
+    elif exit_code == 7 and "timed out" in message.lower():
+        status = "timeout"
+    return status, number

@@ -1,0 +1,455 @@
+"""Runs a batch of cells: every cell's checks in order (dns, tcp, http), all cells concurrently.
+
+One thread drives a selector for the TCP connects (thousands in flight cost little); blocking
+calls (getaddrinfo, nameserver queries, HTTP exchanges) go to daemon worker threads and come
+back through a queue. Each cell has its own deadline; when it passes, the phase under way is
+recorded as a timeout of the probe (errno empty), distinct from the kernel's ETIMEDOUT.
+Standard library only and Python 3.8 compatible: this is the agent's engine, and the local
+source runs the very same code in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import queue
+import selectors
+import socket
+import threading
+import time
+from typing import Any, Callable, Dict, List, Mapping, Tuple
+
+from . import dns as dns_check
+from .http import SSLContexts, http_exchange
+from .proxy import decide, proxy_address
+from .tcp import Attempt, Connector, raise_fd_limit
+
+Emit = Callable[[List[Dict[str, Any]]], None]
+Job = Tuple[
+    Callable[..., Dict[str, Any]], Tuple[Any, ...], Dict[str, Any], Callable[[Dict[str, Any]], None]
+]
+
+MAX_WORKERS = 64
+FLUSH_SECONDS = 0.02
+
+
+class Workers:
+    """Daemon threads for blocking calls: a hung getaddrinfo must never hold the exit."""
+
+    def __init__(
+        self,
+        size: int,
+        done: queue.SimpleQueue[tuple[Callable[[dict[str, Any]], None], dict[str, Any]]],
+        wake: socket.socket,
+    ) -> None:
+        self.size = size
+        self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self.done = done
+        self.wake = wake
+        self.threads: list[threading.Thread] = []
+        self.busy = 0
+
+    def submit(
+        self,
+        function: Callable[..., dict[str, Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        callback: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.busy += 1
+        if len(self.threads) < self.size and self.busy > len(self.threads):
+            thread = threading.Thread(target=self._work, name="probe-worker", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        self.jobs.put((function, args, kwargs, callback))
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            function, args, kwargs, callback = job
+            try:
+                result = function(*args, **kwargs)
+            except Exception as exc:  # a fault of the check itself: still an answer
+                result = {"status": "source-error", "message": f"{type(exc).__name__}: {exc}"}
+            self.done.put((callback, result))
+            with contextlib.suppress(OSError):
+                self.wake.send(b"\0")
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+
+
+class Cell:
+    """The state of one cell while it runs."""
+
+    __slots__ = (
+        "addresses",
+        "attempts",
+        "checks",
+        "deadline",
+        "done",
+        "host",
+        "id",
+        "phase",
+        "phase_started",
+        "plan",
+        "port",
+        "proxy",
+        "proxy_url",
+        "started",
+        "started_at",
+        "tcp_records",
+        "timeout",
+    )
+
+    def __init__(self, spec: Mapping[str, Any], default_timeout: float) -> None:
+        self.id = spec["id"]
+        self.plan: Mapping[str, Any] = spec["plan"]
+        self.timeout = float(spec.get("timeout") or default_timeout)
+        self.checks: list[dict[str, Any]] = []
+        self.proxy: dict[str, Any] | None = None
+        self.proxy_url: str | None = None
+        self.host = ""
+        self.port = 0
+        self.addresses: list[tuple[int, str]] = []
+        self.attempts: list[Attempt] = []
+        self.tcp_records: dict[int, dict[str, Any]] = {}
+        self.phase = "queued"
+        self.phase_started = 0.0
+        self.started = 0.0
+        self.started_at = 0.0
+        self.deadline = 0.0
+        self.done = False
+
+
+class Runner:
+    """Runs one batch request; results leave through `emit` in small groups as cells finish."""
+
+    def __init__(
+        self,
+        request: Mapping[str, Any],
+        emit: Emit,
+        stop: threading.Event | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        raise_fd_limit()
+        self.default_timeout = float(request.get("timeout", 2.0))
+        self.concurrency = max(1, int(request.get("concurrency", 256)))
+        self.client = str(request.get("http_client", "requests"))
+        if not request.get("trust_env", True):
+            self.client = "none"
+        self.transport = str(request.get("http_transport", "auto"))
+        self.env = os.environ if env is None else env
+        self.cells = [Cell(spec, self.default_timeout) for spec in request.get("cells", [])]
+        self.emit = emit
+        self.stop = stop or threading.Event()
+        self.selector = selectors.DefaultSelector()
+        self.connector = Connector(self.selector)
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, (self._drain_wake, None))
+        self.completions: queue.SimpleQueue[
+            tuple[Callable[[dict[str, Any]], None], dict[str, Any]]
+        ] = queue.SimpleQueue()
+        self.workers = Workers(min(MAX_WORKERS, self.concurrency), self.completions, self.wake_w)
+        self.timers: list[tuple[float, int, Cell]] = []
+        self.lookups: dict[tuple[Any, ...], list[Cell]] = {}
+        self.lookup_results: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.contexts = SSLContexts()
+        self.out: list[dict[str, Any]] = []
+        self.active = 0
+        self.finished = 0
+        self.stats: dict[str, Any] = {
+            "cells": len(self.cells),
+            "lookups": 0,
+            "connects": 0,
+            "requests": 0,
+        }
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        waiting = list(reversed(self.cells))
+        last_flush = time.monotonic()
+        try:
+            while (waiting or self.active) and not self.stop.is_set():
+                while waiting and self.active < self.concurrency:
+                    self._start(waiting.pop())
+                timeout = 0.05
+                if self.timers:
+                    timeout = min(timeout, max(0.0, self.timers[0][0] - time.monotonic()))
+                for key, _mask in self.selector.select(timeout):
+                    handler, attempt = key.data
+                    handler(attempt)
+                self._drain_completions()
+                self._expire()
+                now = time.monotonic()
+                if self.out and (len(self.out) >= 512 or now - last_flush >= FLUSH_SECONDS):
+                    self._flush()
+                    last_flush = now
+            self._flush()
+        finally:
+            self.workers.close()
+            self.selector.close()
+            self.wake_r.close()
+            self.wake_w.close()
+        self.stats["wall_s"] = time.monotonic() - started
+        self.stats["stopped"] = self.stop.is_set()
+        return self.stats
+
+    def _flush(self) -> None:
+        if self.out:
+            batch, self.out = self.out, []
+            self.emit(batch)
+
+    def _drain_wake(self, _unused: Any) -> None:
+        try:
+            while self.wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _drain_completions(self) -> None:
+        while True:
+            try:
+                callback, result = self.completions.get_nowait()
+            except queue.Empty:
+                return
+            self.workers.busy -= 1
+            callback(result)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            _deadline, _seq, cell = heapq.heappop(self.timers)
+            if not cell.done:
+                self._time_out(cell)
+
+    # --- phases ---------------------------------------------------------------------------
+
+    def _start(self, cell: Cell) -> None:
+        self.active += 1
+        cell.started = time.monotonic()
+        cell.started_at = time.time()
+        cell.deadline = cell.started + cell.timeout
+        heapq.heappush(self.timers, (cell.deadline, id(cell), cell))
+        plan = cell.plan
+        kind = plan["kind"]
+        if kind == "dns":
+            self._lookup(cell, plan["host"], target_check=True)
+            return
+        if kind == "http":
+            cell.proxy, cell.proxy_url = decide(plan["url"], self.env, self.client)
+            if cell.proxy_url:
+                cell.host, cell.port, _scheme = proxy_address(cell.proxy_url)
+            else:
+                cell.host, cell.port = plan["host"], int(plan["port"])
+        else:
+            cell.host, cell.port = plan["host"], int(plan["port"])
+        if plan.get("addresses") and not cell.proxy_url:
+            cell.addresses = [
+                (dns_check.literal_family(a) or socket.AF_INET, a) for a in plan["addresses"]
+            ]
+            self._connect(cell)
+            return
+        family = dns_check.literal_family(cell.host)
+        if family is not None:
+            cell.addresses = [(family, cell.host.strip("[]"))]
+            self._connect(cell)
+        else:
+            self._lookup(cell, cell.host, target_check=False)
+
+    def _lookup(self, cell: Cell, host: str, target_check: bool) -> None:
+        plan = cell.plan
+        family = plan.get("family", "any") if (target_check or not cell.proxy_url) else "any"
+        nameserver = plan.get("nameserver") if target_check else None
+        search = tuple(plan.get("search") or ()) if target_check else ()
+        ndots = int(plan.get("ndots", 1)) if target_check else 1
+        key = (host, family, nameserver, search, ndots)
+        cell.phase, cell.phase_started = "dns", time.monotonic()
+        if key in self.lookup_results:
+            self._looked_up(cell, dict(self.lookup_results[key]), target_check)
+            return
+        waiters = self.lookups.get(key)
+        if waiters is not None:
+            waiters.append(cell)
+            return
+        self.lookups[key] = [cell]
+        self.stats["lookups"] += 1
+        if nameserver:
+            remaining = max(cell.deadline - time.monotonic(), 0.001)
+            args: tuple[Any, ...] = (host, nameserver, family, search, ndots, remaining)
+            function: Callable[..., dict[str, Any]] = dns_check.nameserver_lookup
+        else:
+            args, function = (host, family), dns_check.system_lookup
+
+        def answered(record: dict[str, Any]) -> None:
+            self.lookup_results[key] = record
+            for waiter in self.lookups.pop(key, []):
+                if not waiter.done:
+                    self._looked_up(waiter, dict(record), target_check)
+
+        self.workers.submit(function, args, {}, answered)
+
+    def _looked_up(self, cell: Cell, record: dict[str, Any], target_check: bool) -> None:
+        record.setdefault("name", "dns")
+        record["duration_ms"] = (time.monotonic() - cell.phase_started) * 1000.0
+        if target_check:
+            expected = cell.plan.get("expect_addresses")
+            if record.get("status") == "ok" and expected:
+                missing = [a for a in expected if a not in record.get("addresses", [])]
+                if missing:
+                    record.update(
+                        status="dns-error",
+                        reason="unexpected-address",
+                        message="resolved {}; expected {}".format(
+                            ", ".join(record.get("addresses", [])) or "nothing",
+                            ", ".join(expected),
+                        ),
+                    )
+            cell.checks.append(record)
+            self._finish(cell)
+            return
+        if cell.proxy_url:
+            record["role"] = "proxy"
+        cell.checks.append(record)
+        if record.get("status") != "ok":
+            if cell.proxy_url:
+                record["status"] = "proxy-error"
+            self._finish(cell)
+            return
+        cell.addresses = [
+            (dns_check.literal_family(a) or socket.AF_INET, a) for a in record["addresses"]
+        ]
+        self._connect(cell)
+
+    def _connect(self, cell: Cell) -> None:
+        cell.phase, cell.phase_started = "tcp", time.monotonic()
+        for index, (family, address) in enumerate(cell.addresses):
+            self.stats["connects"] += 1
+
+            def connected(record: dict[str, Any], index: int = index) -> None:
+                self._connected(cell, index, record)
+
+            cell.attempts.append(self.connector.start(family, address, cell.port, connected))
+            if cell.done:
+                return
+
+    def _connected(self, cell: Cell, index: int, record: dict[str, Any]) -> None:
+        if cell.done:
+            return
+        if cell.proxy_url:
+            record["role"] = "proxy"
+            if record["status"] != "ok":
+                record["status"] = "proxy-error"
+                record["message"] = "proxy {} (from {}): {}".format(
+                    cell.proxy and cell.proxy.get("url"),
+                    cell.proxy and cell.proxy.get("variable"),
+                    record["message"],
+                )
+        cell.tcp_records[index] = record
+        if len(cell.tcp_records) < len(cell.addresses):
+            return
+        ordered = [cell.tcp_records[i] for i in range(len(cell.addresses))]
+        cell.checks.extend(ordered)
+        cell.attempts = []
+        winner = next((r for r in ordered if r["status"] == "ok"), None)
+        if winner is None or cell.plan["kind"] != "http":
+            self._finish(cell)
+            return
+        self._request(cell, None if cell.proxy_url else winner["address"])
+
+    def _request(self, cell: Cell, address: str | None) -> None:
+        plan = cell.plan
+        cell.phase, cell.phase_started = "http", time.monotonic()
+        self.stats["requests"] += 1
+        remaining = max(cell.deadline - time.monotonic(), 0.001)
+        kwargs = {
+            "method": plan.get("method", "GET"),
+            "headers": plan.get("headers") or {},
+            "expect_status": plan.get("expect_status"),
+            "proxy": cell.proxy_url,
+            # Kubernetes endpoints name addresses the URL's host does not resolve to.
+            "address": address if plan.get("addresses") else None,
+            "verify": plan.get("verify", True),
+            "timeout": remaining,
+            "contexts": self.contexts,
+            "transport": self.transport,
+        }
+
+        def answered(record: dict[str, Any]) -> None:
+            if cell.done:
+                return
+            record.setdefault("name", "http")
+            cell.checks.append(record)
+            self._finish(cell)
+
+        self.workers.submit(http_exchange, (plan["url"],), kwargs, answered)
+
+    # --- endings --------------------------------------------------------------------------
+
+    def _time_out(self, cell: Cell) -> None:
+        message = f"no answer within {cell.timeout:g}s (the probe's deadline, not the kernel's)"
+        elapsed = (time.monotonic() - cell.phase_started) * 1000.0
+        if cell.phase == "tcp":
+            for index, attempt in enumerate(cell.attempts):
+                if index in cell.tcp_records:
+                    continue
+                self.connector.abort(attempt)
+                record = attempt.record(None, message)
+                record.update(
+                    status="proxy-error" if cell.proxy_url else "timeout",
+                    errno=None,
+                    errno_name=None,
+                )
+                cell.tcp_records[index] = record
+            cell.checks.extend(cell.tcp_records[i] for i in sorted(cell.tcp_records))
+        elif cell.phase in ("dns", "http"):
+            record = {
+                "name": cell.phase,
+                "status": "timeout",
+                "message": message,
+                "duration_ms": elapsed,
+            }
+            if cell.phase == "dns":
+                record.update(
+                    host=cell.plan.get("host") if cell.plan["kind"] == "dns" else cell.host,
+                    reason="no-answer",
+                )
+                if cell.proxy_url:
+                    record["status"] = "proxy-error"
+            cell.checks.append(record)
+        self._finish(cell)
+
+    def _finish(self, cell: Cell) -> None:
+        if cell.done:
+            return
+        cell.done = True
+        self.active -= 1
+        self.finished += 1
+        status = next((c["status"] for c in cell.checks if c.get("status") != "ok"), "ok")
+        result: dict[str, Any] = {
+            "id": cell.id,
+            "status": status,
+            "started_at": cell.started_at,
+            "duration_ms": (time.monotonic() - cell.started) * 1000.0,
+            "checks": cell.checks,
+        }
+        if cell.proxy is not None:
+            result["proxy"] = cell.proxy
+        self.out.append(result)
+
+
+def run_batch(
+    request: Mapping[str, Any],
+    emit: Emit,
+    stop: threading.Event | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run every cell of `request`; call `emit` with finished results; return run statistics."""
+    return Runner(request, emit, stop, env).run()

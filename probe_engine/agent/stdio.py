@@ -1,0 +1,47 @@
+"""The agent's wire: a JSON batch on stdin, JSON lines on stdout as cells finish.
+
+Lines out: {"type": "hello", "facts": {...}}, then {"type": "result", ...} per cell, then
+{"type": "done", "stats": {...}}. Standard library only and Python 3.8 compatible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from .facts import gather
+from .runner import run_batch
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.readline())
+    out = sys.stdout
+    lock = threading.Lock()
+
+    def write(message: dict[str, Any]) -> None:
+        with lock:
+            out.write(json.dumps(message, separators=(",", ":")) + "\n")
+            out.flush()
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    write({"type": "hello", "facts": gather()})
+
+    def emit(results: list[dict[str, Any]]) -> None:
+        with lock:
+            out.write(
+                "".join(
+                    json.dumps(dict(r, type="result"), separators=(",", ":")) + "\n"
+                    for r in results
+                )
+            )
+            out.flush()
+
+    stats = run_batch(request, emit, stop)
+    write({"type": "done", "stats": stats})
+    # Worker threads may still sit in getaddrinfo; nothing they could add matters now.
+    os._exit(0)

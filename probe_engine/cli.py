@@ -1,0 +1,388 @@
+"""probe-engine's command line: run | validate | schema | render | wait | demo.
+
+Exit status: 0 expectations met, 1 some unmet (or a wait timed out), 2 bad input or usage,
+3 the engine failed, 130 interrupted. Heavy imports wait until a command needs them, so that
+`probe-engine --version` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .engine import RunOptions
+    from .results import MatrixResult
+    from .spec import LoadedMatrix
+
+EXIT_USAGE, EXIT_ENGINE = 2, 3
+
+
+def _fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
+    click.echo(
+        f"probe-engine: {message}"
+        if status != EXIT_USAGE or ":" not in message.split(" ", maxsplit=1)[0]
+        else message,
+        err=True,
+    )
+    sys.exit(status)
+
+
+def _guard(action: Callable[[], int]) -> NoReturn:
+    """Run a command: bad input and engine faults become one line and an exit status."""
+    from .errors import EngineError, SpecError
+
+    try:
+        status = action()
+    except SpecError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_USAGE)
+    except EngineError as exc:
+        click.echo(f"probe-engine: {exc}", err=True)
+        sys.exit(EXIT_ENGINE)
+    sys.exit(status)
+
+
+def _duration(text: str | None, option: str) -> float | None:
+    from .errors import SpecError
+    from .spec.common import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise SpecError(str(exc), field=option) from None
+
+
+def _formats(text: str) -> list[str]:
+    from .errors import SpecError
+    from .reports import REPORTERS
+
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in REPORTERS]
+    if unknown or not formats:
+        raise SpecError(
+            f"unknown format {', '.join(unknown) or text!r} (choose from {', '.join(REPORTERS)})",
+            field="--format",
+        )
+    return formats
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="probe-engine")
+def cli() -> None:
+    """From where can what be reached, and if not, exactly why not."""
+
+
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+async def _run_with_signals(
+    loaded: LoadedMatrix, options: RunOptions, on_event: Any
+) -> MatrixResult:
+    import signal
+
+    import anyio
+
+    from .engine import run_matrix
+
+    interrupt = anyio.Event()
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _signal in signals:
+                    interrupt.set()
+                    return
+
+        group.start_soon(watch)
+        result = await run_matrix(loaded, options, on_event, interrupt)
+        group.cancel_scope.cancel()
+    return result
+
+
+def execute(
+    loaded: LoadedMatrix,
+    options: RunOptions,
+    out: Path | None,
+    formats: Sequence[str],
+    basename: str,
+    output: str,
+    progress: bool,
+) -> int:
+    """Run, show, write reports; the exit status. Shared by `run` and `demo`."""
+    import anyio
+
+    from .reports import write_reports
+    from .reports.terminal import LiveProgress, print_result
+
+    console = _console(stderr=output == "json")
+    live = progress and console.is_terminal
+    if live:
+        with LiveProgress(console) as handler:
+            result = anyio.run(_run_with_signals, loaded, options, handler)
+    else:
+        result = anyio.run(_run_with_signals, loaded, options, None)
+    written = write_reports(result, out, formats, basename) if out is not None else []
+    if output == "json":
+        click.echo(result.model_dump_json(indent=2))
+    elif output == "table":
+        print_result(console, result)
+    for path in written:
+        console.print(f"[grey50]wrote {path}[/]")
+    return result.exit_status
+
+
+_run_options = [
+    click.option(
+        "--out",
+        "out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("reports"),
+        show_default=True,
+        help="Folder for the reports.",
+    ),
+    click.option(
+        "--format",
+        "formats",
+        default="json,html,junit,markdown",
+        show_default=True,
+        help="Comma-separated: json, html, junit, markdown, prometheus.",
+    ),
+    click.option(
+        "--name",
+        "basename",
+        default=None,
+        help="Report file name without extension [default: report].",
+    ),
+    click.option("--no-reports", is_flag=True, help="Write no report files."),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(1, 100_000),
+        default=None,
+        help="Cells in flight per source.",
+    ),
+    click.option(
+        "--timeout", default=None, help="Per-cell timeout for every cell, e.g. 500ms, 2s."
+    ),
+    click.option("--deadline", default=None, help="Deadline of the whole run, e.g. 1m."),
+    click.option("--select", default=None, help="Run a subset: source=GLOB,target=GLOB."),
+    click.option(
+        "--output",
+        type=click.Choice(["table", "json", "none"]),
+        default="table",
+        show_default=True,
+        help="What to print on stdout.",
+    ),
+    click.option(
+        "--fail-on",
+        type=click.Choice(["unmet", "any-failure", "never"]),
+        default="unmet",
+        show_default=True,
+        help="Which cells make the exit status 1.",
+    ),
+    click.option("--no-progress", is_flag=True, help="No live progress display."),
+]
+
+
+def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_run_options):
+        function = option(function)
+    return function
+
+
+def _options(
+    concurrency: int | None,
+    timeout: str | None,
+    deadline: str | None,
+    select: str | None,
+    fail_on: str,
+    extra: dict[str, Any] | None = None,
+) -> RunOptions:
+    from .engine import RunOptions
+    from .plan import Selection
+
+    return RunOptions(
+        select=Selection.parse(select),
+        concurrency=concurrency,
+        timeout=_duration(timeout, "--timeout"),
+        deadline=_duration(deadline, "--deadline"),
+        fail_on=fail_on,  # type: ignore[arg-type]
+        target_options=extra or {},
+    )
+
+
+@cli.command()
+@click.argument("matrix", type=click.Path(dir_okay=False, path_type=Path))
+@run_options
+def run(
+    matrix: Path,
+    out: Path,
+    formats: str,
+    basename: str | None,
+    no_reports: bool,
+    concurrency: int | None,
+    timeout: str | None,
+    deadline: str | None,
+    select: str | None,
+    output: str,
+    fail_on: str,
+    no_progress: bool,
+) -> None:
+    """Run MATRIX and write its reports."""
+
+    def action() -> int:
+        from .spec import load_matrix
+
+        chosen = _formats(formats)
+        options = _options(concurrency, timeout, deadline, select, fail_on)
+        loaded = load_matrix(matrix)
+        return execute(
+            loaded,
+            options,
+            None if no_reports else out,
+            chosen,
+            basename or "report",
+            output,
+            not no_progress,
+        )
+
+    _guard(action)
+
+
+@cli.command()
+@click.argument(
+    "matrices", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+def validate(matrices: tuple[Path, ...]) -> None:
+    """Check MATRIX files; print FILE:LINE:COL: field: problem for each error."""
+
+    def action() -> int:
+        from .errors import SpecError
+        from .spec import load_matrix
+
+        status = 0
+        for path in matrices:
+            try:
+                loaded = load_matrix(path)
+            except SpecError as exc:
+                click.echo(str(exc), err=True)
+                status = EXIT_USAGE
+                continue
+            m = loaded.matrix
+            click.echo(f"{path}: ok ({len(m.sources)} sources, {len(m.targets)} targets)")
+        return status
+
+    _guard(action)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the matrix's JSON Schema (for editors: yaml-language-server)."""
+    import json
+
+    from .spec import Matrix
+
+    document = Matrix.model_json_schema()
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "probe-engine matrix"
+    click.echo(json.dumps(document, indent=2))
+
+
+@cli.command()
+@click.argument("report", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format", "formats", default="html", show_default=True, help="Comma-separated formats."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder [default: the report's folder].",
+)
+@click.option(
+    "--name", "basename", default=None, help="File name without extension [default: the report's]."
+)
+def render(report: Path, formats: str, out: Path | None, basename: str | None) -> None:
+    """Re-render a saved report.json in other formats."""
+
+    def action() -> int:
+        from pydantic import ValidationError
+
+        from .errors import SpecError
+        from .reports import write_reports
+        from .results import MatrixResult
+
+        chosen = _formats(formats)
+        try:
+            result = MatrixResult.model_validate_json(report.read_bytes())
+        except FileNotFoundError:
+            raise SpecError("no such file", file=str(report)) from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise SpecError(
+                f"not a probe-engine report: {where}: {first['msg']}", file=str(report)
+            ) from None
+        for path in write_reports(result, out or report.parent, chosen, basename or report.stem):
+            click.echo(f"wrote {path}")
+        return 0
+
+    _guard(action)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+)
+@click.option(
+    "--output", type=click.Choice(["table", "json", "none"]), default="table", show_default=True
+)
+@click.option("--no-progress", is_flag=True)
+def demo(out: Path, output: str, no_progress: bool) -> None:
+    """The connectivity story on loopback: no cluster, no root, no network."""
+
+    def action() -> int:
+        from importlib import resources
+
+        from .demo.fixtures import LoopbackLab
+        from .engine import RunOptions
+        from .spec import load_matrix_text
+
+        text = (resources.files("probe_engine.demo") / "matrix.yaml").read_text()
+        with LoopbackLab() as lab:
+            loaded = load_matrix_text(text, "probe_engine/demo/matrix.yaml", lab.variables())
+            return execute(
+                loaded,
+                RunOptions(),
+                out,
+                ["json", "html", "junit", "markdown"],
+                "demo",
+                output,
+                not no_progress,
+            )
+
+    _guard(action)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="probe-engine")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""Runs a matrix: resolve targets, expand cells, run every source concurrently, judge, diagnose.
+
+Sources run side by side in one task group; each runs its whole batch at once (one agent per
+place) under the matrix's concurrency. A global deadline and an interrupt (Ctrl-C, SIGTERM)
+cancel what is left; unfinished cells are marked `cancelled` and a result is still returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import anyio
+
+from ._version import __version__
+from .diagnose import diagnose
+from .errors import EngineError, ProbeEngineError
+from .plan import Selection, expand, expectation_for
+from .results import (
+    CellResult,
+    Expectations,
+    MatrixRef,
+    MatrixResult,
+    SourceInfo,
+    Summary,
+    TargetInfo,
+)
+from .sources import SOURCES, RunSettings
+from .sources.base import failed_result
+from .spec import LoadedMatrix, Matrix
+from .targets import RESOLVERS, CellRequest, Column, ResolveContext
+
+log = logging.getLogger("probe_engine")
+FailOn = Literal["unmet", "any-failure", "never"]
+EXIT_OK, EXIT_UNMET, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    select: Selection = field(default_factory=Selection)
+    concurrency: int | None = None
+    timeout: float | None = None
+    deadline: float | None = None
+    fail_on: FailOn = "unmet"
+    target_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """Sent once the cells are known."""
+
+    total: int
+    sources: list[str]
+    columns: list[Column]
+
+
+@dataclass(frozen=True)
+class RowSeen:
+    info: SourceInfo
+
+
+@dataclass(frozen=True)
+class CellDone:
+    result: CellResult
+
+
+Event = Planned | RowSeen | CellDone
+EventHandler = Callable[[Event], None]
+
+
+class _Collector:
+    """The sink every source reports to: keeps results, rows, and sends progress events."""
+
+    def __init__(self, matrix: Matrix, on_event: EventHandler | None) -> None:
+        self.matrix = matrix
+        self.on_event = on_event
+        self.rows: dict[str, SourceInfo] = {}
+        self.results: dict[tuple[str, str], CellResult] = {}
+        self.held: dict[str, list[CellRequest]] = {}  # cells of unresolvable columns, per source
+
+    def row(self, info: SourceInfo) -> None:
+        first = info.name not in self.rows
+        self.rows[info.name] = info
+        if self.on_event:
+            self.on_event(RowSeen(info))
+        if first:
+            for request in self.held.get(info.source_name, []):
+                self._target_failed(info.name, request)
+
+    def _target_failed(self, row: str, request: CellRequest) -> None:
+        status, message = request.column.error or ("target-error", "unresolved")
+        self.result(failed_result(row, request.source, request, status, message))
+
+    def result(self, result: CellResult) -> None:
+        key = (result.source, result.target)
+        if key in self.results:
+            return
+        self.results[key] = result
+        if self.on_event:
+            self.on_event(CellDone(result))
+
+    def finish_held(self) -> None:
+        """Cells of unresolvable columns for sources that reported no row at all."""
+        seen_sources = {info.source_name for info in self.rows.values()}
+        for source, requests in self.held.items():
+            if source not in seen_sources:
+                for request in requests:
+                    self._target_failed(source, request)
+
+
+async def _resolve(matrix: Matrix, context: ResolveContext) -> dict[str, list[Column]]:
+    columns: dict[str, list[Column]] = {}
+
+    async def one(name: str) -> None:
+        spec = matrix.targets[name]
+        resolver = RESOLVERS[spec.kind]
+        columns[name] = await resolver(name, spec, context)
+
+    async with anyio.create_task_group() as group:
+        for name in matrix.targets:
+            group.start_soon(one, name)
+    return columns
+
+
+async def _run_source(
+    name: str,
+    batch: Sequence[CellRequest],
+    matrix: Matrix,
+    settings: RunSettings,
+    sink: _Collector,
+    faults: list[str],
+) -> None:
+    spec = matrix.sources[name]
+    source = SOURCES[spec.kind](name, spec, settings)
+    try:
+        async with source:
+            await source.run(batch, sink)
+    except Exception as exc:  # a bug in a source kind: its row fails, the matrix completes
+        log.exception("source %s failed", name)
+        message = f"internal error in the {spec.kind} source: {type(exc).__name__}: {exc}"
+        faults.append(f"{name}: {message}")
+        for request in batch:
+            sink.result(failed_result(name, name, request, "source-error", message))
+
+
+def _exit_status(
+    cells: Sequence[CellResult], fail_on: FailOn, interrupted: bool, faults: Sequence[str]
+) -> int:
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if faults:
+        return EXIT_ENGINE
+    if fail_on == "never":
+        return EXIT_OK
+    if any(c.met is False for c in cells):
+        return EXIT_UNMET
+    if fail_on == "any-failure" and any(c.met is None and c.status != "ok" for c in cells):
+        return EXIT_UNMET
+    return EXIT_OK
+
+
+def _judge(matrix: Matrix, cell: CellResult, column: Column) -> CellResult:
+    expected = expectation_for(matrix, cell.source_name, cell.source, column)
+    if expected is None:
+        return cell
+    return cell.model_copy(update={"expected": list(expected), "met": cell.status in expected})
+
+
+async def run_matrix(
+    loaded: LoadedMatrix,
+    options: RunOptions | None = None,
+    on_event: EventHandler | None = None,
+    interrupt: anyio.Event | None = None,
+) -> MatrixResult:
+    """Run a loaded matrix and return its result. Network failures are results, not errors."""
+    options = options or RunOptions()
+    matrix = loaded.matrix
+    started_at, started = datetime.now(UTC), time.monotonic()
+    settings = RunSettings(
+        concurrency=options.concurrency or matrix.defaults.concurrency,
+        timeout=options.timeout or matrix.defaults.timeout,
+        http_client=matrix.defaults.http_client,
+    )
+    deadline = options.deadline or matrix.defaults.deadline
+    collector = _Collector(matrix, on_event)
+    faults: list[str] = []
+    cells: list[CellRequest] = []
+    columns: dict[str, list[Column]] = {}
+    interrupted = False
+    context = ResolveContext(matrix, dict(options.target_options))
+    try:
+        async with context.resources, anyio.create_task_group() as outer:
+            run_scope = anyio.CancelScope(
+                deadline=anyio.current_time() + deadline if deadline else float("inf")
+            )
+
+            async def watch_interrupt() -> None:
+                nonlocal interrupted
+                if interrupt is not None:
+                    await interrupt.wait()
+                    interrupted = True
+                    run_scope.cancel()
+
+            outer.start_soon(watch_interrupt)
+            with run_scope:
+                columns = await _resolve(matrix, context)
+                cells = expand(matrix, columns, options.select, options.timeout)
+                if on_event:
+                    on_event(
+                        Planned(
+                            len(cells),
+                            list(matrix.sources),
+                            [c for cs in columns.values() for c in cs],
+                        )
+                    )
+                batches: dict[str, list[CellRequest]] = {}
+                for request in cells:
+                    if request.column.plan is None:
+                        collector.held.setdefault(request.source, []).append(request)
+                    else:
+                        batches.setdefault(request.source, []).append(request)
+                async with anyio.create_task_group() as group:
+                    for name, batch in batches.items():
+                        group.start_soon(
+                            _run_source, name, batch, matrix, settings, collector, faults
+                        )
+                collector.finish_held()
+            outer.cancel_scope.cancel()
+    except ProbeEngineError:
+        raise
+    except Exception as exc:
+        raise EngineError(f"the run failed: {type(exc).__name__}: {exc}") from exc
+    finished_at = datetime.now(UTC)
+    return _assemble(
+        loaded,
+        options,
+        started_at,
+        finished_at,
+        time.monotonic() - started,
+        cells,
+        columns,
+        collector,
+        interrupted,
+        faults,
+    )
+
+
+def _assemble(
+    loaded: LoadedMatrix,
+    options: RunOptions,
+    started_at: datetime,
+    finished_at: datetime,
+    duration: float,
+    cells: Sequence[CellRequest],
+    columns: Mapping[str, Sequence[Column]],
+    collector: _Collector,
+    interrupted: bool,
+    faults: Sequence[str],
+) -> MatrixResult:
+    matrix = loaded.matrix
+    column_by_name = {c.name: c for cs in columns.values() for c in cs}
+    # Rows in matrix order; a source that reported no row keeps its own name.
+    rows_by_source: dict[str, list[str]] = {name: [] for name in matrix.sources}
+    for info in collector.rows.values():
+        rows_by_source.setdefault(info.source_name, []).append(info.name)
+    for request in cells:
+        rows = rows_by_source[request.source] or [request.source]
+        for row in rows:
+            if (row, request.column.name) not in collector.results:
+                reason = (
+                    "interrupted before this cell finished"
+                    if interrupted
+                    else "the run's deadline passed before this cell finished"
+                )
+                collector.results[(row, request.column.name)] = failed_result(
+                    row, request.source, request, "cancelled", reason
+                )
+    used_sources = {r.source for r in cells}
+    infos: list[SourceInfo] = []
+    for name in matrix.sources:
+        if name not in used_sources:
+            continue
+        found = [collector.rows[row] for row in rows_by_source[name] if row in collector.rows]
+        infos.extend(
+            found or [SourceInfo(name=name, source_name=name, kind=matrix.sources[name].kind)]
+        )
+    order = {info.name: index for index, info in enumerate(infos)}
+    used_columns = {r.column.name for r in cells}
+    targets = [
+        TargetInfo(
+            name=c.name,
+            target_name=c.target_name,
+            kind=c.kind,
+            endpoint=c.endpoint,
+            via=c.via,
+            facts=dict(c.facts),
+        )
+        for cs in columns.values()
+        for c in cs
+        if c.name in used_columns
+    ]
+    column_order = {t.name: index for index, t in enumerate(targets)}
+    judged = [
+        _judge(matrix, cell, column_by_name[cell.target])
+        for cell in sorted(
+            collector.results.values(),
+            key=lambda c: (order.get(c.source, len(order)), column_order.get(c.target, 0)),
+        )
+    ]
+    by_status: dict[str, int] = {}
+    for cell in judged:
+        by_status[cell.status] = by_status.get(cell.status, 0) + 1
+    expectations = Expectations(
+        met=sum(1 for c in judged if c.met is True),
+        unmet=sum(1 for c in judged if c.met is False),
+        none=sum(1 for c in judged if c.met is None),
+    )
+    result = MatrixResult(
+        tool_version=__version__,
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_s=round(duration, 6),
+        matrix=MatrixRef(path=loaded.path, sha256=loaded.sha256),
+        interrupted=interrupted,
+        exit_status=_exit_status(judged, options.fail_on, interrupted, faults),
+        fail_on=options.fail_on,
+        summary=Summary(total=len(judged), by_status=by_status, expectations=expectations),
+        sources=infos,
+        targets=targets,
+        cells=judged,
+    )
+    return result.model_copy(update={"findings": diagnose(result)})

@@ -1,0 +1,41 @@
+"""How a result is told: one renderer per format, registered here, written atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ..results import MatrixResult
+from .atomic import write_atomic
+from .html_report import render_html
+from .json_report import render_json
+from .junit_report import render_junit
+from .markdown_report import render_markdown
+from .prometheus_report import render_prometheus
+
+Renderer = Callable[[MatrixResult], bytes]
+
+# format -> (renderer, file extension)
+REPORTERS: dict[str, tuple[Renderer, str]] = {
+    "json": (render_json, "json"),
+    "html": (render_html, "html"),
+    "junit": (render_junit, "xml"),
+    "markdown": (render_markdown, "md"),
+    "prometheus": (render_prometheus, "prom"),
+}
+DEFAULT_FORMATS = ("json", "html", "junit", "markdown")
+
+
+def write_reports(
+    result: MatrixResult, out_dir: Path, formats: Iterable[str], basename: str = "report"
+) -> list[Path]:
+    """Render every format first, then write each atomically: a failing renderer writes nothing."""
+    rendered = [
+        (out_dir / f"{basename}.{REPORTERS[f][1]}", REPORTERS[f][0](result)) for f in formats
+    ]
+    for path, data in rendered:
+        write_atomic(path, data)
+    return [path for path, _data in rendered]
+
+
+__all__ = ["DEFAULT_FORMATS", "REPORTERS", "write_reports"]

@@ -1,0 +1,61 @@
+"""report.html: one self-contained page (no CDN, no network): the grid, details, filters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..results import MatrixResult
+from .templating import environment
+from .view import STATUS_SYMBOL, cell_label, cell_reason, grid
+
+STATUS_COLOUR = {
+    "ok": "#1a7f37",
+    "refused": "#cf222e",
+    "timeout": "#bf8700",
+    "unreachable": "#8250df",
+    "dns-error": "#0969da",
+    "reset": "#d1242f",
+    "http-error": "#bc4c00",
+    "tls-error": "#6e7781",
+    "proxy-error": "#e16f24",
+    "source-error": "#57606a",
+    "target-error": "#57606a",
+    "cancelled": "#8c959f",
+}
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe inside <script>: no '</script>', no HTML-significant characters."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return (
+        text.replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+
+
+def render_html(result: MatrixResult) -> bytes:
+    template = environment(autoescape=True).get_template("report.html.j2")
+    view = grid(result)
+    details = {
+        f"{cell.source}\u0000{cell.target}": cell.model_dump(mode="json", exclude_none=True)
+        for cell in result.cells
+    }
+    statuses = [s for s in STATUS_COLOUR if s in result.summary.by_status]
+    text = template.render(
+        result=result,
+        grid=view,
+        statuses=statuses,
+        colour=STATUS_COLOUR,
+        symbol=STATUS_SYMBOL,
+        label=cell_label,
+        reason=cell_reason,
+        details_json=_script_json(details),
+        sources_json=_script_json(
+            {s.name: s.model_dump(mode="json", exclude_none=True) for s in result.sources}
+        ),
+    )
+    return text.encode()

@@ -1,0 +1,160 @@
+"""The terminal: a live progress line while cells finish, then the grid and the findings."""
+
+from __future__ import annotations
+
+from collections import Counter
+from types import TracebackType
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from ..engine import CellDone, Event, Planned, RowSeen
+from ..results import MatrixResult
+from .view import cell_label, grid
+
+STYLE = {
+    "ok": "bold green",
+    "refused": "bold red",
+    "timeout": "bold yellow",
+    "unreachable": "bold magenta",
+    "dns-error": "bold blue",
+    "reset": "red",
+    "http-error": "dark_orange",
+    "tls-error": "grey50",
+    "proxy-error": "orange1",
+    "source-error": "grey50",
+    "target-error": "grey50",
+    "cancelled": "grey42",
+}
+MAX_GRID_COLUMNS = 12
+MAX_GRID_ROWS = 60
+
+
+class LiveProgress:
+    """Handles engine events: a progress bar with a running count per status."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.counts: Counter[str] = Counter()
+        self.progress = Progress(
+            TextColumn("[bold]probing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[counts]}"),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("cells", total=None, counts="")
+        self.live = Live(self.progress, console=console, refresh_per_second=8, transient=True)
+
+    def __enter__(self) -> LiveProgress:
+        self.live.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.live.__exit__(exc_type, exc, tb)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Planned):
+            self.progress.update(self.task, total=event.total)
+        elif isinstance(event, CellDone):
+            self.counts[event.result.status] += 1
+            summary = " ".join(f"[{STYLE[s]}]{s} {n}[/]" for s, n in sorted(self.counts.items()))
+            self.progress.update(self.task, advance=1, counts=summary)
+        elif isinstance(event, RowSeen) and event.info.status == "error":
+            self.console.print(
+                f"[grey50]source {escape(event.info.name)}: "
+                f"{escape(event.info.message or 'failed')}[/]"
+            )
+
+
+def result_table(result: MatrixResult) -> Table | Text:
+    view = grid(result)
+    if len(view.columns) > MAX_GRID_COLUMNS or len(view.rows) > MAX_GRID_ROWS:
+        return _summary_table(result)
+    # Matrices usually have few sources and many targets: targets go down the side then.
+    transposed = len(view.columns) > len(view.rows)
+    across, down = (view.rows, view.columns) if transposed else (view.columns, view.rows)
+    corner = "target \\ source" if transposed else "source \\ target"
+    table = Table(title="reachability", title_justify="left", header_style="bold")
+    table.add_column(corner, style="bold", no_wrap=True)
+    for name in across:
+        table.add_column(name, overflow="fold")
+    for row in down:
+        cells: list[Text | str] = []
+        for column in across:
+            cell = view.get(column, row) if transposed else view.get(row, column)
+            if cell is None:
+                cells.append(Text("·", style="grey50"))
+                continue
+            text = Text(cell_label(cell), style=STYLE[cell.status])
+            if cell.met is False:
+                text.append(f" ≠ {'/'.join(cell.expected or [])}", style="bold reverse")
+            cells.append(text)
+        table.add_row(row, *cells)
+    return table
+
+
+def _summary_table(result: MatrixResult) -> Table:
+    table = Table(
+        title="per source (too many columns for a grid: see the HTML report)", title_justify="left"
+    )
+    table.add_column("source", style="bold")
+    statuses = [s for s in STYLE if s in result.summary.by_status]
+    for status in statuses:
+        table.add_column(status, style=STYLE[status], justify="right")
+    table.add_column("unmet", justify="right")
+    per_row: dict[str, Counter[str]] = {}
+    unmet: Counter[str] = Counter()
+    for cell in result.cells:
+        per_row.setdefault(cell.source, Counter())[cell.status] += 1
+        if cell.met is False:
+            unmet[cell.source] += 1
+    for row in result.rows():
+        counts = per_row.get(row, Counter())
+        table.add_row(
+            row, *[str(counts.get(s, 0) or "") for s in statuses], str(unmet.get(row, 0) or "")
+        )
+    return table
+
+
+def findings_text(result: MatrixResult) -> Group | Text:
+    if not result.findings:
+        return Text("No findings.", style="grey50")
+    parts = []
+    colour = {"error": "red", "warning": "yellow", "info": "blue"}
+    for finding in result.findings:
+        text = Text()
+        text.append(f"{finding.severity.upper()} ", style=f"bold {colour[finding.severity]}")
+        text.append(finding.title, style="bold")
+        text.append(f"\n  {finding.detail}\n")
+        text.append(f"  next: {finding.next_step}", style="cyan")
+        parts.append(text)
+    return Group(*parts)
+
+
+def print_result(console: Console, result: MatrixResult) -> None:
+    e = result.summary.expectations
+    console.print(findings_text(result))
+    console.print(result_table(result))
+    verdict = (
+        "[bold green]PASS[/]"
+        if result.exit_status == 0
+        else f"[bold red]FAIL (exit {result.exit_status})[/]"
+    )
+    if result.interrupted:
+        verdict = "[bold]INTERRUPTED (exit 130)[/]"
+    console.print(
+        f"{verdict}  {result.summary.total} cells in {result.duration_s:.2f}s · "
+        f"expectations met {e.met}, unmet {e.unmet}, none {e.none}"
+    )

@@ -1,0 +1,61 @@
+"""What every human-readable report shows, computed once: the grid, labels, colours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..results import CellResult, MatrixResult
+
+STATUS_SYMBOL = {
+    "ok": "✅",
+    "refused": "⛔",
+    "timeout": "⏳",
+    "unreachable": "🚫",
+    "dns-error": "❓",
+    "reset": "💥",
+    "http-error": "⚠️",
+    "tls-error": "🔒",
+    "proxy-error": "🔀",
+    "source-error": "🛑",
+    "target-error": "🎯",
+    "cancelled": "⏹",
+}
+
+
+def cell_label(cell: CellResult) -> str:
+    """'refused ECONNREFUSED', 'ok 200', 'timeout' - the words in a grid cell."""
+    failed = next((c for c in cell.checks if c.status != "ok"), None)
+    if cell.status == "ok":
+        http = next((c for c in cell.checks if c.http_status), None)
+        return f"ok {http.http_status}" if http else "ok"
+    if failed is not None:
+        if failed.http_status:
+            return f"{cell.status} {failed.http_status}"
+        if failed.errno_name:
+            return f"{cell.status} {failed.errno_name}"
+    return cell.status
+
+
+def cell_reason(cell: CellResult) -> str:
+    failed = next((c for c in cell.checks if c.status != "ok"), None)
+    if failed is not None and failed.message:
+        return failed.message
+    return cell.message or ""
+
+
+@dataclass(frozen=True)
+class Grid:
+    rows: list[str]
+    columns: list[str]
+    cells: dict[tuple[str, str], CellResult]
+
+    def get(self, row: str, column: str) -> CellResult | None:
+        return self.cells.get((row, column))
+
+
+def grid(result: MatrixResult) -> Grid:
+    return Grid(result.rows(), result.columns(), result.grid())
+
+
+def unmet(result: MatrixResult) -> list[CellResult]:
+    return [c for c in result.cells if c.met is False]

@@ -1,0 +1,165 @@
+"""What a run observed: CheckRecord per phase, CellResult per cell, MatrixResult per run.
+
+These models are the stable schema of report.json (schema_version 1): add fields freely,
+never rename or remove one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .status import Status
+
+SCHEMA_VERSION = 1
+Severity = Literal["info", "warning", "error"]
+
+
+class ResultModel(BaseModel):
+    # Results are built by the engine and read back by `render`; unknown keys from a newer
+    # writer are kept rather than refused.
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class CheckRecord(ResultModel):
+    """One phase of one cell (dns, tcp, http); a tcp check has one record per address."""
+
+    name: Literal["dns", "tcp", "http"]
+    status: Status
+    errno: int | None = Field(None, description="errno, or a getaddrinfo code (negative)")
+    errno_name: str | None = Field(None, description="ECONNREFUSED, EAI_NONAME, NXDOMAIN...")
+    message: str | None = None
+    address: str | None = None
+    family: Literal["ipv4", "ipv6"] | None = None
+    port: int | None = None
+    duration_ms: float = 0.0
+    http_status: int | None = None
+    # dns: the name asked, what it resolved to, which resolver, why it failed
+    host: str | None = None
+    addresses: list[str] | None = None
+    resolver: str | None = None
+    reason: str | None = None
+    # tcp: the local address the kernel chose; "proxy" when the connection went to the proxy
+    source_address: str | None = None
+    role: Literal["target", "proxy"] | None = None
+    # http: client library, peer address, per-phase timings in ms
+    url: str | None = None
+    client: str | None = None
+    peer: str | None = None
+    timings: dict[str, float] | None = None
+
+
+class ProxyInfo(ResultModel):
+    """The proxy decision for an HTTP cell, as the source's client makes it."""
+
+    client: str
+    used: bool
+    url: str | None = Field(None, description="Proxy URL, password replaced by ***")
+    variable: str | None = None
+    no_proxy_variable: str | None = None
+    no_proxy_match: str | None = None
+    ignored: list[str] | None = Field(None, description="Variables set but ignored by this client")
+
+
+class CellResult(ResultModel):
+    source: str = Field(description="Row: the source, or source/instance for fanned-out sources")
+    source_name: str = Field(description="The source as declared in the matrix")
+    target: str = Field(description="Column: the target, target:port or target/via")
+    target_name: str = Field(description="The target as declared in the matrix")
+    endpoint: str = Field(description="What was probed, e.g. 127.0.0.1:8000 or a URL")
+    status: Status
+    expected: list[Status] | None = None
+    met: bool | None = None
+    duration_ms: float = 0.0
+    started_at: datetime | None = None
+    proxy: ProxyInfo | None = None
+    checks: list[CheckRecord] = Field(default_factory=list)
+    message: str | None = Field(None, description="Why, when no check says it (source-error...)")
+    tool: str | None = Field(None, description="What ran the probe: agent, curl, wget, nc...")
+
+
+class Evidence(ResultModel):
+    source: str
+    target: str
+    status: Status
+
+
+class Finding(ResultModel):
+    """A diagnosis: a sentence with the cells it rests on and what to try next."""
+
+    rule: str
+    severity: Severity
+    title: str
+    detail: str
+    evidence: list[Evidence] = Field(default_factory=list)
+    next_step: str
+    facts: dict[str, Any] = Field(default_factory=dict)
+
+
+class SourceInfo(ResultModel):
+    """A row: where probes ran, and the facts seen there (proxy variables, netns, routes)."""
+
+    name: str
+    source_name: str
+    kind: str
+    status: Literal["ok", "error"] = "ok"
+    message: str | None = None
+    facts: dict[str, Any] = Field(default_factory=dict)
+
+
+class TargetInfo(ResultModel):
+    """A column: what was probed and the facts behind it (Service ports, endpoints...)."""
+
+    name: str
+    target_name: str
+    kind: str
+    endpoint: str
+    via: str | None = None
+    facts: dict[str, Any] = Field(default_factory=dict)
+
+
+class Expectations(ResultModel):
+    met: int = 0
+    unmet: int = 0
+    none: int = Field(0, description="Cells without an expectation")
+
+
+class Summary(ResultModel):
+    total: int
+    by_status: dict[str, int]
+    expectations: Expectations
+
+
+class MatrixRef(ResultModel):
+    path: str
+    sha256: str
+
+
+class MatrixResult(ResultModel):
+    schema_version: int = SCHEMA_VERSION
+    tool_version: str
+    started_at: datetime
+    finished_at: datetime
+    duration_s: float
+    matrix: MatrixRef
+    interrupted: bool = False
+    exit_status: int = 0
+    fail_on: str = "unmet"
+    summary: Summary
+    findings: list[Finding] = Field(default_factory=list)
+    sources: list[SourceInfo] = Field(default_factory=list)
+    targets: list[TargetInfo] = Field(default_factory=list)
+    cells: list[CellResult] = Field(default_factory=list)
+
+    def rows(self) -> list[str]:
+        """Row names in matrix order."""
+        return [s.name for s in self.sources] or list(dict.fromkeys(c.source for c in self.cells))
+
+    def columns(self) -> list[str]:
+        """Column names in matrix order."""
+        return [t.name for t in self.targets] or list(dict.fromkeys(c.target for c in self.cells))
+
+    def grid(self) -> dict[tuple[str, str], CellResult]:
+        return {(c.source, c.target): c for c in self.cells}

@@ -1,0 +1,17 @@
+"""WHERE FROM: one source kind per module, registered here."""
+
+from __future__ import annotations
+
+from .base import RunSettings, Sink, Source
+from .local import LocalSource
+from .process import ProcessSource
+from .shell import ShellSource
+
+# One entry per source kind; a test checks these keys equal the spec's `kind` values.
+SOURCES: dict[str, type[Source]] = {
+    "local": LocalSource,
+    "process": ProcessSource,
+    "shell": ShellSource,
+}
+
+__all__ = ["SOURCES", "RunSettings", "Sink", "Source"]

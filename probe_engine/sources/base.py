@@ -1,0 +1,145 @@
+"""The contract of a source kind, and the helpers every kind uses to report cells.
+
+A source gets code running somewhere (this process, a child, a container, a pod, a network
+namespace) and reports each finished cell to a Sink. It never raises for a network failure,
+nor for its own failure to start: those are results (`source-error`) so the matrix completes.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, ClassVar, Protocol
+
+from ..agent.proxy import redact
+from ..results import CellResult, SourceInfo
+from ..status import Status
+from ..targets.base import CellRequest
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Run-wide options a source needs."""
+
+    concurrency: int
+    timeout: float
+    http_client: str
+
+
+class Sink(Protocol):
+    """Where a source reports: rows (with their facts) and finished cells."""
+
+    def row(self, info: SourceInfo) -> None: ...
+
+    def result(self, result: CellResult) -> None: ...
+
+
+class Source(abc.ABC):
+    """One declared source. Use as an async context manager; `run` reports through `sink`."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, name: str, spec: Any, settings: RunSettings) -> None:
+        self.name = name
+        self.spec = spec
+        self.settings = settings
+
+    async def __aenter__(self) -> Source:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        return None
+
+    @abc.abstractmethod
+    async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
+        """Run every cell of `batch`; report each (and each row) to `sink`."""
+
+    # --- helpers for kinds ----------------------------------------------------------------
+
+    def http_client(self) -> str:
+        return getattr(self.spec, "http_client", None) or self.settings.http_client
+
+    def agent_request(self, batch: Sequence[CellRequest]) -> dict[str, Any]:
+        """The batch as the agent reads it."""
+        return {
+            "concurrency": self.settings.concurrency,
+            "timeout": self.settings.timeout,
+            "http_client": self.http_client(),
+            "trust_env": getattr(self.spec, "trust_env", True),
+            "cells": [
+                {"id": r.id, "timeout": r.timeout, "plan": dict(r.column.plan or {})} for r in batch
+            ],
+        }
+
+    def row_info(self, row: str | None = None, **fields: Any) -> SourceInfo:
+        return SourceInfo(name=row or self.name, source_name=self.name, kind=self.kind, **fields)
+
+
+def make_result(
+    row: str,
+    source_name: str,
+    request: CellRequest,
+    data: Mapping[str, Any],
+) -> CellResult:
+    """A CellResult from an agent- or tool-shaped dict."""
+    started = data.get("started_at")
+    column = request.column
+    return CellResult.model_validate(
+        {
+            "source": row,
+            "source_name": source_name,
+            "target": column.name,
+            "target_name": column.target_name,
+            "endpoint": column.endpoint,
+            "status": data.get("status", "source-error"),
+            "duration_ms": data.get("duration_ms") or 0.0,
+            "started_at": datetime.fromtimestamp(started, UTC) if started else datetime.now(UTC),
+            "proxy": data.get("proxy"),
+            "checks": data.get("checks") or [],
+            "message": data.get("message"),
+            "tool": data.get("tool") or "agent",
+        }
+    )
+
+
+def failed_result(
+    row: str,
+    source_name: str,
+    request: CellRequest,
+    status: Status,
+    message: str,
+) -> CellResult:
+    """A cell that never got a network answer: the source failed, or the run was cut."""
+    column = request.column
+    return CellResult(
+        source=row,
+        source_name=source_name,
+        target=column.name,
+        target_name=column.target_name,
+        endpoint=column.endpoint,
+        status=status,
+        message=redact(message),
+        started_at=datetime.now(UTC),
+    )
+
+
+def fail_batch(
+    sink: Sink,
+    row: str,
+    source_name: str,
+    batch: Sequence[CellRequest],
+    message: str,
+    done: set[int] | None = None,
+) -> None:
+    """Report every cell of `batch` not in `done` as a source-error with `message`."""
+    for request in batch:
+        if done is None or request.id not in done:
+            sink.result(failed_result(row, source_name, request, "source-error", message))

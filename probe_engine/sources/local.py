@@ -1,0 +1,54 @@
+"""The `local` source: probes from this very process (in an Airflow task: the task's view)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+from ..agent.facts import gather
+from ..agent.runner import run_batch
+from ..targets.base import CellRequest
+from .base import Sink, Source, make_result
+
+
+class LocalSource(Source):
+    kind = "local"
+
+    async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
+        sink.row(self.row_info(facts=gather()))
+        by_id = {r.id: r for r in batch}
+        send, receive = anyio.create_memory_object_stream[list[dict[str, Any]]](math.inf)
+        stop = threading.Event()
+        request = self.agent_request(batch)
+
+        def emit(results: list[dict[str, Any]]) -> None:
+            if stop.is_set():
+                return
+            try:
+                anyio.from_thread.run_sync(send.send_nowait, results)
+            except (RuntimeError, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                stop.set()  # the run was cancelled under us: stop probing
+
+        def work() -> None:
+            run_batch(request, emit, stop)
+
+        async def run_and_close() -> None:
+            try:
+                # On cancellation, return at once; the runner sees `stop` within 50 ms.
+                await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+            finally:
+                stop.set()
+                send.close()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(run_and_close)
+            async with receive:
+                async for results in receive:
+                    for data in results:
+                        sink.result(make_result(self.name, self.name, by_id[data["id"]], data))

@@ -1,0 +1,128 @@
+"""The `shell` source: curl, wget, nc or bash's /dev/tcp, run the way a user runs them.
+
+One shell per run reads every cell and runs the tool per cell (in parallel), so each probe
+is exactly the command a user would type, proxy variables and all.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from subprocess import PIPE
+from typing import Any
+
+import anyio
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from ..agent.facts import gather
+from ..agent.proxy import decide
+from ..targets.base import CellRequest
+from .base import Sink, Source, fail_batch, make_result
+from .child import collect_limited, describe_exit, stop_process
+from .process import child_environment
+from .shell_tools import classify_line, request_lines, shell_command
+
+
+class ShellOutput:
+    """Turns the prober's lines into results; shared with the container fallbacks."""
+
+    def __init__(
+        self,
+        row: str,
+        source_name: str,
+        batch: Sequence[CellRequest],
+        sink: Sink,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.row = row
+        self.source_name = source_name
+        self.by_id = {str(r.id): r for r in batch}
+        self.sink = sink
+        self.env = env
+        self.answered: set[int] = set()
+        self.finished = False
+        self.started = time.monotonic()
+
+    def feed(self, line: str) -> None:
+        if line.startswith("@@D"):
+            self.finished = True
+            return
+        if not line.startswith("@@R\t"):
+            return
+        request = self.by_id.get(line.split("\t", 2)[1])
+        if request is None or request.id in self.answered:
+            return
+        data = classify_line(line, request)
+        if data["duration_ms"] is None:  # no nanosecond clock there: time of arrival
+            data["duration_ms"] = (time.monotonic() - self.started) * 1000.0
+        plan = request.column.plan or {}
+        if self.env is not None and data.get("tool") == "curl" and plan.get("kind") == "http":
+            # What curl's rules say for this environment, with what curl itself reported.
+            modelled, _url = decide(plan["url"], self.env, "curl")
+            seen = data.get("proxy") or {}
+            data["proxy"] = {**modelled, **{k: v for k, v in seen.items() if v is not None}}
+        self.answered.add(request.id)
+        self.sink.result(make_result(self.row, self.source_name, request, data))
+
+    async def read(self, stream: Any) -> None:
+        buffered = BufferedByteReceiveStream(stream)
+        while True:
+            try:
+                line = await buffered.receive_until(b"\n", 1 << 16)
+            except (
+                anyio.EndOfStream,
+                anyio.IncompleteRead,
+                anyio.ClosedResourceError,
+                anyio.BrokenResourceError,
+                anyio.DelimiterNotFound,
+            ):
+                return
+            self.feed(line.decode(errors="replace"))
+
+
+class ShellSource(Source):
+    kind = "shell"
+
+    async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
+        env = child_environment(self.spec.env, self.spec.inherit_env)
+        tool = self.spec.tool
+        found = shutil.which(tool, path=env.get("PATH"))
+        facts = gather(env)
+        facts["tool"] = tool
+        facts["tool_path"] = found
+        if found is None:
+            message = f"{tool} is not installed here (not found on PATH)"
+            sink.row(self.row_info(status="error", message=message, facts=facts))
+            fail_batch(sink, self.name, self.name, batch, message)
+            return
+        sink.row(self.row_info(facts=facts))
+        output = ShellOutput(self.name, self.name, batch, sink, env)
+        stderr = bytearray()
+        process = await anyio.open_process(
+            shell_command(tool, self.settings.concurrency),
+            stdin=PIPE,
+            stdout=PIPE,
+            stderr=PIPE,
+            env=env,
+        )
+        try:
+            async with anyio.create_task_group() as group:
+                assert process.stdin is not None
+                assert process.stdout is not None
+                group.start_soon(collect_limited, process.stderr, stderr)
+                await process.stdin.send(request_lines(batch))
+                await process.stdin.aclose()
+                await output.read(process.stdout)
+                await process.wait()
+        finally:
+            await stop_process(process)
+        if len(output.answered) < len(batch):
+            fail_batch(
+                sink,
+                self.name,
+                self.name,
+                batch,
+                describe_exit(process.returncode, bytes(stderr)),
+                output.answered,
+            )

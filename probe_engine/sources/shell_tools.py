@@ -1,0 +1,309 @@
+"""The Python half of the shell prober: cells in as tab-separated lines, results out as records.
+
+The other half, shell_probe.sh, runs curl, wget, nc, bash's /dev/tcp, getent or nslookup
+where a user would, with no Python needed. Its lines are classified here into the same
+statuses and check records as the agent's, with the tool's exit code and words as evidence.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from ..agent.classify import classify_curl, errno_from_message, errno_name, status_for_errno
+from ..agent.http import status_matches
+from ..agent.proxy import redact
+from ..targets.base import CellRequest
+
+_CURL_ATTEMPT = re.compile(
+    r"connect to (?P<address>\S+) port (?P<port>\d+) failed: (?P<reason>[^\x1f]+)"
+)
+_CURL_CONNECTED = re.compile(r"Connected to \S+ \((?P<address>[^)]+)\) port (?P<port>\d+)")
+_CURL_PROXY = re.compile(r"Uses proxy env variable (?P<variable>\w+) == '(?P<url>[^']*)'")
+SEPARATOR = "\x1f"
+
+
+@lru_cache(maxsize=1)
+def script() -> str:
+    return (resources.files(__package__ or "probe_engine.sources") / "shell_probe.sh").read_text()
+
+
+def shell_command(tool: str, concurrency: int, shell: str = "sh") -> list[str]:
+    return [shell, "-c", script(), "probe", tool, str(concurrency)]
+
+
+def _field(value: Any) -> str:
+    text = "" if value is None else str(value)
+    # Tabs and newlines would break the line format; the script treats "-" as empty.
+    text = text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    return text or "-"
+
+
+def request_lines(batch: Sequence[CellRequest]) -> bytes:
+    lines = []
+    for request in batch:
+        plan = request.column.plan or {}
+        kind = plan.get("kind", "tcp")
+        mode = kind if kind in ("tcp", "http", "dns") else "tcp"
+        headers = SEPARATOR.join(f"{k}: {v}" for k, v in (plan.get("headers") or {}).items())
+        host = plan.get("host", "")
+        if plan.get("addresses"):
+            host = plan["addresses"][0]  # tools connect to one address: the first endpoint
+        fields = [
+            request.id,
+            mode,
+            host,
+            plan.get("port", ""),
+            plan.get("url", ""),
+            math.ceil(request.timeout),
+            plan.get("method", "GET"),
+            headers,
+        ]
+        lines.append("\t".join(_field(f) for f in fields))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _message(text: str) -> str:
+    parts = [p.strip() for p in text.split(SEPARATOR) if p.strip() and p.strip() != "-"]
+    # The tool's last words say what went wrong; curl's "* Closing connection" adds nothing.
+    meaningful = [p for p in parts if not p.startswith("* Closing")]
+    return redact(" | ".join(meaningful[-2:]))[:500]
+
+
+def _connect_record(
+    status: str, number: int | None, message: str, host: str, port: Any
+) -> dict[str, Any]:
+    return {
+        "name": "tcp",
+        "status": status,
+        "errno": number,
+        "errno_name": errno_name(number),
+        "message": message,
+        "address": host,
+        "port": int(port) if str(port).isdigit() else None,
+    }
+
+
+def _failure(rc: int, words: str, tool: str) -> tuple[str, int | None]:
+    if rc == 139:
+        return "source-error", None  # the tool crashed (SIGSEGV): not a network answer
+    if rc == 127:
+        return "source-error", None
+    if rc == 141:
+        return "reset", errno.EPIPE  # SIGPIPE: the peer closed (or reset) while we wrote
+    if rc == 124:
+        return "timeout", None  # `timeout` stopped the tool: our deadline, not the kernel's
+    number = errno_from_message(words)
+    if number is not None:
+        return status_for_errno(number), number
+    if "timed out" in words.lower():
+        return "timeout", None
+    if "bad address" in words.lower() or "name or service not known" in words.lower():
+        return "dns-error", None
+    return "unreachable", None
+
+
+def _curl_checks(
+    plan: dict[str, Any], rc: int, extra: str, text: str
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    checks: list[dict[str, Any]] = []
+    proxy_match = _CURL_PROXY.search(text)
+    proxy = None
+    if proxy_match:
+        proxy = {
+            "client": "curl",
+            "used": True,
+            "url": redact(proxy_match["url"]),
+            "variable": proxy_match["variable"],
+        }
+    role = "proxy" if proxy else None
+    for match in _CURL_ATTEMPT.finditer(text):
+        number = errno_from_message(match["reason"])
+        status = status_for_errno(number, default="unreachable")
+        checks.append(
+            {
+                **_connect_record(
+                    status, number, match["reason"].strip(), match["address"], match["port"]
+                ),
+                "role": role,
+            }
+        )
+    connected = _CURL_CONNECTED.search(text)
+    if connected:
+        checks.append(
+            {
+                **_connect_record("ok", None, "connected", connected["address"], connected["port"]),
+                "role": role,
+            }
+        )
+    if rc in {6, 5}:
+        checks.insert(
+            0,
+            {
+                "name": "dns",
+                "status": "proxy-error" if rc == 5 else "dns-error",
+                "message": _message(text),
+                "host": plan.get("host"),
+                "reason": "nxdomain-or-no-answer",
+            },
+        )
+        return checks, proxy
+    if not connected:
+        status, number = classify_curl(rc, text)
+        if proxy:
+            status = "proxy-error"
+        if not checks:
+            checks.append(
+                _connect_record(
+                    status, number, _message(text), plan.get("host", ""), plan.get("port")
+                )
+            )
+        else:
+            for check in checks:
+                if proxy and check["status"] != "ok":
+                    check["status"] = "proxy-error"
+        return checks, proxy
+    if plan.get("kind") != "http":
+        return checks, proxy
+    code_text = extra.split(" ", maxsplit=1)[0] if extra else ""
+    record: dict[str, Any] = {"name": "http", "url": redact(plan.get("url", "")), "client": "curl"}
+    if rc == 0 and code_text.isdigit() and int(code_text) > 0:
+        _judge_http(record, int(code_text), plan, via_proxy=proxy is not None)
+    else:
+        status, number = classify_curl(rc, text)
+        record.update(
+            status=status if status != "ok" else "reset",
+            errno=number,
+            errno_name=errno_name(number),
+            message=_message(text),
+        )
+    checks.append(record)
+    return checks, proxy
+
+
+def _judge_http(record: dict[str, Any], code: int, plan: dict[str, Any], via_proxy: bool) -> None:
+    record["http_status"] = code
+    expect = plan.get("expect_status")
+    if status_matches(code, expect):
+        record.update(status="ok", message=f"HTTP {code}")
+    elif via_proxy and code in (407, 502, 503, 504):
+        record.update(status="proxy-error", message=f"the proxy answered HTTP {code}")
+    else:
+        wanted = ", ".join(str(c) for c in expect) if expect else "2xx or 3xx"
+        record.update(status="http-error", message=f"HTTP {code} (expected {wanted})")
+
+
+def _plain_checks(
+    plan: dict[str, Any], tool: str, rc: int, extra: str, text: str
+) -> list[dict[str, Any]]:
+    """nc, bash and wget: one connect, then for http the status line if there was one."""
+    host, port = plan.get("host", ""), plan.get("port")
+    words = _message(text)
+    code = int(extra) if extra.isdigit() else None
+    if plan.get("kind") == "http" and code is not None:
+        record: dict[str, Any] = {
+            "name": "http",
+            "url": redact(plan.get("url", "")),
+            "client": tool,
+        }
+        _judge_http(record, code, plan, via_proxy=False)
+        return [_connect_record("ok", None, "connected", host, port), record]
+    if tool == "wget" and rc == 0:
+        return [_connect_record("ok", None, "connected", host, port)]
+    failed = rc != 0 or bool(errno_from_message(text))
+    if not failed:
+        checks = [_connect_record("ok", None, words or "connected", host, port)]
+        if plan.get("kind") == "http":
+            checks.append(
+                {
+                    "name": "http",
+                    "status": "reset",
+                    "client": tool,
+                    "message": "no HTTP status line in the answer",
+                }
+            )
+        return checks
+    status, number = _failure(rc, text, tool)
+    if status == "dns-error":
+        return [
+            {"name": "dns", "status": status, "host": host, "message": words, "reason": "error"}
+        ]
+    message = words or f"{tool} exited with status {rc}"
+    if status == "source-error":
+        message = f"{tool} could not run (exit status {rc}): {words}".rstrip(": ")
+    return [_connect_record(status, number, message, host, port)]
+
+
+def _dns_checks(
+    plan: dict[str, Any], tool: str, rc: int, extra: str, text: str
+) -> list[dict[str, Any]]:
+    addresses = [a for a in extra.split() if a and a != "-"]
+    record: dict[str, Any] = {
+        "name": "dns",
+        "host": plan.get("host"),
+        "resolver": f"system ({tool})",
+        "client": tool,
+    }
+    if addresses and rc == 0:
+        record.update(status="ok", addresses=addresses)
+        expected = plan.get("expect_addresses")
+        missing = [a for a in expected or [] if a not in addresses]
+        if missing:
+            record.update(
+                status="dns-error",
+                reason="unexpected-address",
+                message=f"resolved {', '.join(addresses)}; expected {', '.join(expected or [])}",
+            )
+        return [record]
+    words = _message(text)
+    nxdomain = (tool == "getent" and rc == 2) or "NXDOMAIN" in text
+    record.update(
+        status="dns-error",
+        errno_name="NXDOMAIN" if nxdomain else None,
+        reason="nxdomain" if nxdomain else "no-answer",
+        message=words or ("not found" if nxdomain else f"{tool} exited with status {rc}"),
+    )
+    return [record]
+
+
+def classify_line(line: str, request: CellRequest) -> dict[str, Any]:
+    """One `@@R` line into an agent-shaped result dict (status, checks, proxy, tool)."""
+    fields = line.rstrip("\n").split("\t")
+    fields += ["-"] * (7 - len(fields))
+    _marker, _id, tool, rc_text, ms, extra, text = fields[:7]
+    rc = int(rc_text) if rc_text.lstrip("-").isdigit() else 127
+    extra = "" if extra == "-" else extra
+    plan = dict(request.column.plan or {})
+    if plan.get("addresses"):
+        plan["host"] = plan["addresses"][0]
+    proxy = None
+    if tool == "-":
+        checks: list[dict[str, Any]] = []
+        status = "source-error"
+        message = _message(text) or "no tool here can run this probe"
+    else:
+        if plan.get("kind") == "dns":
+            checks = _dns_checks(plan, tool, rc, extra, text)
+        elif tool == "curl":
+            checks, proxy = _curl_checks(plan, rc, extra, text)
+        else:
+            checks = _plain_checks(plan, tool, rc, extra, text)
+        status = next((c["status"] for c in checks if c["status"] != "ok"), "ok")
+        message = None
+    result: dict[str, Any] = {
+        "status": status,
+        "checks": checks,
+        "duration_ms": float(ms) if ms.isdigit() else None,
+        "tool": tool if tool != "-" else None,
+        "message": message,
+    }
+    if proxy:
+        result["proxy"] = proxy
+    elif tool == "curl" and plan.get("kind") == "http":
+        result["proxy"] = {"client": "curl", "used": False}
+    return result

@@ -1,0 +1,155 @@
+"""WHAT TO: the kinds of target a matrix can declare, one model per kind."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from .common import Duration, Family, Port, SpecModel
+
+MAX_PORTS = 65535
+
+
+def expand_ports(items: list[Any]) -> list[int]:
+    """[80, 443, "30000-30100"] -> every port, in order, without repeats (as nmap's -p)."""
+    ports: list[int] = []
+    seen: set[int] = set()
+    for item in items:
+        if isinstance(item, bool):
+            raise ValueError(f"{item!r} is not a port")
+        if isinstance(item, int):
+            low = high = item
+        else:
+            text = str(item).strip()
+            low_text, dash, high_text = text.partition("-")
+            try:
+                low = int(low_text)
+                high = int(high_text) if dash else low
+            except ValueError:
+                raise ValueError(f"{item!r} is not a port or a range like 30000-30100") from None
+        if not (1 <= low <= 65535 and 1 <= high <= 65535):
+            raise ValueError(f"{item!r}: ports run from 1 to 65535")
+        if low > high:
+            raise ValueError(f"{item!r}: a range goes from low to high")
+        for port in range(low, high + 1):
+            if port not in seen:
+                seen.add(port)
+                ports.append(port)
+    return ports
+
+
+class TargetOptions(SpecModel):
+    timeout: Duration | None = Field(None, description="Per-cell timeout for this target.")
+    description: str | None = None
+
+
+class TcpTarget(TargetOptions):
+    """host:port, or host with a list of ports and ranges (one cell per port)."""
+
+    kind: Literal["tcp"]
+    host: str = Field(min_length=1)
+    port: Port | None = None
+    ports: list[int | str] | None = None
+    family: Family = "any"
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, value: list[int | str] | None) -> list[int | str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("list at least one port")
+            expand_ports(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> TcpTarget:
+        if (self.port is None) == (self.ports is None):
+            raise ValueError("give either port or ports")
+        return self
+
+    def port_list(self) -> list[int]:
+        return [self.port] if self.port is not None else expand_ports(list(self.ports or []))
+
+
+class HttpTarget(TargetOptions):
+    """A URL; its host is resolved and connected to, then one request is sent."""
+
+    kind: Literal["http"]
+    url: str
+    method: str = "GET"
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    verify_tls: bool = True
+    family: Family = "any"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        if not parts.hostname:
+            raise ValueError(f"{value!r} has no host")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError(f"{value!r} has a bad port") from None
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if not value.isalpha():
+            raise ValueError(f"{value!r} is not an HTTP method")
+        return value.upper()
+
+
+class DnsTarget(TargetOptions):
+    """A name to resolve, through the source's resolver or one nameserver queried directly."""
+
+    kind: Literal["dns"]
+    name: str = Field(min_length=1)
+    family: Family = "any"
+    expect_addresses: list[str] | None = None
+    nameserver: str | None = Field(
+        None, description="host:port queried directly, e.g. 10.96.0.10:53"
+    )
+    search: list[str] | None = Field(None, description="Search list, with nameserver only.")
+    ndots: int = Field(1, ge=0, le=15)
+
+    @field_validator("expect_addresses")
+    @classmethod
+    def _addresses(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            try:
+                ipaddress.ip_address(item)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address") from None
+        return value
+
+    @field_validator("nameserver")
+    @classmethod
+    def _nameserver(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, colon, port = value.rpartition(":")
+        if not colon or (host.count(":") and not host.startswith("[")):
+            host, port = value, "53"
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            raise ValueError(
+                f"{value!r}: give the nameserver as an address, e.g. 10.96.0.10:53"
+            ) from None
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{value!r} has a bad port")
+        return f"{host}:{port}"
+
+
+TargetSpec = Annotated[
+    TcpTarget | HttpTarget | DnsTarget,
+    Field(discriminator="kind"),
+]

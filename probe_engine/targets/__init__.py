@@ -1,0 +1,15 @@
+"""WHAT TO: turning declared targets into columns; one resolver per target kind."""
+
+from __future__ import annotations
+
+from .base import CellRequest, Column, ResolveContext, TargetResolver
+from .static import resolve_dns, resolve_http, resolve_tcp
+
+# One entry per target kind; a test checks these keys equal the spec's `kind` values.
+RESOLVERS: dict[str, TargetResolver] = {
+    "tcp": resolve_tcp,
+    "http": resolve_http,
+    "dns": resolve_dns,
+}
+
+__all__ = ["RESOLVERS", "CellRequest", "Column", "ResolveContext", "TargetResolver"]

@@ -1,0 +1,60 @@
+"""Targets written out in the matrix (tcp, http, dns): one column each, or one per tcp port."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..agent.proxy import strip_credentials
+from ..spec.targets import DnsTarget, HttpTarget, TcpTarget
+from .base import Column, ResolveContext
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def resolve_tcp(name: str, spec: TcpTarget, context: ResolveContext) -> list[Column]:
+    ports = spec.port_list()
+    return [
+        Column(
+            name=name if spec.port is not None else f"{name}:{port}",
+            target_name=name,
+            kind="tcp",
+            endpoint=_hostport(spec.host, port),
+            plan={"kind": "tcp", "host": spec.host, "port": port, "family": spec.family},
+            timeout=spec.timeout,
+        )
+        for port in ports
+    ]
+
+
+async def resolve_http(name: str, spec: HttpTarget, context: ResolveContext) -> list[Column]:
+    parts = urlsplit(spec.url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    plan: dict[str, Any] = {
+        "kind": "http",
+        "url": spec.url,
+        "host": parts.hostname,
+        "port": port,
+        "method": spec.method,
+        "expect_status": spec.expect_status,
+        "headers": dict(spec.headers),
+        "verify": spec.verify_tls,
+        "family": spec.family,
+    }
+    return [Column(name, name, "http", strip_credentials(spec.url), plan, spec.timeout)]
+
+
+async def resolve_dns(name: str, spec: DnsTarget, context: ResolveContext) -> list[Column]:
+    plan: dict[str, Any] = {
+        "kind": "dns",
+        "host": spec.name,
+        "family": spec.family,
+        "expect_addresses": spec.expect_addresses,
+        "nameserver": spec.nameserver,
+        "search": spec.search,
+        "ndots": spec.ndots,
+    }
+    endpoint = spec.name + (f" @{spec.nameserver}" if spec.nameserver else "")
+    return [Column(name, name, "dns", endpoint, plan, spec.timeout)]

@@ -1,0 +1,1 @@
+"""Real-network test labs (network namespaces); see netlab.py."""
