@@ -344,6 +344,72 @@ def render(report: Path, formats: str, out: Path | None, basename: str | None) -
 
 
 @cli.command()
+@click.argument("target")
+@click.option("--timeout", default="1m", show_default=True, help="Give up after this long.")
+@click.option("--interval", default="2s", show_default=True, help="From one attempt to the next.")
+@click.option(
+    "--attempt-timeout",
+    default=None,
+    help="Per-cell timeout of one attempt [default: 2s, or the matrix's own].",
+)
+@click.option("--select", default=None, help="Wait for part of a matrix: source=GLOB,target=GLOB.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the last line, not every attempt.")
+def wait(
+    target: str,
+    timeout: str,
+    interval: str,
+    attempt_timeout: str | None,
+    select: str | None,
+    quiet: bool,
+) -> None:
+    """Wait until TARGET is reachable from here.
+
+    TARGET is a URL (http://host:port/path: an HTTP answer with a 2xx/3xx status), host:port
+    (a TCP connect), or a matrix file (every cell ok, or as its expectation says). Prints one
+    line per attempt with the status and errno; exit 0 once reachable, 1 on timeout, 2 on bad
+    input.
+    """
+
+    def action() -> int:
+        from functools import partial
+
+        import anyio
+
+        from .plan import Selection
+        from .wait import Attempt, load_wait_target, wait_until_ready
+
+        total = _duration(timeout, "--timeout") or 0.0
+        every = _duration(interval, "--interval") or 0.0
+        per_attempt = _duration(attempt_timeout, "--attempt-timeout")
+        selection = Selection.parse(select)
+        loaded = load_wait_target(target)
+
+        def show(attempt: Attempt) -> None:
+            if not quiet:
+                click.echo(attempt.describe())
+
+        try:
+            outcome = anyio.run(
+                partial(
+                    wait_until_ready,
+                    loaded,
+                    timeout=total,
+                    interval=every,
+                    attempt_timeout=per_attempt,
+                    select=selection,
+                    on_attempt=show,
+                )
+            )
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            return 130
+        click.echo(outcome.describe())
+        return 0 if outcome.ready else 1
+
+    _guard(action)
+
+
+@cli.command()
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

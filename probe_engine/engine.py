@@ -37,6 +37,7 @@ from .targets import RESOLVERS, CellRequest, Column, ResolveContext
 log = logging.getLogger("probe_engine")
 FailOn = Literal["unmet", "any-failure", "never"]
 EXIT_OK, EXIT_UNMET, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+RESOLVE_WORKERS = 32
 
 
 @dataclass(frozen=True)
@@ -113,16 +114,20 @@ class _Collector:
 
 
 async def _resolve(matrix: Matrix, context: ResolveContext) -> dict[str, list[Column]]:
-    columns: dict[str, list[Column]] = {}
+    """Every target's columns, in matrix order. A few workers share the targets: resolvers
+    that wait (API lookups) still overlap, and thousands of static targets do not cost a
+    task each."""
+    columns: dict[str, list[Column]] = {name: [] for name in matrix.targets}
+    names = iter(columns)
 
-    async def one(name: str) -> None:
-        spec = matrix.targets[name]
-        resolver = RESOLVERS[spec.kind]
-        columns[name] = await resolver(name, spec, context)
+    async def worker() -> None:
+        for name in names:  # one iterator for all workers: each target is taken once
+            spec = matrix.targets[name]
+            columns[name] = await RESOLVERS[spec.kind](name, spec, context)
 
     async with anyio.create_task_group() as group:
-        for name in matrix.targets:
-            group.start_soon(one, name)
+        for _ in range(min(len(columns), RESOLVE_WORKERS)):
+            group.start_soon(worker)
     return columns
 
 

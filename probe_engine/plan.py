@@ -36,7 +36,7 @@ class Selection:
 
 
 def _matches(pattern: str, *names: str) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for name in names)
+    return pattern == "*" or any(fnmatch.fnmatchcase(name, pattern) for name in names)
 
 
 def pattern_matches(

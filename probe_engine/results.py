@@ -153,6 +153,15 @@ class MatrixResult(ResultModel):
     targets: list[TargetInfo] = Field(default_factory=list)
     cells: list[CellResult] = Field(default_factory=list)
 
+    def __repr__(self) -> str:
+        # Short on purpose: Python 3.11's asyncio formats the main task's result into a
+        # message at the end of every anyio.run() (signal.getsignal on its SIGINT handler),
+        # and the full repr of a 5000-cell run takes a second or more.
+        return (
+            f"MatrixResult(cells={len(self.cells)}, by_status={self.summary.by_status}, "
+            f"exit_status={self.exit_status}, duration_s={self.duration_s})"
+        )
+
     def rows(self) -> list[str]:
         """Row names in matrix order."""
         return [s.name for s in self.sources] or list(dict.fromkeys(c.source for c in self.cells))

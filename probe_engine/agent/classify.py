@@ -134,6 +134,8 @@ def _strerror_table() -> list[tuple[str, int]]:
 
 
 _STRERRORS = _strerror_table()
+# "timed out: Operation now in progress" (nc -w): the tool gave up; the errno says nothing.
+_NOT_FAILURES = (errno.EINPROGRESS, errno.EALREADY)
 # Wordings of tools whose messages are not strerror() text.
 _TOOL_PHRASES: list[tuple[str, int]] = [
     ("connection refused", errno.ECONNREFUSED),
@@ -153,7 +155,7 @@ def errno_from_message(message: str) -> int | None:
         if phrase in text:
             return number
     for phrase, number in _STRERRORS:
-        if phrase in text:
+        if phrase in text and number not in _NOT_FAILURES:
             return number
     return None
 
@@ -182,15 +184,20 @@ def iter_causes(exc: BaseException) -> Iterator[BaseException]:
 
 def classify_exception(exc: BaseException) -> tuple[str, int | None, str]:
     """(status, errno or getaddrinfo code, message) for a failure raised by a probe."""
-    for cause in iter_causes(exc):
+    causes = list(iter_causes(exc))
+    # The most specific fact wins: a resolver code, a TLS failure, an errno, then a bare timeout.
+    for cause in causes:
         if isinstance(cause, socket.gaierror) and cause.errno is not None:
             return "dns-error", cause.errno, str(cause)
+    for cause in causes:
         if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLZeroReturnError):
             return "tls-error", None, str(cause)
-        if isinstance(cause, socket.timeout) and not cause.errno:
-            return "timeout", None, "timed out"
+    for cause in causes:
         if isinstance(cause, OSError) and cause.errno:
             return status_for_errno(cause.errno), cause.errno, cause.strerror or str(cause)
+    for cause in causes:
+        if isinstance(cause, socket.timeout):
+            return "timeout", None, "timed out"
     # No errno anywhere: fall back on the words, as for a tool's message.
     message = str(exc) or type(exc).__name__
     number = errno_from_message(message)

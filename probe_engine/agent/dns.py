@@ -7,6 +7,7 @@ small standard-library query (A/AAAA over UDP) where it is not, as inside a cont
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
 import socket
@@ -23,6 +24,7 @@ def family_name(family: int) -> str:
     return "ipv6" if family == socket.AF_INET6 else "ipv4"
 
 
+@functools.lru_cache(maxsize=4096)  # called per cell: thousands of cells share a few hosts
 def literal_family(host: str) -> int | None:
     """AF_INET/AF_INET6 when host is an address literal (no lookup needed), else None."""
     try:

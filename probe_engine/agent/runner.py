@@ -32,6 +32,7 @@ Job = Tuple[
 
 MAX_WORKERS = 64
 FLUSH_SECONDS = 0.02
+FLUSH_CELLS = 512
 
 
 class Workers:
@@ -144,7 +145,9 @@ class Runner:
             self.client = "none"
         self.transport = str(request.get("http_transport", "auto"))
         self.env = os.environ if env is None else env
-        self.cells = [Cell(spec, self.default_timeout) for spec in request.get("cells", [])]
+        # Cells are made as they start, and dropped once reported: a large batch keeps only
+        # the cells in flight alive.
+        self.specs: list[Mapping[str, Any]] = list(request.get("cells", []))
         self.emit = emit
         self.stop = stop or threading.Event()
         self.selector = selectors.DefaultSelector()
@@ -164,7 +167,7 @@ class Runner:
         self.active = 0
         self.finished = 0
         self.stats: dict[str, Any] = {
-            "cells": len(self.cells),
+            "cells": len(self.specs),
             "lookups": 0,
             "connects": 0,
             "requests": 0,
@@ -174,12 +177,14 @@ class Runner:
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
-        waiting = list(reversed(self.cells))
+        waiting = list(reversed(self.specs))
         last_flush = time.monotonic()
         try:
             while (waiting or self.active) and not self.stop.is_set():
                 while waiting and self.active < self.concurrency:
-                    self._start(waiting.pop())
+                    self._start(Cell(waiting.pop(), self.default_timeout))
+                    if len(self.out) >= FLUSH_CELLS:  # cells answered at once (loopback)
+                        self._flush()
                 timeout = 0.05
                 if self.timers:
                     timeout = min(timeout, max(0.0, self.timers[0][0] - time.monotonic()))
@@ -189,7 +194,7 @@ class Runner:
                 self._drain_completions()
                 self._expire()
                 now = time.monotonic()
-                if self.out and (len(self.out) >= 512 or now - last_flush >= FLUSH_SECONDS):
+                if self.out and (len(self.out) >= FLUSH_CELLS or now - last_flush >= FLUSH_SECONDS):
                     self._flush()
                     last_flush = now
             self._flush()
@@ -237,7 +242,11 @@ class Runner:
         cell.started = time.monotonic()
         cell.started_at = time.time()
         cell.deadline = cell.started + cell.timeout
-        heapq.heappush(self.timers, (cell.deadline, id(cell), cell))
+        self._begin(cell)
+        if not cell.done:  # a cell answered at once (loopback) needs no timer
+            heapq.heappush(self.timers, (cell.deadline, id(cell), cell))
+
+    def _begin(self, cell: Cell) -> None:
         plan = cell.plan
         kind = plan["kind"]
         if kind == "dns":

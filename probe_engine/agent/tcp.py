@@ -65,6 +65,22 @@ class Attempt:
         }
 
 
+def _answered(sock: socket.socket) -> int | None:
+    """The outcome of a connect still "in progress", if the kernel already has it, else None.
+
+    On loopback (and local bridges) the answer, SYN-ACK or RST, is usually processed before
+    connect() returns: taking it now spares a selector registration and a wake-up per cell.
+    """
+    number = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if number:
+        return int(number)
+    try:
+        sock.getpeername()
+    except OSError:
+        return None  # ENOTCONN: no answer yet
+    return 0
+
+
 class Connector:
     """Starts connects and finishes them when the selector reports their socket writable."""
 
@@ -82,10 +98,12 @@ class Connector:
         attempt.sock = sock
         target = (address, port, 0, 0) if family == socket.AF_INET6 else (address, port)
         try:
-            result = sock.connect_ex(target)
+            result: int | None = sock.connect_ex(target)
         except OSError as exc:  # e.g. an address of the wrong family
             result = exc.errno or errno.EINVAL
         if result in _IN_PROGRESS:
+            result = _answered(sock)
+        if result is None:
             self.selector.register(sock, selectors.EVENT_WRITE, (self._writable, attempt))
         else:
             self._finish(attempt, result, sock)

@@ -12,6 +12,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -143,10 +144,17 @@ class FullBacklog:
 
 
 class DnsServer:
-    """A tiny authoritative server on loopback UDP: known names answer, others are NXDOMAIN."""
+    """A tiny authoritative server on loopback UDP: known names answer, others are NXDOMAIN.
 
-    def __init__(self, records: dict[str, str]) -> None:
-        self.records = {k.rstrip(".").lower(): v for k, v in records.items()}
+    A name maps to one address or a list of them (A and AAAA records alike); a name with no
+    address of the asked family gets an empty NOERROR answer (NODATA), as real servers do.
+    """
+
+    def __init__(self, records: Mapping[str, str | Sequence[str]]) -> None:
+        self.records: dict[str, list[str]] = {
+            k.rstrip(".").lower(): [v] if isinstance(v, str) else list(v)
+            for k, v in records.items()
+        }
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((LOOPBACK, 0))
         self.port = int(self.sock.getsockname()[1])
@@ -166,13 +174,14 @@ class DnsServer:
             response = dns.message.make_response(query)
             question = query.question[0]
             name = question.name.to_text().rstrip(".").lower()
-            address = self.records.get(name)
-            if address is None:
+            addresses = self.records.get(name)
+            wanted = [a for a in addresses or [] if (":" in a) == (question.rdtype == 28)]
+            if addresses is None:
                 response.set_rcode(dns.rcode.NXDOMAIN)
-            elif (":" in address) == (question.rdtype == 28):
-                rdtype = "AAAA" if ":" in address else "A"
+            elif wanted:
+                rdtype = "AAAA" if question.rdtype == 28 else "A"
                 response.answer.append(
-                    dns.rrset.from_text(question.name, 30, "IN", rdtype, address)
+                    dns.rrset.from_text(question.name, 30, "IN", rdtype, *wanted)
                 )
             self.sock.sendto(response.to_wire(), peer)
 

@@ -1,25 +1,72 @@
 """Explains a run: rules compare cells and say, in plain words, why one path works and another
-does not. Each rule is a function `rule(result) -> list[Finding]`, registered in RULES."""
+does not. Each rule is a function `rule(result) -> list[Finding]`, registered in RULES.
+
+RULES is in priority order, and the order matters: a finding whose failing cells are all
+explained by an earlier finding is dropped as a repeat. Row-level first (a source that cannot
+run, or fails everything, explains all its cells), then the rules that link columns (ways to
+one Service, address families, search lists, readiness races), then column-level (a target
+that fails from every source), then per-cell comparisons and facts, most generic last.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 
 from ..results import Finding, MatrixResult
+from .common import Rule
+from .kubernetes import via_differs
+from .names import address_family, dns_failure, search_list
 from .proxy import proxy_differs
+from .scope import source_down, target_down
+from .service import service_facts
+from .sources import source_differs
+from .timing import readiness_race
 
-Rule = Callable[[MatrixResult], list[Finding]]
+log = logging.getLogger("probe_engine.diagnose")
 
 RULES: dict[str, Rule] = {
+    "source-down": source_down,
+    "via-differs": via_differs,
+    "address-family": address_family,
+    "search-list": search_list,
+    "readiness-race": readiness_race,
+    "target-down": target_down,
     "proxy-differs": proxy_differs,
+    "source-differs": source_differs,
+    "service-facts": service_facts,
+    "dns-failure": dns_failure,
 }
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
 def diagnose(result: MatrixResult) -> list[Finding]:
-    """Every rule's findings, most severe first."""
+    """Every rule's findings without repeats, most severe first (then in rule order)."""
     findings: list[Finding] = []
-    for rule in RULES.values():
-        findings.extend(rule(result))
+    explained: set[tuple[str, str]] = set()
+    for name, rule in RULES.items():
+        try:
+            found = rule(result)
+        except Exception as exc:  # a bug in one rule must not cost the run its report
+            log.exception("diagnosis rule %s failed", name)
+            found = [_rule_failed(name, exc)]
+        for finding in found:
+            failing = {(e.source, e.target) for e in finding.evidence if e.status != "ok"}
+            if failing and failing <= explained:
+                continue
+            explained |= failing
+            findings.append(finding)
     return sorted(findings, key=lambda f: SEVERITY_ORDER[f.severity])
+
+
+def _rule_failed(name: str, exc: Exception) -> Finding:
+    return Finding(
+        rule=name,
+        severity="info",
+        title=f"The diagnosis rule {name} failed",
+        detail=f"{type(exc).__name__}: {exc}. The other rules ran; the cells are unaffected.",
+        next_step="Report this with the report.json attached.",
+    )
+
+
+__all__ = ["RULES", "Rule", "diagnose"]

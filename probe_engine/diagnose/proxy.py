@@ -1,9 +1,27 @@
-"""Rule: one source goes through a proxy and fails where another goes direct and succeeds."""
+"""Rule "proxy-differs": one source goes through a proxy and fails where another goes direct
+(or the same source's other clients would), with why each client decided as it did: which
+variables it honours, and why a NO_PROXY that is set did not exempt the host for it.
+
+The client rules themselves live in probe_engine.agent.proxy (one model, shared with the
+probes); here they are only replayed on the source's reported proxy variables.
+"""
 
 from __future__ import annotations
 
-from ..results import CellResult, Finding, MatrixResult, ProxyInfo
-from .common import FAILED, by_target, evidence, failure_words
+from typing import Any
+
+from ..agent.proxy import decide
+from ..results import CellResult, Finding, MatrixResult, ProxyInfo, SourceInfo
+from .common import (
+    FAILED,
+    by_target,
+    endpoint_host_port,
+    evidence,
+    failure_words,
+    listing,
+    severity,
+    source_info,
+)
 
 CLIENT_RULES = {
     "curl": "curl ignores upper-case HTTP_PROXY and reads only lower-case http_proxy",
@@ -11,9 +29,11 @@ CLIENT_RULES = {
     "httpx": "httpx honours both HTTP_PROXY and http_proxy",
     "urllib": "urllib honours both HTTP_PROXY and http_proxy",
 }
+COMPARED_CLIENTS = ("requests", "httpx", "curl", "urllib")
 
 
-def _route(cell: CellResult) -> str:
+def route(cell: CellResult) -> str:
+    """'connects directly' or 'goes through HTTP_PROXY=http://proxy:3128'."""
     proxy = cell.proxy
     if proxy is None or not proxy.used:
         return "connects directly"
@@ -31,16 +51,56 @@ def _why_direct(proxy: ProxyInfo | None) -> str:
     return ""
 
 
-def _next_step(failed: CellResult) -> str:
+def _proxy_env(info: SourceInfo | None) -> dict[str, str] | None:
+    env = info.facts.get("proxy_env") if info else None
+    return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else None
+
+
+def no_proxy_note(cell: CellResult, info: SourceInfo | None) -> tuple[str, dict[str, Any]]:
+    """Why NO_PROXY did not exempt the host for this cell's client, replaying each client's
+    rules on the source's variables: ('' , {}) when the source did not report them."""
+    env = _proxy_env(info)
+    proxy = cell.proxy
+    if env is None or proxy is None or "://" not in cell.endpoint:
+        return "", {}
+    host, _port = endpoint_host_port(cell.endpoint)
+    variable = next((v for v in ("no_proxy", "NO_PROXY") if env.get(v)), None)
+    if variable is None:
+        return f"NO_PROXY is not set, so nothing exempts {host}", {"no_proxy": None}
+    verdicts = {client: decide(cell.endpoint, env, client)[0] for client in COMPARED_CLIENTS}
+    exempting = [c for c, v in verdicts.items() if v.get("no_proxy_match")]
+    text = f"{variable}={env[variable]} is set but does not exempt {host} for {proxy.client}"
+    cidrs = [e.strip() for e in env[variable].split(",") if "/" in e]
+    if proxy.client == "httpx" and cidrs:
+        text += (
+            f" (httpx does not understand CIDR ranges: it reads {cidrs[0]} as the single "
+            f"address {cidrs[0].split('/')[0]})"
+        )
+    if exempting:
+        text += f"; {listing(exempting)} would exempt it"
+    return text, {
+        "no_proxy": env[variable],
+        "exempt_for": exempting,
+        "not_exempt_for": [c for c in verdicts if c not in exempting],
+    }
+
+
+def next_step_for(failed: CellResult, info: SourceInfo | None) -> str:
     proxy = failed.proxy
     assert proxy is not None
-    host = failed.endpoint.split("://")[-1].split("/")[0].rsplit(":", 1)[0]
+    host, _port = endpoint_host_port(failed.endpoint)
+    env = _proxy_env(info) or {}
+    cidr = any("/" in e for v in ("no_proxy", "NO_PROXY") for e in env.get(v, "").split(","))
     if proxy.client == "httpx":
-        cidr_note = "httpx matches NO_PROXY addresses exactly, not CIDR ranges"
+        note = (
+            f"list {host} itself: httpx ignores CIDR ranges"
+            if cidr
+            else "httpx matches NO_PROXY addresses exactly, not CIDR ranges"
+        )
     else:
-        cidr_note = "requests and curl also accept CIDR ranges such as 10.0.0.0/8"
+        note = "requests and curl also accept CIDR ranges such as 10.0.0.0/8"
     return (
-        f"Add {host} to NO_PROXY in {failed.source_name}'s environment ({cidr_note}), "
+        f"Add {host} to NO_PROXY in {failed.source_name}'s environment ({note}), "
         f"or unset {proxy.variable} there, or disable proxies for this client (trust_env=False)."
     )
 
@@ -59,38 +119,42 @@ def proxy_differs(result: MatrixResult) -> list[Finding]:
         failed = pairs[0][0]
         proxy = failed.proxy
         assert proxy is not None
+        info = source_info(result, source)
         targets = [f.target for f, _ in pairs]
         goods = [g for _, g in pairs if g is not None]
         client_rule = CLIENT_RULES.get(proxy.client, proxy.client)
         detail = (
-            f"{source} {_route(failed)} ({client_rule}) for {_listing(targets)}, "
+            f"{source} {route(failed)} ({client_rule}) for {listing(targets)}, "
             f"and is {failure_words(failed)}."
         )
+        note, note_facts = no_proxy_note(failed, info)
+        if note:
+            detail += f" {note[0].upper()}{note[1:]}."
         if goods:
             good = goods[0]
             title = (
                 f"{source} fails through a proxy where {good.source} connects directly and succeeds"
             )
             detail += (
-                f" {good.source} {_route(good)}{_why_direct(good.proxy)} and reaches {good.target}."
+                f" {good.source} {route(good)}{_why_direct(good.proxy)} and reaches {good.target}."
             )
         else:
-            title = f"{source} reaches {_listing(targets)} only through a proxy, and that fails"
-        cited = [f for f, _ in pairs] + list({g.source + g.target: g for g in goods}.values())
+            title = f"{source} reaches {listing(targets)} only through a proxy, and that fails"
+        cited = [f for f, _ in pairs]
+        contrast = list({g.source + g.target: g for g in goods}.values())
         findings.append(
             Finding(
                 rule="proxy-differs",
-                severity="error",
+                severity=severity(cited, contradiction=bool(goods)),
                 title=title,
                 detail=detail,
-                evidence=evidence(cited),
-                next_step=_next_step(failed),
-                facts={"proxy": proxy.model_dump(exclude_none=True), "targets": targets},
+                evidence=evidence(cited + contrast),
+                next_step=next_step_for(failed, info),
+                facts={
+                    "proxy": proxy.model_dump(exclude_none=True),
+                    "targets": targets,
+                    **note_facts,
+                },
             )
         )
     return findings
-
-
-def _listing(names: list[str], limit: int = 4) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..errors import ReportError
 from ..results import MatrixResult
-from .atomic import write_atomic
+from .atomic import write_all_atomic
 from .html_report import render_html
 from .json_report import render_json
 from .junit_report import render_junit
@@ -29,12 +30,16 @@ DEFAULT_FORMATS = ("json", "html", "junit", "markdown")
 def write_reports(
     result: MatrixResult, out_dir: Path, formats: Iterable[str], basename: str = "report"
 ) -> list[Path]:
-    """Render every format first, then write each atomically: a failing renderer writes nothing."""
+    """Render every format first, then write them all atomically: a failing renderer, or a
+    failure while writing, leaves the reports of the previous run as they were."""
+    chosen = list(dict.fromkeys(formats))
+    unknown = [f for f in chosen if f not in REPORTERS]
+    if unknown:
+        raise ReportError(f"unknown report format {', '.join(unknown)}")
     rendered = [
-        (out_dir / f"{basename}.{REPORTERS[f][1]}", REPORTERS[f][0](result)) for f in formats
+        (out_dir / f"{basename}.{REPORTERS[f][1]}", REPORTERS[f][0](result)) for f in chosen
     ]
-    for path, data in rendered:
-        write_atomic(path, data)
+    write_all_atomic(rendered)
     return [path for path, _data in rendered]
 
 

@@ -1,17 +1,18 @@
-"""Writes a file so that readers see the old content or the new, never half of either."""
+"""Writes files so that readers see the old content or the new, never half of either."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ReportError
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename over `path`."""
+def _stage(path: Path, data: bytes) -> str:
+    """Write `data` to a temporary file beside `path`, on disk; the temporary's name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -20,8 +21,53 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as exc:
+    except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise
+    return temporary
+
+
+def _sync_directory(directory: Path) -> None:
+    # The renames themselves reach the disk with the directory; best effort (not everywhere).
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_all_atomic(files: Sequence[tuple[Path, bytes]]) -> None:
+    """Write every file, or none: all are staged as temporaries first, then renamed in place.
+
+    A failure while staging (disk full, no permission) leaves every old file as it was and no
+    temporary behind; only a failing rename, after all the data is safely written, can leave a
+    mix of old and new files.
+    """
+    # The one rename failure that can be foreseen: refuse before anything is replaced.
+    for path, _data in files:
+        if path.is_dir():
+            raise ReportError(f"cannot write {path}: a folder is in the way")
+    staged: list[tuple[str, Path]] = []
+    current: Path | None = None
+    try:
+        for current, data in files:
+            staged.append((_stage(current, data), current))
+        for index, (temporary, current) in enumerate(staged):
+            os.replace(temporary, current)
+            staged[index] = ("", current)
+    except OSError as exc:
+        raise ReportError(f"cannot write {current}: {exc.strerror or exc}") from exc
+    finally:
+        for temporary, _path in staged:
+            if temporary:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+    for directory in dict.fromkeys(p.parent for _t, p in staged):
+        _sync_directory(directory)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, flush it to disk, then rename over `path`."""
+    write_all_atomic([(path, data)])

@@ -6,10 +6,27 @@ and is not ok). Findings come first, as the system-out of a "findings" suite.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from ..results import CellResult, MatrixResult
-from .view import cell_label, cell_reason
+from .view import cell_label, cell_reason, grid, host_port
+
+# Characters XML 1.0 cannot carry even escaped (ElementTree writes them raw, and the file no
+# longer parses): a tool's ANSI colours or a NUL in a message must not break the CI report.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _make_xml_safe(root: ET.Element) -> None:
+    for element in root.iter():
+        if element.text:
+            element.text = _xml_text(element.text)
+        for key, value in element.attrib.items():
+            element.attrib[key] = _xml_text(value)
 
 
 def _is_failure(cell: CellResult, fail_on: str) -> bool:
@@ -34,7 +51,7 @@ def _details(cell: CellResult) -> str:
     for check in cell.checks:
         parts: list[str] = [check.name, check.status]
         if check.address:
-            parts.append(f"{check.address}:{check.port}" if check.port else check.address)
+            parts.append(host_port(check.address, check.port))
         if check.errno_name:
             parts.append(check.errno_name)
         if check.http_status:
@@ -68,7 +85,7 @@ def render_junit(result: MatrixResult) -> bytes:
     by_row: dict[str, list[CellResult]] = {}
     for cell in result.cells:
         by_row.setdefault(cell.source, []).append(cell)
-    for row in result.rows():
+    for row in grid(result).rows:
         cells = by_row.get(row, [])
         failures = sum(1 for c in cells if _is_failure(c, result.fail_on))
         failures_total += failures
@@ -100,6 +117,7 @@ def render_junit(result: MatrixResult) -> bytes:
                 failure.text = cell_reason(cell)
             ET.SubElement(case, "system-out").text = _details(cell)
     suites.set("failures", str(failures_total))
+    _make_xml_safe(suites)
     ET.indent(suites)
     body: bytes = ET.tostring(suites, encoding="utf-8")
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+import re
+
 from ..results import MatrixResult
 from .templating import environment
-from .view import STATUS_SYMBOL, cell_label, cell_reason, grid, unmet
+from .view import STATUS_SYMBOL, cell_label, cell_reason, grid, unmet, utc_time
+
+# Names and messages are plain text, never Markdown: a source called `<script>`, a message with
+# `|` or `*`, must show as written and neither run as HTML nor break the table. CommonMark lets
+# any ASCII punctuation be backslash-escaped; these are the ones that mean something inline.
+_INLINE = re.compile(r"([\\`*_\[\]<>&|~])")
+# Block markers only matter where a text starts a line (a finding's detail does).
+_LINE_START = re.compile(r"^(\s*)([#+\-=])")
+_ORDERED = re.compile(r"^(\s*\d+)([.)])")
+_NEWLINES = re.compile(r"\r\n|\r|\n")
 
 
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def md_text(text: str) -> str:
+    """Plain text as Markdown that renders literally, on one line, safe in a table cell."""
+    one_line = _NEWLINES.sub(" ", text)
+    escaped = _INLINE.sub(r"\\\1", one_line)
+    return _ORDERED.sub(r"\1\\\2", _LINE_START.sub(r"\1\\\2", escaped))
+
+
+def md_code(text: str) -> str:
+    """A code span holding `text` literally, whatever backticks it contains."""
+    one_line = _NEWLINES.sub(" ", text)
+    longest = max((len(run) for run in re.findall(r"`+", one_line)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if one_line.startswith("`") or one_line.endswith("`") else ""
+    return f"{fence}{pad}{one_line}{pad}{fence}"
+
+
+def shorten(text: str, limit: int = 160) -> str:
+    """Cut before escaping, so an escape is never split in two."""
+    text = _NEWLINES.sub(" ", text)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def render_markdown(result: MatrixResult) -> bytes:
@@ -20,6 +49,9 @@ def render_markdown(result: MatrixResult) -> bytes:
         symbol=STATUS_SYMBOL,
         label=cell_label,
         reason=cell_reason,
-        md=_escape,
+        md=md_text,
+        code=md_code,
+        shorten=shorten,
+        when=utc_time,
     )
     return text.encode()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from types import TracebackType
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -78,18 +79,20 @@ class LiveProgress:
             )
 
 
-def result_table(result: MatrixResult) -> Table | Text:
+def result_table(result: MatrixResult) -> Table:
+    """The grid, or a per-source summary when it cannot fit either way round."""
     view = grid(result)
-    if len(view.columns) > MAX_GRID_COLUMNS or len(view.rows) > MAX_GRID_ROWS:
-        return _summary_table(result)
     # Matrices usually have few sources and many targets: targets go down the side then.
     transposed = len(view.columns) > len(view.rows)
     across, down = (view.rows, view.columns) if transposed else (view.columns, view.rows)
+    if len(across) > MAX_GRID_COLUMNS or len(down) > MAX_GRID_ROWS:
+        return _summary_table(result)
     corner = "target \\ source" if transposed else "source \\ target"
     table = Table(title="reachability", title_justify="left", header_style="bold")
     table.add_column(corner, style="bold", no_wrap=True)
     for name in across:
-        table.add_column(name, overflow="fold")
+        # Text, not str: a name is never read as rich markup ("pod-[/]" would raise).
+        table.add_column(Text(name), overflow="fold")
     for row in down:
         cells: list[Text | str] = []
         for column in across:
@@ -101,13 +104,13 @@ def result_table(result: MatrixResult) -> Table | Text:
             if cell.met is False:
                 text.append(f" ≠ {'/'.join(cell.expected or [])}", style="bold reverse")
             cells.append(text)
-        table.add_row(row, *cells)
+        table.add_row(Text(row), *cells)
     return table
 
 
 def _summary_table(result: MatrixResult) -> Table:
     table = Table(
-        title="per source (too many columns for a grid: see the HTML report)", title_justify="left"
+        title="per source (too many cells for a grid: see the HTML report)", title_justify="left"
     )
     table.add_column("source", style="bold")
     statuses = [s for s in STYLE if s in result.summary.by_status]
@@ -120,10 +123,12 @@ def _summary_table(result: MatrixResult) -> Table:
         per_row.setdefault(cell.source, Counter())[cell.status] += 1
         if cell.met is False:
             unmet[cell.source] += 1
-    for row in result.rows():
+    for row in grid(result).rows:
         counts = per_row.get(row, Counter())
         table.add_row(
-            row, *[str(counts.get(s, 0) or "") for s in statuses], str(unmet.get(row, 0) or "")
+            Text(row),
+            *[str(counts.get(s, 0) or "") for s in statuses],
+            str(unmet.get(row, 0) or ""),
         )
     return table
 
@@ -131,15 +136,18 @@ def _summary_table(result: MatrixResult) -> Table:
 def findings_text(result: MatrixResult) -> Group | Text:
     if not result.findings:
         return Text("No findings.", style="grey50")
-    parts = []
+    parts: list[RenderableType] = []
     colour = {"error": "red", "warning": "yellow", "info": "blue"}
     for finding in result.findings:
-        text = Text()
-        text.append(f"{finding.severity.upper()} ", style=f"bold {colour[finding.severity]}")
-        text.append(finding.title, style="bold")
-        text.append(f"\n  {finding.detail}\n")
-        text.append(f"  next: {finding.next_step}", style="cyan")
-        parts.append(text)
+        title = Text()
+        title.append(f"{finding.severity.upper()} ", style=f"bold {colour[finding.severity]}")
+        title.append(finding.title, style="bold")
+        parts.append(title)
+        # Indented as a block, so wrapped and multi-line details stay under their title.
+        parts.append(Padding(Text(finding.detail), (0, 0, 0, 2), expand=False))
+        parts.append(
+            Padding(Text(f"next: {finding.next_step}", style="cyan"), (0, 0, 0, 2), expand=False)
+        )
     return Group(*parts)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ..results import CellResult, MatrixResult
 
@@ -36,6 +37,13 @@ def cell_label(cell: CellResult) -> str:
     return cell.status
 
 
+def host_port(address: str, port: int | None) -> str:
+    """'10.0.0.1:80', '[::1]:80' (an IPv6 address is bracketed before a port), or the address."""
+    if not port:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 def cell_reason(cell: CellResult) -> str:
     failed = next((c for c in cell.checks if c.status != "ok"), None)
     if failed is not None and failed.message:
@@ -54,7 +62,18 @@ class Grid:
 
 
 def grid(result: MatrixResult) -> Grid:
-    return Grid(result.rows(), result.columns(), result.grid())
+    """Rows and columns in matrix order; a cell whose row or column the result does not list
+    (a hand-edited or older report.json) still gets one, so no report silently drops it."""
+    rows = list(dict.fromkeys([*result.rows(), *(c.source for c in result.cells)]))
+    columns = list(dict.fromkeys([*result.columns(), *(c.target for c in result.cells)]))
+    return Grid(rows, columns, result.grid())
+
+
+def utc_time(moment: datetime) -> str:
+    """'2026-01-02 03:04:05 UTC', converting aware times (a naive time is taken as UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def unmet(result: MatrixResult) -> list[CellResult]:

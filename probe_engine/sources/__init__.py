@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import RunSettings, Sink, Source
 from .local import LocalSource
+from .netns import NetnsSource
 from .process import ProcessSource
 from .shell import ShellSource
 
@@ -12,6 +13,7 @@ SOURCES: dict[str, type[Source]] = {
     "local": LocalSource,
     "process": ProcessSource,
     "shell": ShellSource,
+    "netns": NetnsSource,
 }
 
 __all__ = ["SOURCES", "RunSettings", "Sink", "Source"]

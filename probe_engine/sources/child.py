@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections.abc import Callable, Sequence
 from subprocess import PIPE
 from typing import Any
@@ -25,23 +28,56 @@ async def collect_limited(stream: ByteReceiveStream | None, into: bytearray) -> 
             into.extend(chunk[: STDERR_LIMIT - len(into)])
 
 
+def _signal_group(process: Process, signal_number: int) -> bool:
+    """Signal the child's whole process group (tools run in the background by the shell
+    prober included); False once nothing is left to signal."""
+    try:
+        os.killpg(process.pid, signal_number)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # not a group leader after all: the process alone
+        try:
+            os.kill(process.pid, signal_number)
+        except ProcessLookupError:
+            return False
+    return True
+
+
+def _kill_session(session: int) -> None:
+    """SIGKILL every process of a session: tools may have made process groups of their own."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # the fields after the name: state ppid pgrp session
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
 async def stop_process(process: Process) -> None:
-    """Terminate, then kill: a child must never outlive the run."""
-    if process.returncode is not None:
-        return
-    try:
-        process.terminate()
-    except ProcessLookupError:
-        return
-    with anyio.move_on_after(1.0, shield=True):
-        await process.wait()
-        return
-    try:
-        process.kill()
-    except ProcessLookupError:
-        return
-    with anyio.CancelScope(shield=True):
-        await process.wait()
+    """Terminate, then kill, the child and everything it started: nothing outlives the run."""
+    if process.returncode is None:
+        _signal_group(process, signal.SIGTERM)
+        with anyio.move_on_after(1.0, shield=True):
+            await process.wait()
+    # Even after the leader exits, tools it put in the background may still run.
+    _signal_group(process, signal.SIGKILL)
+    if os.path.isdir("/proc"):
+        _kill_session(process.pid)
+    if process.returncode is None:
+        with anyio.CancelScope(shield=True):
+            await process.wait()
+
+
+async def open_child(command: list[str], env: dict[str, str] | None) -> Process:
+    """Start a child in its own session, so that stopping it stops all it started."""
+    return await anyio.open_process(
+        command, stdin=PIPE, stdout=PIPE, stderr=PIPE, env=env, start_new_session=True
+    )
 
 
 def describe_exit(returncode: int | None, stderr: bytes) -> str:
@@ -70,7 +106,7 @@ async def run_agent_process(
     session = AgentSession(row, source_name, batch, sink, on_hello)
     stderr = bytearray()
     try:
-        process = await anyio.open_process(command, stdin=PIPE, stdout=PIPE, stderr=PIPE, env=env)
+        process = await open_child(command, env)
     except OSError as exc:
         return f"cannot start {command[0]}: {exc.strerror or exc}"
     try:

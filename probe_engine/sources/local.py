@@ -14,7 +14,7 @@ import anyio.to_thread
 from ..agent.facts import gather
 from ..agent.runner import run_batch
 from ..targets.base import CellRequest
-from .base import Sink, Source, make_result
+from .base import Sink, Source, make_results
 
 
 class LocalSource(Source):
@@ -50,5 +50,6 @@ class LocalSource(Source):
             group.start_soon(run_and_close)
             async with receive:
                 async for results in receive:
-                    for data in results:
-                        sink.result(make_result(self.name, self.name, by_id[data["id"]], data))
+                    pairs = ((by_id[data["id"]], data) for data in results)
+                    for result in make_results(self.name, self.name, pairs):
+                        sink.result(result)

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
-from subprocess import PIPE
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
+from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from ..agent.facts import gather
 from ..agent.proxy import decide
 from ..targets.base import CellRequest
 from .base import Sink, Source, fail_batch, make_result
-from .child import collect_limited, describe_exit, stop_process
+from .child import collect_limited, describe_exit, open_child, stop_process
 from .process import child_environment
 from .shell_tools import classify_line, request_lines, shell_command
 
@@ -98,31 +98,45 @@ class ShellSource(Source):
             return
         sink.row(self.row_info(facts=facts))
         output = ShellOutput(self.name, self.name, batch, sink, env)
-        stderr = bytearray()
-        process = await anyio.open_process(
-            shell_command(tool, self.settings.concurrency),
-            stdin=PIPE,
-            stdout=PIPE,
-            stderr=PIPE,
-            env=env,
-        )
-        try:
-            async with anyio.create_task_group() as group:
-                assert process.stdin is not None
-                assert process.stdout is not None
-                group.start_soon(collect_limited, process.stderr, stderr)
+        command = shell_command(tool, self.settings.concurrency)
+        reason = await run_prober_process(command, env, batch, output)
+        if reason is not None:
+            fail_batch(sink, self.name, self.name, batch, reason, output.answered)
+
+
+async def run_prober_process(
+    command: list[str],
+    env: dict[str, str] | None,
+    batch: Sequence[CellRequest],
+    output: ShellOutput,
+    on_started: Callable[[Process], Awaitable[None]] | None = None,
+) -> str | None:
+    """Run the shell prober as a child (one per source per run) and feed its lines to `output`.
+
+    `on_started` sees the process before it gets its cells (the netns source reads the
+    namespace's routes through it). Returns why some cells got no answer, or None.
+    """
+    stderr = bytearray()
+    try:
+        process = await open_child(command, env)
+    except OSError as exc:
+        return f"cannot start {command[0]}: {exc.strerror or exc}"
+    try:
+        async with anyio.create_task_group() as group:
+            assert process.stdin is not None
+            assert process.stdout is not None
+            group.start_soon(collect_limited, process.stderr, stderr)
+            if on_started is not None:
+                await on_started(process)
+            try:
                 await process.stdin.send(request_lines(batch))
                 await process.stdin.aclose()
-                await output.read(process.stdout)
-                await process.wait()
-        finally:
-            await stop_process(process)
-        if len(output.answered) < len(batch):
-            fail_batch(
-                sink,
-                self.name,
-                self.name,
-                batch,
-                describe_exit(process.returncode, bytes(stderr)),
-                output.answered,
-            )
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass  # it died at once; its exit status and stderr will say why
+            await output.read(process.stdout)
+            await process.wait()
+    finally:
+        await stop_process(process)
+    if len(output.answered) < len(batch):
+        return describe_exit(process.returncode, bytes(stderr))
+    return None

@@ -1,6 +1,6 @@
 # probe-engine's shell prober: for places without Python, and for tools run as a user would.
 # Usage: sh -c "$(cat this)" probe TOOL CONCURRENCY   (TOOL: curl, wget, bash, nc or auto)
-# Reads one cell per line on stdin, tab-separated, "-" for an empty field:
+# Reads one cell per line on stdin, tab-separated, "-" for an empty field, up to "@@END":
 #   id  mode(tcp|http|dns)  host  port  url  timeout_s  method  headers(\037-separated)
 # Prints one line per finished cell:  @@R id tool rc ms extra message   (tab-separated)
 # and @@D at the end. Values from the matrix are only ever quoted arguments, never code.
@@ -15,6 +15,8 @@ now_ms() {
   case "$t" in *N*|"") echo "" ;; *) echo $((t / 1000000)) ;; esac
 }
 squash() { tr '\t\r\n' '  \037' | cut -c1-1800; }
+# GNU timeout puts the tool in a process group of its own (and kills all of it at the
+# deadline); the engine stops such stragglers by session when the run ends.
 limit() { if has timeout; then timeout "$@"; else shift; "$@"; fi; }
 
 pick() {
@@ -134,7 +136,9 @@ one() {
 }
 
 n=0
+# "@@END" closes the batch: over a WebSocket exec, stdin may never see EOF.
 while IFS=$TAB read -r id mode host port url t method headers; do
+  [ "$id" = "@@END" ] && break
   [ -n "$id" ] || continue
   one "$id" "$mode" "$host" "$port" "$url" "$t" "$method" "$headers" &
   n=$((n + 1))

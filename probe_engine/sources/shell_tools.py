@@ -65,6 +65,7 @@ def request_lines(batch: Sequence[CellRequest]) -> bytes:
             headers,
         ]
         lines.append("\t".join(_field(f) for f in fields))
+    lines.append("@@END")
     return ("\n".join(lines) + "\n").encode()
 
 

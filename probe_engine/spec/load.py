@@ -26,17 +26,36 @@ class LoadedMatrix:
 
 
 def _message(error: ErrorDetails) -> str:
+    """pydantic's wording, made to speak about the matrix file."""
     kind = error["type"]
+    context = error.get("ctx") or {}
+    value = error.get("input")
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "union_tag_invalid":
-        context = error.get("ctx") or {}
         expected = str(context.get("expected_tags", "")).replace("'", "")
         return f"unknown kind {context.get('tag')!r} (expected one of: {expected})"
     if kind == "union_tag_not_found":
         return "missing 'kind'"
     if kind == "missing":
         return "required"
+    if kind == "literal_error":
+        expected = str(context.get("expected", "")).replace("'", "")
+        return f"{value!r} is not one of: {expected}"
+    if kind == "less_than_equal":
+        return f"{value!r} is too large (at most {context.get('le')})"
+    if kind == "greater_than_equal":
+        return f"{value!r} is too small (at least {context.get('ge')})"
+    if kind == "too_short":
+        return "declare at least one"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{value!r} is not a whole number"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "expected a mapping"
+    if kind == "list_type":
+        return "expected a list"
+    if kind == "string_type":
+        return "expected text"
     message = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
@@ -77,10 +96,14 @@ def _value_at(data: Any, path: Path) -> Any:
 
 def _validation_errors(document: Document, exc: ValidationError) -> SpecErrors:
     errors: list[SpecError] = []
+    seen_paths: set[Path] = set()
     for error in exc.errors():
         path = _field_path(document, tuple(error["loc"]))
         if error["type"] in ("union_tag_invalid",) and (*path, "kind") in document.positions:
             path = (*path, "kind")
+        if path in seen_paths:
+            continue  # one line per field: a union's other branches add only noise
+        seen_paths.add(path)
         is_key = error["type"] == "extra_forbidden"
         errors.append(document.error(path, _message(error), key=is_key))
     errors.sort(key=lambda e: (e.line or 0, e.column or 0))

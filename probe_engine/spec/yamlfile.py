@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -24,22 +24,52 @@ except AttributeError:  # PyYAML built without libyaml: slower, same result
 Path = tuple[str | int, ...]
 _VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\})")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+# Scalars built by calling PyYAML's constructor directly: construct_object's bookkeeping
+# (recursion guard, memo of every node) costs more than the value itself, thousands of times.
+_PLAIN_SCALARS = {
+    f"tag:yaml.org,2002:{name}": yaml.constructor.SafeConstructor.yaml_constructors[
+        f"tag:yaml.org,2002:{name}"
+    ]
+    for name in ("int", "float", "bool", "null")
+}
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
     line: int  # 1-based, as editors count
     column: int
 
 
 @dataclass
 class Document:
-    """Plain data plus where each value (and each mapping key) sits in the file."""
+    """Plain data plus where each value (and each mapping key) sits in the file.
+
+    Only an error needs a position, so positions are found from the YAML nodes (`root`) the
+    first time they are asked for: a valid 5000-target file never pays for 35,000 of them.
+    """
 
     data: Any
     file: str
-    positions: dict[Path, Position] = field(default_factory=dict)
-    key_positions: dict[Path, Position] = field(default_factory=dict)
+    root: yaml.Node | None = field(default=None, repr=False)
+    _found: tuple[dict[Path, Position], dict[Path, Position]] | None = field(
+        default=None, repr=False
+    )
+
+    @property
+    def positions(self) -> dict[Path, Position]:
+        return self._locate()[0]
+
+    @property
+    def key_positions(self) -> dict[Path, Position]:
+        return self._locate()[1]
+
+    def _locate(self) -> tuple[dict[Path, Position], dict[Path, Position]]:
+        if self._found is None:
+            walker = _Walker(self.file, {}, record=True)
+            if self.root is not None:
+                walker.walk(self.root, ())
+            self._found = (walker.positions, walker.key_positions)
+        return self._found
 
     def position(self, path: Path) -> Position | None:
         """The position of the deepest node on `path` that exists."""
@@ -68,9 +98,14 @@ def dotted(path: Path) -> str:
 
 
 class _Walker:
-    def __init__(self, file: str, environ: Mapping[str, str]) -> None:
-        self.document = Document(None, file)
+    """Builds the values (and the errors) of a node tree, or, with `record`, its positions."""
+
+    def __init__(self, file: str, environ: Mapping[str, str], record: bool = False) -> None:
+        self.file = file
         self.environ = environ
+        self.record = record
+        self.positions: dict[Path, Position] = {}
+        self.key_positions: dict[Path, Position] = {}
         self.errors: list[SpecError] = []
         self.constructor = yaml.constructor.SafeConstructor()
 
@@ -78,15 +113,24 @@ class _Walker:
         return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
     def walk(self, node: yaml.Node, path: Path) -> Any:
-        self.document.positions[path] = self.mark(node)
+        if self.record:
+            self.positions[path] = self.mark(node)
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.walk(item, (*path, index)) for index, item in enumerate(node.value)]
-        value = self.constructor.construct_object(node, deep=True)
+        value = self.scalar(node)
         if isinstance(value, str) and "$" in value:
             value = self.interpolate(value, node, path)
         return value
+
+    def scalar(self, node: yaml.Node) -> Any:
+        if node.tag == _STR_TAG:
+            return node.value
+        construct = _PLAIN_SCALARS.get(node.tag)
+        if construct is not None:
+            return construct(self.constructor, node)
+        return self.constructor.construct_object(node, deep=True)  # timestamps, errors...
 
     def mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -101,16 +145,25 @@ class _Walker:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.fail(key_node, path, "keys must be plain names, not lists or mappings")
                 continue
-            key = self.constructor.construct_object(key_node)
+            key = self.scalar(key_node)
             key = str(key) if not isinstance(key, str) else key
             key_path = (*path, key)
             if key in result:
-                first = self.document.key_positions[key_path]
-                self.fail(key_node, key_path, f"duplicate key {key!r} (first at line {first.line})")
+                if not self.record:
+                    first = self.first_key(node, path, key_path)
+                    message = f"duplicate key {key!r} (first at line {first.line})"
+                    self.fail(key_node, key_path, message)
                 continue
-            self.document.key_positions[key_path] = self.mark(key_node)
+            if self.record:
+                self.key_positions[key_path] = self.mark(key_node)
             result[key] = self.walk(value_node, key_path)
         return result
+
+    def first_key(self, node: yaml.MappingNode, path: Path, key_path: Path) -> Position:
+        """Where a key first appears in a mapping (or in what it merges): an error's detail."""
+        finder = _Walker(self.file, {}, record=True)
+        finder.walk(node, path)
+        return finder.key_positions[key_path]
 
     def interpolate(self, text: str, node: yaml.Node, path: Path) -> str:
         def substitute(match: re.Match[str]) -> str:
@@ -137,7 +190,7 @@ class _Walker:
         self.errors.append(
             SpecError(
                 message,
-                file=self.document.file,
+                file=self.file,
                 line=where.line,
                 column=where.column,
                 field=dotted(path) or None,
@@ -169,7 +222,7 @@ def load_document(text: str, file: str, environ: Mapping[str, str]) -> Document:
             line=1,
             column=1,
         )
-    walker.document.data = walker.walk(node, ())
+    data = walker.walk(node, ())
     if walker.errors:
         raise SpecErrors(sorted(walker.errors, key=lambda e: (e.line or 0, e.column or 0)))
-    return walker.document
+    return Document(data, file, node)

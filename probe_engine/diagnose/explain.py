@@ -1,0 +1,208 @@
+"""What one failed cell says about the network, in plain words, and what to try next.
+
+Rules compose findings from these clauses so a refusal reads the same everywhere. Each clause
+names the errno and the concrete address; none guesses beyond what the errno proves.
+"""
+
+from __future__ import annotations
+
+from ..results import CellResult, CheckRecord
+from .common import first_failure, hops
+
+
+def where(cell: CellResult) -> str:
+    """'127.0.0.1:8000' (the address that failed), or the cell's endpoint."""
+    failed = first_failure(cell)
+    if failed is not None and failed.address and failed.role != "proxy":
+        return _address_port(failed.address, failed.port)
+    tried = [h for h in hops(cell) if h.status != "ok"] or hops(cell)
+    if tried:
+        return _address_port(tried[0].address, tried[0].port)
+    return cell.endpoint
+
+
+def _address_port(address: str, port: int | None) -> str:
+    shown = f"[{address}]" if ":" in address else address
+    return f"{shown}:{port}" if port else shown
+
+
+def meaning(cell: CellResult) -> str:
+    """Why the cell failed, as the errno proves it: 'nothing listens on port 8000 at ...'."""
+    failed = first_failure(cell)
+    status = cell.status
+    if status in ("source-error", "target-error", "cancelled") or failed is None:
+        return cell.message or (failed.message if failed and failed.message else status)
+    errno = failed.errno_name or ""
+    at = where(cell)
+    if status == "refused":
+        return (
+            f"{at} answered ECONNREFUSED: the host is reachable but nothing listens on that port "
+            "(or a firewall rejects with tcp-reset)"
+        )
+    if status == "timeout":
+        if failed.name == "http":
+            return (
+                f"the TCP connection to {at} opened but no HTTP answer came in time: "
+                "the server accepts and hangs"
+            )
+        if failed.name == "dns":
+            return dns_meaning(failed)
+        if errno == "ETIMEDOUT":
+            return (
+                f"{at} never answered the SYN (ETIMEDOUT from the kernel): packets are dropped "
+                "on the way (a DROP rule, a security group) or the host is down"
+            )
+        return (
+            f"{at} gave no answer within the probe's timeout: packets are dropped, the host is "
+            "down, or its accept queue is full"
+        )
+    if status == "unreachable":
+        return _unreachable(errno, at)
+    if status == "dns-error":
+        return dns_meaning(failed)
+    if status == "reset":
+        return (
+            f"{at} accepted, then reset the connection ({errno or 'closed'}): the server crashed "
+            "or speaks another protocol (TLS on a plain port, or the reverse)"
+        )
+    if status == "http-error":
+        return _http(failed)
+    if status == "tls-error":
+        return f"the TLS handshake with {at} failed: {failed.message or 'no detail'}"
+    if status == "proxy-error":
+        proxy = cell.proxy
+        named = f"{proxy.url} (from {proxy.variable})" if proxy and proxy.url else "the proxy"
+        how = f" ({errno})" if errno else ""
+        return f"the proxy {named} failed{how}: the request never reached the target"
+    return failed.message or status
+
+
+def _unreachable(errno: str, at: str) -> str:
+    if errno == "ENETUNREACH":
+        return f"no route to {at}'s network from here (ENETUNREACH): the source's routes lack it"
+    if errno == "EHOSTUNREACH":
+        return (
+            f"{at} is unreachable (EHOSTUNREACH): a REJECT rule answered icmp-host-unreachable, "
+            "or the address got no ARP answer on its network"
+        )
+    if errno in ("EACCES", "EPERM"):
+        return f"a local firewall rule blocked the connect to {at} ({errno})"
+    if errno == "EADDRNOTAVAIL":
+        return f"the source has no local address that can reach {at} (EADDRNOTAVAIL)"
+    if errno in ("EHOSTDOWN", "ENETDOWN"):
+        return f"the network toward {at} is down ({errno})"
+    return f"{at} is unreachable ({errno or 'no detail'})"
+
+
+def _http(failed: CheckRecord) -> str:
+    code = failed.http_status
+    url = failed.url or "the URL"
+    if code in (401, 403):
+        return f"{url} answered HTTP {code}: reachable, but the request is not authorised"
+    if code == 404:
+        return f"{url} answered HTTP 404: reachable, but nothing serves that path"
+    if code in (502, 503, 504):
+        return (
+            f"{url} answered HTTP {code}: a gateway or proxy in front answered for a backend "
+            "that is down or not ready"
+        )
+    if code:
+        return f"{url} answered HTTP {code}: the server runs, the request fails"
+    return failed.message or "the HTTP exchange failed"
+
+
+DNS_REASONS = {
+    "nxdomain": "does not exist",
+    "no-answer": "got no answer",
+    "servfail": "made the resolver fail",
+    "refused": "was refused by the resolver",
+    "no-address": "exists but has no address record",
+    "no-address-of-family": "has no address of the asked family",
+    "unexpected-address": "resolves, but not to the expected address",
+}
+
+
+def dns_meaning(record: CheckRecord) -> str:
+    """NXDOMAIN (the name does not exist) vs no answer (the resolver is not reachable or too
+    slow) vs no address of the family: three different problems that all look like 'DNS'."""
+    name = record.host or "the name"
+    resolver = record.resolver or "the resolver"
+    if resolver == "system":
+        resolver = "the system resolver (getaddrinfo)"
+    code = f" ({record.errno_name})" if record.errno_name else ""
+    tried = getattr(record, "tried", None)
+    candidates = f" (asked as {', '.join(tried)})" if isinstance(tried, list) and tried else ""
+    reason = record.reason or ""
+    if reason == "nxdomain":
+        return f"{name} does not exist: {resolver} answered NXDOMAIN{code}{candidates}"
+    if reason == "no-answer":
+        return (
+            f"{resolver} gave no answer for {name}{code}: the resolver is unreachable or too "
+            "slow from here; this says nothing about whether the name exists"
+        )
+    if reason == "servfail":
+        return f"{resolver} failed to resolve {name}{code}: its upstream or zone is broken"
+    if reason == "refused":
+        return f"{resolver} refused to answer for {name}{code}: it does not serve that zone"
+    if reason == "no-address":
+        return f"{name} exists but {resolver} has no address record for it{code}{candidates}"
+    if reason == "no-address-of-family":
+        return f"{name} has no address of the asked family{code}"
+    if reason == "unexpected-address":
+        return f"{name} {record.message or 'resolved to an unexpected address'}"
+    return f"resolving {name} failed{code}: {record.message or 'no detail'}"
+
+
+def dns_next_step(record: CheckRecord) -> str:
+    name = record.host or "the name"
+    reason = record.reason or ""
+    if reason == "nxdomain":
+        return (
+            f"Check the spelling and namespace of {name}; a Service's full name is "
+            "<service>.<namespace>.svc.cluster.local."
+        )
+    if reason in ("no-answer", "servfail", "refused"):
+        return (
+            f"Check that the source reaches its nameserver ({record.resolver or 'resolv.conf'}) "
+            "on UDP/TCP 53: `dig @NAMESERVER " + name + "`."
+        )
+    if reason in ("no-address", "no-address-of-family"):
+        return f"Add the missing A/AAAA record for {name}, or ask for the family it has."
+    if reason == "unexpected-address":
+        return f"Update the record for {name} or the expected addresses; flush stale caches."
+    return f"Resolve {name} by hand from the same place (`getent ahosts {name}`)."
+
+
+def next_step(cell: CellResult) -> str:
+    """One line: what to try next for this kind of failure."""
+    failed = first_failure(cell)
+    at = where(cell)
+    status = cell.status
+    if failed is not None and failed.name == "dns" and status in ("dns-error", "timeout"):
+        return dns_next_step(failed)
+    if status == "refused":
+        return (
+            f"Check that the service runs and listens on {at} (`ss -ltnp` there; for Kubernetes "
+            "`kubectl get endpoints`), and that this is the right port."
+        )
+    if status == "timeout":
+        if failed is not None and failed.name == "http":
+            return f"The server at {at} accepts but does not answer: check its logs and load."
+        return f"Look for a firewall dropping traffic to {at} and check that the host is up."
+    if status == "unreachable":
+        return (
+            f"Check the source's routes (`ip route get {at.rsplit(':', 1)[0]}`) and REJECT rules."
+        )
+    if status == "reset":
+        return "Check the server's logs, and that the scheme matches the port (http vs https)."
+    if status == "http-error":
+        return "Check the service's logs for that request; the network path itself works."
+    if status == "tls-error":
+        return "Check the certificate chain and name, or the CA bundle the source trusts."
+    if status == "proxy-error":
+        return "Make the proxy reachable, or exempt the target in NO_PROXY."
+    if status == "source-error":
+        return "Fix what the message says so the probe can run there, then run again."
+    if status == "target-error":
+        return "Fix the target's definition (name, namespace, port) so it resolves."
+    return "Run the probe again and compare."

@@ -1,0 +1,267 @@
+"""Rules "source-down" and "target-down": a whole row or a whole column fails.
+
+These come first: when everything from one source fails, the cause is where that source runs
+(or that it could not run at all), and per-cell findings for its cells would only repeat it;
+when one target fails from every source that otherwise works, the target itself is down or on
+another port. Each finding names the most likely cause it can prove, so the reader sees it first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from ..results import CellResult, Finding, MatrixResult, TargetInfo
+from .common import (
+    FAILED,
+    by_source,
+    by_target,
+    evidence,
+    failure_words,
+    listing,
+    severity,
+    source_info,
+    target_info,
+)
+from .differences import compare
+from .explain import meaning, next_step
+from .proxy import CLIENT_RULES, no_proxy_note
+from .service import causes, is_service
+
+KIND_HINTS = {
+    "process": "Check that the interpreter starts with that environment (`python3 -c pass`).",
+    "shell": "Install the tool there, or fix PATH in the source's env.",
+    "docker": "Check that the container exists and runs (`docker ps -a`), and that it has a shell.",
+    "kubernetes": "Check that the pods exist and run, and that exec is allowed (RBAC pods/exec).",
+    "netns": "Check that the namespace exists (`ip netns list`) and that the run has root.",
+}
+
+
+@dataclass(frozen=True)
+class DownRow:
+    row: str
+    cells: list[CellResult]  # the row's probed cells, all failing
+    could_not_run: bool
+    contrast: dict[str, CellResult]  # target -> an ok cell of another row
+
+
+def down_rows(result: MatrixResult) -> dict[str, DownRow]:
+    """Rows that could not run, or that fail every cell while other rows reach some of the same
+    targets (with one cell only, that is a per-cell difference, not a row problem)."""
+    columns = by_target(result)
+    down: dict[str, DownRow] = {}
+    for row, cells in by_source(result).items():
+        probed = [c for c in cells if c.status not in ("cancelled", "target-error")]
+        if not probed:
+            continue
+        info = source_info(result, row)
+        if all(c.status == "source-error" for c in probed) or (info and info.status == "error"):
+            down[row] = DownRow(row, probed, True, {})
+            continue
+        if len(probed) < 2 or not all(c.status in FAILED for c in probed):
+            continue
+        contrast: dict[str, CellResult] = {}
+        for cell in probed:
+            ok = [o for o in columns[cell.target] if o.status == "ok" and o.source != row]
+            siblings = [o for o in ok if o.source_name == cell.source_name]
+            if ok:
+                contrast[cell.target] = (siblings or ok)[0]
+        if contrast:
+            down[row] = DownRow(row, probed, False, contrast)
+    return down
+
+
+def source_down(result: MatrixResult) -> list[Finding]:
+    findings = []
+    down = down_rows(result)
+    failed_to_run: dict[tuple[str, str], list[DownRow]] = {}
+    for item in down.values():
+        if item.could_not_run:
+            info = source_info(result, item.row)
+            message = (info.message if info else None) or item.cells[0].message or "no detail"
+            failed_to_run.setdefault((item.cells[0].source_name, message), []).append(item)
+        else:
+            findings.append(_row_fails(result, item))
+    for (source_name, message), items in failed_to_run.items():
+        rows = [i.row for i in items]
+        cells = [c for i in items for c in i.cells]
+        info = source_info(result, rows[0])
+        kind = info.kind if info else ""
+        findings.append(
+            Finding(
+                rule="source-down",
+                severity=severity(cells, contradiction=True),
+                title=f"{listing(rows)} could not run its probes: {message}",
+                detail=(
+                    f"All {len(cells)} cells of {listing(rows)} are source-error: {message}. "
+                    "Nothing is known about the network from there until the probe can run."
+                ),
+                evidence=evidence(cells),
+                next_step=KIND_HINTS.get(kind, "Fix what the message says, then run again."),
+                facts={"source": source_name, "rows": rows, "kind": kind, "message": message},
+            )
+        )
+    return findings
+
+
+def _failures(cells: list[CellResult]) -> str:
+    """'api and db are refused (ECONNREFUSED); cache is timeout'."""
+    groups: dict[str, list[str]] = {}
+    for cell in cells:
+        groups.setdefault(failure_words(cell), []).append(cell.target)
+    return "; ".join(
+        f"{listing(targets)} {'is' if len(targets) == 1 else 'are'} {words}"
+        for words, targets in groups.items()
+    )
+
+
+def _row_fails(result: MatrixResult, item: DownRow) -> Finding:
+    row = item.row
+    goods = Counter(c.source for c in item.contrast.values())
+    good = goods.most_common(1)[0][0]
+    pairs = [(c, item.contrast[c.target]) for c in item.cells if c.target in item.contrast]
+    pairs_good = [(f, o) for f, o in pairs if o.source == good]
+    bad_info = source_info(result, row)
+    proxied = [c for c in item.cells if c.status == "proxy-error" and c.proxy and c.proxy.used]
+    urls = {c.proxy.url for c in proxied if c.proxy}
+    causes_text: list[str] = []
+    next_line = None
+    facts: dict[str, object] = {}
+    if proxied and len(urls) == 1:
+        first = proxied[0]
+        assert first.proxy is not None
+        rule = CLIENT_RULES.get(first.proxy.client, first.proxy.client)
+        causes_text.append(
+            f"every HTTP request from {row} goes through {first.proxy.variable}="
+            f"{first.proxy.url} ({rule}) and that proxy fails ({failure_words(first)})"
+        )
+        note, note_facts = no_proxy_note(first, bad_info)
+        if note:
+            causes_text.append(note)
+        facts.update(proxy=first.proxy.model_dump(exclude_none=True), **note_facts)
+        next_line = (
+            f"Fix or unset {first.proxy.variable} in {row}'s environment, or exempt the "
+            "targets in NO_PROXY."
+        )
+    differences = compare(bad_info, source_info(result, good), pairs_good, row, good)
+    causes_text += [d.text for d in differences]
+    next_line = next_line or next((d.next_step for d in differences if d.next_step), None)
+    detail = (
+        f"From {row}, {_failures(item.cells)}. {good} reaches "
+        f"{listing([o.target for _, o in pairs_good])}, so the cause is where {row} runs, "
+        "not the targets."
+    )
+    if causes_text:
+        detail += " What differs: " + "; ".join(causes_text) + "."
+    else:
+        detail += (
+            " The engine sees no difference in network namespace, routes or proxy settings "
+            f"between {row} and {good}: {meaning(item.cells[0])}."
+        )
+    contrast = [o for _, o in pairs]
+    facts.update(
+        source=row,
+        working=sorted(goods),
+        differences=[d.text for d in differences],
+        **{k: v for d in differences for k, v in d.facts.items()},
+    )
+    return Finding(
+        rule="source-down",
+        severity=severity(item.cells, contradiction=True),
+        title=f"Everything from {row} fails ({len(item.cells)} cells) while {good} reaches "
+        "the same targets",
+        detail=detail,
+        evidence=evidence(item.cells + contrast),
+        next_step=next_line or next_step(item.cells[0]),
+        facts=facts,
+    )
+
+
+def target_down(result: MatrixResult) -> list[Finding]:
+    """One finding per target (and failure pattern) that fails from every working source."""
+    down = down_rows(result)
+    reached = {c.endpoint for c in result.cells if c.status == "ok"}
+    working_rows = {c.source for c in result.cells if c.status == "ok"}
+    infos = {t.name: t for t in result.targets}
+    candidates: dict[str, list[CellResult]] = {}
+    for column, cells in by_target(result).items():
+        seen = [
+            c
+            for c in cells
+            if c.source not in down and c.status not in ("cancelled", "source-error")
+        ]
+        if not seen or not all(c.status in FAILED or c.status == "target-error" for c in seen):
+            continue
+        if seen[0].endpoint in reached:
+            continue  # the same endpoint works in another column: timing, not the target
+        candidates[column] = seen
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for column, cells in candidates.items():
+        info = infos.get(column)
+        target_name = cells[0].target_name
+        if info is not None and info.via:
+            siblings = [t.name for t in result.targets if t.target_name == target_name]
+            if not all(s in candidates for s in siblings):
+                continue  # some ways to this Service work: "via-differs" explains it
+        signature = tuple(sorted({failure_words(c) for c in cells}))
+        groups.setdefault((target_name, signature), []).append(column)
+    return [
+        _column_fails(result, target_name, columns, candidates, infos, working_rows)
+        for (target_name, _sig), columns in groups.items()
+    ]
+
+
+def _column_fails(
+    result: MatrixResult,
+    target_name: str,
+    columns: list[str],
+    candidates: dict[str, list[CellResult]],
+    infos: dict[str, TargetInfo],
+    working_rows: set[str],
+) -> Finding:
+    cells = [c for col in columns for c in candidates[col]]
+    first = cells[0]
+    sources = list(dict.fromkeys(c.source for c in cells))
+    info = infos.get(columns[0]) or target_info(result, columns[0])
+    service = causes(info) if info is not None and is_service(info) else []
+    named = columns[0] if len(columns) == 1 else f"{target_name} ({listing(columns)})"
+    if first.status == "target-error":
+        cause = first.message or "the target could not be resolved"
+        title = f"{named} could not be resolved: {cause}"
+    elif service:
+        cause = service[0].text
+        title = f"{named} fails from every source: {service[0].short}"
+    else:
+        cause = meaning(first)
+        title = f"{named} fails from every source: {failure_words(first)} at {first.endpoint}"
+    by_words: dict[str, list[str]] = {}
+    for c in cells:
+        by_words.setdefault(failure_words(c), []).append(c.source)
+    if len(by_words) > 1:
+        how = "; ".join(f"{w} from {listing(s)}" for w, s in by_words.items())
+        seen = f"It fails differently by source: {how}."
+    else:
+        seen = f"{listing(sources)} {'sees' if len(sources) == 1 else 'all see'} {first.status}."
+    detail = f"{seen} {cause[0].upper()}{cause[1:]}."
+    if service and len(service) > 1:
+        detail += " Also: " + "; ".join(c.text for c in service[1:]) + "."
+    if first.status != "target-error" and not service and set(sources) & working_rows:
+        detail += (
+            " The same sources reach other targets, so the target itself (or its port) is the "
+            "likely cause."
+        )
+    return Finding(
+        rule="target-down",
+        severity=severity(cells, contradiction=False),
+        title=title,
+        detail=detail.strip(),
+        evidence=evidence(cells),
+        next_step=service[0].next_step if service else next_step(first),
+        facts={
+            "target": target_name,
+            "columns": columns,
+            "endpoints": list(dict.fromkeys(c.endpoint for c in cells)),
+            "statuses": dict(by_words),
+            "service": [c.facts for c in service],
+        },
+    )

@@ -1,0 +1,101 @@
+"""Rule "source-differs": the same target works from one source and fails from another; say
+what differs between the two places as far as the engine sees (see differences.py).
+
+Failures through a proxy are left to "proxy-differs", which knows each client's rules.
+"""
+
+from __future__ import annotations
+
+from ..results import CellResult, Finding, MatrixResult, SourceInfo
+from .common import FAILED, by_target, evidence, failure_words, listing, severity, source_info
+from .differences import compare
+from .explain import meaning, next_step
+
+
+def _reference(failed: CellResult, ok: list[CellResult], infos: dict[str, SourceInfo]) -> str:
+    """The working row to compare with: a sibling of the same source first (another pod of
+    the same selector), then one of the same kind, then the first."""
+    kind = infos[failed.source].kind if failed.source in infos else None
+    for cell in ok:
+        if cell.source_name == failed.source_name:
+            return cell.source
+    for cell in ok:
+        if cell.source in infos and infos[cell.source].kind == kind:
+            return cell.source
+    return ok[0].source
+
+
+def source_differs(result: MatrixResult) -> list[Finding]:
+    """One finding per failing row and the working row it is compared with."""
+    infos = {s.name: s for s in result.sources}
+    # failing row -> target -> (failed cell, ok cells of other rows)
+    failing: dict[str, list[tuple[CellResult, list[CellResult]]]] = {}
+    for _column, cells in by_target(result).items():
+        ok = [c for c in cells if c.status == "ok"]
+        if not ok:
+            continue
+        for cell in cells:
+            if cell.status in FAILED and not (cell.proxy and cell.proxy.used):
+                failing.setdefault(cell.source, []).append((cell, ok))
+    findings = []
+    for bad, items in failing.items():
+        # One comparison row for as many targets as possible, so a finding reads as one story.
+        groups: dict[str, list[tuple[CellResult, CellResult]]] = {}
+        votes: dict[str, int] = {}
+        for _cell, ok in items:
+            for other in ok:
+                votes[other.source] = votes.get(other.source, 0) + 1
+        for cell, ok in items:
+            preferred = _reference(cell, ok, infos)
+            best = max(
+                (o.source for o in ok),
+                key=lambda s: (s == preferred, votes.get(s, 0)),
+            )
+            partner = next(o for o in ok if o.source == best)
+            groups.setdefault(best, []).append((cell, partner))
+        for good, pairs in groups.items():
+            findings.append(_finding(result, bad, good, pairs))
+    return findings
+
+
+def _finding(
+    result: MatrixResult, bad: str, good: str, pairs: list[tuple[CellResult, CellResult]]
+) -> Finding:
+    failed_cells = [f for f, _ in pairs]
+    targets = [f.target for f in failed_cells]
+    differences = compare(source_info(result, bad), source_info(result, good), pairs, bad, good)
+    words: dict[str, list[str]] = {}
+    for cell in failed_cells:
+        words.setdefault(failure_words(cell), []).append(cell.target)
+    outcome = "; ".join(f"{listing(t)}: {w}" for w, t in words.items())
+    detail = (
+        f"From {bad}: {outcome} ({meaning(failed_cells[0])}). From {good} the same "
+        f"{'target works' if len(targets) == 1 else 'targets work'}."
+    )
+    if differences:
+        detail += " What differs: " + "; ".join(d.text for d in differences) + "."
+    else:
+        detail += (
+            f" The engine sees no difference between {bad} and {good} (same network "
+            "namespace, routes and proxy decision): the failure may depend on timing (a "
+            "service still starting, a flapping backend) or on rules the probe cannot see "
+            "(a firewall matching the process's user or cgroup)."
+        )
+    step = next((d.next_step for d in differences if d.next_step), None)
+    facts: dict[str, object] = {
+        "failing_source": bad,
+        "working_source": good,
+        "targets": targets,
+        "differences": [d.text for d in differences],
+    }
+    for d in differences:
+        facts.update(d.facts)
+    return Finding(
+        rule="source-differs",
+        severity=severity(failed_cells, contradiction=True),
+        title=f"{bad} fails where {good} succeeds: {listing(targets)}",
+        detail=detail,
+        evidence=evidence(failed_cells + [o for _, o in pairs]),
+        next_step=step or next_step(failed_cells[0]),
+        facts=facts,
+    )

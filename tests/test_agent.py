@@ -1,0 +1,100 @@
+"""The agent: standard library only, Python 3.8 syntax, shipped whole over stdin."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from importlib import resources
+
+import pytest
+
+from probe_engine.agent.ship import BOOTSTRAP, SHIPPED, agent_command, agent_payload
+from probe_engine.demo.fixtures import LoopbackLab
+
+OPTIONAL = {"httpx", "dns"}  # used when importable, never required
+
+
+def sources() -> dict[str, str]:
+    package = resources.files("probe_engine.agent")
+    return {name: (package / f"{name}.py").read_text() for name in SHIPPED}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_modules_parse_as_python_3_8(name: str) -> None:
+    ast.parse(sources()[name], filename=f"{name}.py", feature_version=(3, 8))
+
+
+def test_the_bootstrap_parses_as_python_3_8_and_fits_in_an_argument() -> None:
+    ast.parse(BOOTSTRAP, feature_version=(3, 8))
+    assert len(BOOTSTRAP) < 2048
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_modules_import_only_the_standard_library(name: str) -> None:
+    tree = ast.parse(sources()[name])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            root = (node.module or "").split(".")[0]
+        elif isinstance(node, ast.Import):
+            root = node.names[0].name.split(".")[0]
+        else:
+            continue
+        assert root in sys.stdlib_module_names or root in OPTIONAL or root == "__future__", root
+
+
+def test_the_agent_runs_from_stdin_in_a_bare_interpreter(loopback: LoopbackLab) -> None:
+    request = {
+        "concurrency": 8,
+        "timeout": 1.0,
+        "cells": [
+            {"id": 1, "plan": {"kind": "tcp", "host": "127.0.0.1", "port": loopback.http_port}},
+            {"id": 2, "plan": {"kind": "tcp", "host": "127.0.0.1", "port": loopback.closed_port}},
+        ],
+    }
+    # -I -S: isolated, no site-packages: httpx and dnspython are out of reach, as in a container.
+    command = agent_command(sys.executable)
+    command[1:1] = ["-I", "-S"]
+    run = subprocess.run(command, input=agent_payload(request), capture_output=True, timeout=20, check=False)
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert lines[0]["type"] == "hello"
+    assert lines[0]["facts"]["python"].count(".") == 2
+    results = {line["id"]: line for line in lines if line["type"] == "result"}
+    assert results[1]["status"] == "ok"
+    assert results[2]["checks"][0]["errno_name"] == "ECONNREFUSED"
+    assert lines[-1]["type"] == "done"
+    assert lines[-1]["stats"]["connects"] == 2
+
+
+def test_without_httpx_the_agent_falls_back_to_http_client(loopback: LoopbackLab) -> None:
+    request = {
+        "timeout": 1.0,
+        "cells": [{"id": 1, "plan": {"kind": "http", "url": f"http://127.0.0.1:{loopback.http_port}/error", "host": "127.0.0.1", "port": loopback.http_port}}],
+    }
+    command = agent_command(sys.executable)
+    command[1:1] = ["-I", "-S"]
+    run = subprocess.run(command, input=agent_payload(request), capture_output=True, timeout=20, check=False)
+    result = next(json.loads(line) for line in run.stdout.splitlines() if b'"result"' in line)
+    http = result["checks"][-1]
+    assert (http["client"], http["http_status"], result["status"]) == ("http.client", 500, "http-error")
+
+
+def test_without_dnspython_the_agent_queries_a_nameserver_itself(loopback: LoopbackLab) -> None:
+    request = {
+        "timeout": 1.0,
+        "cells": [
+            {"id": 1, "plan": {"kind": "dns", "host": "api.demo.internal", "nameserver": f"127.0.0.1:{loopback.dns.port}"}},
+            {"id": 2, "plan": {"kind": "dns", "host": "api", "nameserver": f"127.0.0.1:{loopback.dns.port}", "search": ["demo.internal"], "ndots": 1}},
+            {"id": 3, "plan": {"kind": "dns", "host": "nope.demo.internal", "nameserver": f"127.0.0.1:{loopback.dns.port}"}},
+        ],
+    }
+    command = agent_command(sys.executable)
+    command[1:1] = ["-I", "-S"]
+    run = subprocess.run(command, input=agent_payload(request), capture_output=True, timeout=20, check=False)
+    results = {r["id"]: r for r in (json.loads(line) for line in run.stdout.splitlines()) if r["type"] == "result"}
+    assert results[1]["checks"][0]["client"] == "stdlib"
+    assert results[1]["checks"][0]["addresses"] == ["127.0.0.1"]
+    assert results[2]["checks"][0]["qname"] == "api.demo.internal"
+    assert results[3]["checks"][0]["errno_name"] == "NXDOMAIN"

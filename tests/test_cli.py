@@ -1,0 +1,104 @@
+"""The command line as a user (or a CI job) drives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from probe_engine.demo.fixtures import LoopbackLab
+
+
+def probe_engine(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "probe_engine", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=(os.environ | env) if env else None,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_demo_reproduces_the_story_and_writes_every_report(tmp_path: Path) -> None:
+    run = probe_engine("demo", "--output", "table", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    for name in ("demo.json", "demo.html", "demo.xml", "demo.md"):
+        assert (tmp_path / "reports" / name).stat().st_size > 500
+    report = json.loads((tmp_path / "reports" / "demo.json").read_text())
+    grid = {(c["source"], c["target"]): c for c in report["cells"]}
+    assert grid[("scheduler-curl", "api")]["status"] == "ok"
+    assert grid[("task-python", "api")]["status"] == "proxy-error"
+    assert grid[("task-python", "api")]["checks"][0]["errno_name"] == "ECONNREFUSED"
+    assert report["findings"][0]["rule"] == "proxy-differs"
+    assert "task-python" in run.stdout
+    assert "PASS" in run.stdout
+
+
+def test_output_json_prints_only_the_result_on_stdout(tmp_path: Path, loopback: LoopbackLab) -> None:
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(f"sources: {{a: {{kind: local}}}}\ntargets: {{db: {{kind: tcp, host: 127.0.0.1, port: {loopback.closed_port}}}}}\n")
+    run = probe_engine("run", str(matrix), "--output", "json", "--no-reports")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["schema_version"] == 1
+    assert result["cells"][0]["status"] == "refused"
+    assert not (tmp_path / "reports").exists()
+
+
+def test_fail_on_any_failure_gates_a_deployment(tmp_path: Path, loopback: LoopbackLab) -> None:
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(f"sources: {{a: {{kind: local}}}}\ntargets: {{db: {{kind: tcp, host: 127.0.0.1, port: {loopback.closed_port}}}}}\n")
+    run = probe_engine("run", str(matrix), "--fail-on", "any-failure", "--out", str(tmp_path / "r"), "--format", "junit,prometheus")
+    assert run.returncode == 1
+    assert (tmp_path / "r" / "report.xml").exists()
+    assert "probe_success" in (tmp_path / "r" / "report.prom").read_text()
+
+
+def test_bad_input_keeps_earlier_reports_and_exits_2(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "report.json").write_text("earlier")
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text("sources: {a: {kind: local}}\ntargets: {db: {kind: tcp, host: h, port: 0}}\n")
+    run = probe_engine("run", str(matrix), "--out", str(out))
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"{matrix}:2:40: targets.db.port: 0 is too small (at least 1)"
+    assert (out / "report.json").read_text() == "earlier"
+
+
+def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text("sources: {a: {kind: local}}\ntargets: {db: {kind: tcp, host: 127.0.0.1, port: 1}}\n")
+    for args, words in (
+        (["--format", "pdf"], "--format: unknown format pdf"),
+        (["--timeout", "soon"], "--timeout: 'soon' is not a duration"),
+        (["--select", "who=a"], "--select: 'who=a' is not source=GLOB or target=GLOB"),
+    ):
+        run = probe_engine("run", str(matrix), "--no-reports", *args)
+        assert run.returncode == 2, args
+        assert words in run.stderr
+        assert "Traceback" not in run.stderr
+    missing = probe_engine("run", str(tmp_path / "nope.yaml"))
+    assert (missing.returncode, missing.stderr.strip()) == (2, f"{tmp_path / 'nope.yaml'}: no such file")
+
+
+def test_render_rebuilds_reports_from_a_saved_result(tmp_path: Path) -> None:
+    assert probe_engine("demo", "--output", "none", "--out", str(tmp_path)).returncode == 0
+    run = probe_engine("render", str(tmp_path / "demo.json"), "--format", "markdown,prometheus", "--out", str(tmp_path / "again"))
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "again" / "demo.md").read_text() == (tmp_path / "demo.md").read_text()
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schema_version": 1}')
+    bad = probe_engine("render", str(broken))
+    assert bad.returncode == 2
+    assert bad.stderr.startswith(f"{broken}: not a probe-engine report")
+
+
+def test_version() -> None:
+    run = probe_engine("--version")
+    assert run.returncode == 0
+    assert run.stdout.startswith("probe-engine, version ")

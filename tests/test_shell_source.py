@@ -1,0 +1,115 @@
+"""Shell tools as a user runs them (curl, bash /dev/tcp, nc; busybox's nc where Python is
+absent), their exit codes and words classified into the same statuses as the agent's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from probe_engine.demo.fixtures import LoopbackLab
+
+from .conftest import cell, require, run_text
+
+MATRIX = """
+defaults: {timeout: 1s}
+sources:
+  curl: {kind: shell, tool: curl, inherit_env: false, env: {PATH: "${TOOL_PATH}", HTTP_PROXY: "http://127.0.0.1:${DEAD}"}}
+  curl-lower: {kind: shell, tool: curl, inherit_env: false, env: {PATH: "${TOOL_PATH}", http_proxy: "http://127.0.0.1:${DEAD}"}}
+  bash: {kind: shell, tool: bash, inherit_env: false, env: {PATH: "${TOOL_PATH}"}}
+  nc: {kind: shell, tool: nc, inherit_env: false, env: {PATH: "${TOOL_PATH}"}}
+targets:
+  api: {kind: http, url: "http://127.0.0.1:${HTTP}/health"}
+  api-port: {kind: tcp, host: 127.0.0.1, port: "${HTTP}"}
+  broken: {kind: http, url: "http://127.0.0.1:${HTTP}/error"}
+  closed: {kind: tcp, host: 127.0.0.1, port: "${CLOSED}"}
+  backlog: {kind: tcp, host: 127.0.0.1, port: "${BACKLOG}"}
+  resetting: {kind: http, url: "http://127.0.0.1:${RESET}/"}
+  localhost: {kind: dns, name: localhost}
+"""
+
+
+def environ(lab: LoopbackLab, path: str) -> dict[str, str]:
+    v = lab.variables()
+    return {
+        "TOOL_PATH": path,
+        "HTTP": v["PE_DEMO_HTTP_PORT"],
+        "DEAD": v["PE_DEMO_PROXY_PORT"],
+        "CLOSED": v["PE_DEMO_CLOSED_PORT"],
+        "BACKLOG": v["PE_DEMO_BACKLOG_PORT"],
+        "RESET": v["PE_DEMO_RESET_PORT"],
+    }
+
+
+@pytest.fixture(scope="module")
+def result(loopback: LoopbackLab):  # type: ignore[no-untyped-def]
+    for tool in ("curl", "bash", "nc"):
+        require(shutil.which(tool) is not None, f"{tool} is not installed")
+    return run_text(MATRIX, environ(loopback, "/usr/local/bin:/usr/bin:/bin"))
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "status", "errno_name"),
+    [
+        ("curl", "api", "ok", None),
+        ("curl", "api-port", "ok", None),
+        ("curl", "broken", "http-error", None),
+        ("curl", "closed", "refused", "ECONNREFUSED"),
+        ("curl", "backlog", "timeout", None),
+        ("curl", "resetting", "reset", "ECONNRESET"),
+        ("curl-lower", "api", "proxy-error", "ECONNREFUSED"),
+        ("bash", "api", "ok", None),
+        ("bash", "closed", "refused", "ECONNREFUSED"),
+        ("bash", "backlog", "timeout", None),
+        ("nc", "api-port", "ok", None),
+        ("nc", "api", "ok", None),
+        ("nc", "closed", "refused", "ECONNREFUSED"),
+        ("nc", "backlog", "timeout", None),
+        ("curl", "localhost", "ok", None),
+    ],
+)
+def test_tool_outcomes(result, source: str, target: str, status: str, errno_name: str | None) -> None:  # type: ignore[no-untyped-def]
+    found = cell(result, source, target)
+    assert found.status == status, found.model_dump_json(indent=1)
+    failed = next((c for c in found.checks if c.status != "ok"), None)
+    assert (failed.errno_name if failed else None) == errno_name
+
+
+def test_curl_ignores_upper_case_http_proxy_and_the_record_says_why(result) -> None:  # type: ignore[no-untyped-def]
+    proxy = cell(result, "curl", "api").proxy
+    assert proxy is not None
+    assert (proxy.client, proxy.used, proxy.ignored) == ("curl", False, ["HTTP_PROXY"])
+
+
+def test_curl_reports_the_proxy_it_used_with_lower_case_http_proxy(result) -> None:  # type: ignore[no-untyped-def]
+    proxy = cell(result, "curl-lower", "api").proxy
+    assert proxy is not None
+    assert (proxy.used, proxy.variable) == (True, "http_proxy")
+
+
+def test_each_cell_names_the_tool_that_ran(result) -> None:  # type: ignore[no-untyped-def]
+    assert cell(result, "nc", "closed").tool == "nc"
+    assert cell(result, "curl", "localhost").tool in ("getent", "nslookup")
+
+
+def test_a_missing_tool_is_a_source_error_row(loopback: LoopbackLab, tmp_path: Path) -> None:
+    result = run_text(MATRIX, environ(loopback, str(tmp_path)))
+    found = cell(result, "curl", "api")
+    assert found.status == "source-error"
+    assert found.message == "curl is not installed here (not found on PATH)"
+
+
+def test_busybox_nc_without_python_is_classified_too(loopback: LoopbackLab, tmp_path: Path) -> None:
+    busybox = shutil.which("busybox")
+    require(busybox is not None, "busybox is not installed (Debian: busybox-static)")
+    assert busybox is not None
+    for applet in ("sh", "nc", "sed", "grep", "tr", "cut", "head", "tail", "awk", "date", "timeout", "uniq", "sleep", "cat"):
+        os.symlink(busybox, tmp_path / applet)
+    text = MATRIX.replace("kind: shell, tool: nc,", "kind: shell, tool: nc,")
+    result = run_text(text, environ(loopback, str(tmp_path)))
+    assert cell(result, "nc", "closed").checks[0].errno_name == "ECONNREFUSED"
+    assert cell(result, "nc", "closed").checks[0].message.startswith("nc: can't connect to remote host")  # type: ignore[union-attr]
+    assert cell(result, "nc", "api").status == "ok"
+    assert cell(result, "nc", "api").checks[-1].http_status == 200
