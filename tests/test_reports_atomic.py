@@ -110,7 +110,7 @@ def test_a_failing_write_inside_a_temporary_removes_it(
             raise OSError(5, "Input/output error")
         real_fsync(fd)
 
-    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(ReportError, match="Input/output error"):
         write_reports(result, tmp_path, ALL)
     assert snapshot(tmp_path) == previous
@@ -125,7 +125,7 @@ def test_a_failing_rename_leaves_no_temporary(
     def replace(_src: str, _dst: object) -> None:
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr(atomic.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(ReportError, match="Read-only file system"):
         write_reports(result, tmp_path, ALL)
     assert snapshot(tmp_path) == previous

@@ -26,7 +26,7 @@ from probe_engine.reports import REPORTERS
 from probe_engine.reports.html_report import STATUS_COLOUR
 from probe_engine.reports.json_report import render_json
 from probe_engine.reports.junit_report import render_junit
-from probe_engine.reports.markdown_report import md_code, md_text, render_markdown
+from probe_engine.reports.markdown_report import md_code, md_prose, md_text, render_markdown
 from probe_engine.reports.prometheus_report import render_prometheus
 from probe_engine.reports.terminal import STYLE
 from probe_engine.reports.view import STATUS_SYMBOL, cell_label, grid
@@ -229,7 +229,8 @@ def test_markdown_matches_golden(result: MatrixResult) -> None:
 
 def _markdown_html(text: str) -> str:
     # CommonMark plus GFM tables: what GitHub does to a step summary, minus its sanitiser.
-    return MarkdownIt("commonmark").enable("table").enable("strikethrough").render(text)
+    html: str = MarkdownIt("commonmark").enable("table").enable("strikethrough").render(text)
+    return html
 
 
 def test_markdown_renders_names_and_messages_literally(result: MatrixResult) -> None:
@@ -241,6 +242,8 @@ def test_markdown_renders_names_and_messages_literally(result: MatrixResult) -> 
     assert "büro-☃ &amp; 'quoted'" in html
     assert "HTTP_PROXY=http://alice:***@127.0.0.1:3128" in html
     assert "<code>configs/story &amp; &lt;lab&gt;.yaml</code>" in html
+    # A diagnosis's `command` stays a code span.
+    assert "<code>iptables -S | grep 30080</code>" in html
 
 
 def test_markdown_tables_keep_their_shape(result: MatrixResult) -> None:
@@ -278,6 +281,19 @@ def test_markdown_tables_keep_their_shape(result: MatrixResult) -> None:
 )
 def test_markdown_text_escaping(text: str, escaped: str) -> None:
     assert md_text(text) == escaped
+
+
+@pytest.mark.parametrize(
+    ("text", "markdown"),
+    [
+        ("run `ss -ltnp` there", "run `ss -ltnp` there"),
+        ("# `a|b` <i>", "\\# `a|b` \\<i\\>"),
+        ("`x` then *y*", "`x` then \\*y\\*"),
+        ("a lone ` tick", "a lone \\` tick"),
+    ],
+)
+def test_markdown_prose_keeps_code_spans_and_escapes_the_rest(text: str, markdown: str) -> None:
+    assert md_prose(text) == markdown
 
 
 @pytest.mark.parametrize(
@@ -439,8 +455,6 @@ def test_a_row_the_result_does_not_list_still_gets_reported(result: MatrixResult
 
 
 @pytest.mark.parametrize("fmt", list(REPORTERS))
-def test_every_format_renders_the_fixture_deterministically(
-    result: MatrixResult, fmt: str
-) -> None:
+def test_every_format_renders_the_fixture_deterministically(result: MatrixResult, fmt: str) -> None:
     render, _extension = REPORTERS[fmt]
     assert render(result) == render(result)

@@ -26,10 +26,10 @@ from probe_engine.results import MatrixResult
 from probe_engine.spec import load_matrix_text
 from tests.conftest import require
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
 DATA = Path(__file__).parent / "data" / "reports"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("PROBE_ENGINE_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -96,6 +96,7 @@ def open_report(browser: Any, result: MatrixResult, folder: Path) -> Iterator[Pa
     path = folder / "report.html"
     path.write_bytes(render_html(result))
     context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(10_000)  # a missing element fails in seconds, not 30
     page = context.new_page()
     opened = Page(page, path.as_uri())
 
@@ -112,9 +113,14 @@ def open_report(browser: Any, result: MatrixResult, folder: Path) -> Iterator[Pa
 
     page.route("**/*", route)
     page.on("request", lambda request: opened.requests.append(request.url))
-    page.on("console", lambda m: m.type in ("error", "warning") and opened.errors.append(m.text))
+
+    def console(message: Any) -> None:
+        if message.type in ("error", "warning"):
+            opened.errors.append(f"{message.type}: {message.text}")
+
     page.on("pageerror", lambda exc: opened.errors.append(str(exc)))
     page.on("dialog", dialog)
+    page.on("console", console)
     page.goto(opened.url)
     try:
         yield opened
@@ -260,6 +266,13 @@ def test_names_and_messages_are_text_never_markup(report: Page) -> None:
     assert page.locator("script").count() == 3  # the two data blocks and the page's own
     assert page.locator("img").count() == 0
     assert SCRIPT_ROW in page.locator("#grid tbody").inner_text()
+    # Errors and warnings are open, information is folded until clicked.
+    assert page.locator(".finding details[open]").count() == 2
+    info = page.locator(".finding.info details")
+    assert not info.get_attribute("open")
+    info.locator("summary").click()
+    assert "Zürich" in info.inner_text()
+    assert page.locator(".finding.warning p.next code").inner_text() == "iptables -S | grep 30080"
     findings = page.locator(".findings").inner_text()
     assert '<script>alert("finding")</script>' in findings
     assert "<img src=x onerror=alert(1)>" in findings
@@ -284,7 +297,7 @@ def test_a_real_runs_report_opens_every_cell_without_errors(
     loaded = load_matrix_text(matrix.read_text(), str(matrix), environ=loopback.variables())
     # Playwright's sync API keeps an event loop running in this thread: run beside it.
     with ThreadPoolExecutor(1) as pool:
-        result = pool.submit(anyio.run, probe_engine.run_matrix, loaded).result()
+        result = pool.submit(lambda: anyio.run(probe_engine.run_matrix, loaded)).result()
     for report in open_report(browser, result, tmp_path):
         cells = result.grid()
         assert set(report.buttons()) == set(cells)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+from markupsafe import Markup, escape
 
 from ..results import MatrixResult
 from .templating import environment
@@ -39,6 +42,15 @@ def _script_json(data: Any) -> str:
     )
 
 
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def code_spans(text: str) -> Markup:
+    """Escaped text in which `command` becomes <code>command</code> (diagnoses mark commands
+    so); the text is escaped first, so nothing in it can become markup."""
+    return Markup(_CODE_SPAN.sub(r"<code>\1</code>", str(escape(text))))
+
+
 def render_html(result: MatrixResult) -> bytes:
     template = environment(autoescape=True).get_template("report.html.j2")
     view = grid(result)
@@ -56,6 +68,7 @@ def render_html(result: MatrixResult) -> bytes:
         label=cell_label,
         reason=cell_reason,
         when=utc_time,
+        code=code_spans,
         details_json=_script_json(details),
         sources_json=_script_json(
             {s.name: s.model_dump(mode="json", exclude_none=True) for s in result.sources}

@@ -25,6 +25,18 @@ def md_text(text: str) -> str:
     return _ORDERED.sub(r"\1\\\2", _LINE_START.sub(r"\1\\\2", escaped))
 
 
+_CODE_SPAN = re.compile(r"(`[^`\n]+`)")
+
+
+def md_prose(text: str) -> str:
+    """Like md_text, but `command` spans a diagnosis marks stay code spans (literal anyway)."""
+    parts = _CODE_SPAN.split(_NEWLINES.sub(" ", text))
+    return "".join(
+        part if index % 2 else (md_text(part) if index == 0 else _INLINE.sub(r"\\\1", part))
+        for index, part in enumerate(parts)
+    )
+
+
 def md_code(text: str) -> str:
     """A code span holding `text` literally, whatever backticks it contains."""
     one_line = _NEWLINES.sub(" ", text)
@@ -50,6 +62,7 @@ def render_markdown(result: MatrixResult) -> bytes:
         label=cell_label,
         reason=cell_reason,
         md=md_text,
+        prose=md_prose,
         code=md_code,
         shorten=shorten,
         when=utc_time,
