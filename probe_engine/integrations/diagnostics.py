@@ -167,6 +167,12 @@ class StepOutcome:
             f"probe matrix failed (exit {result.exit_status}, fail_on={result.fail_on}): "
             f"{e.unmet} of {result.summary.total} cells unmet"
         ]
+        if self.verdict == "fault":
+            broken = sum(1 for c in result.cells if c.status == "source-error")
+            lines = [
+                f"probe-engine itself failed (exit {result.exit_status}): {broken} cells could "
+                "not be probed (source-error); the grid says nothing about the network there"
+            ]
         for cell in self.payload["unmet"] + (
             self.payload["failed_without_expectation"] if result.fail_on == "any-failure" else []
         ):
