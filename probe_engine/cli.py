@@ -125,7 +125,6 @@ def execute(
     """Run, show, write reports; the exit status. Shared by `run` and `demo`."""
     import anyio
 
-    from .reports import write_reports
     from .reports.terminal import LiveProgress, print_result
 
     console = _console(stderr=output == "json")
@@ -135,7 +134,7 @@ def execute(
             result = anyio.run(_run_with_signals, loaded, options, handler)
     else:
         result = anyio.run(_run_with_signals, loaded, options, None)
-    written = write_reports(result, out, formats, basename) if out is not None else []
+    written = _write(result, out, formats, basename) if out is not None else []
     if output == "json":
         click.echo(result.model_dump_json(indent=2))
     elif output == "table":
@@ -143,6 +142,19 @@ def execute(
     for path in written:
         console.print(f"[grey50]wrote {path}[/]")
     return result.exit_status
+
+
+def _write(result: MatrixResult, out: Path, formats: Sequence[str], basename: str) -> list[Path]:
+    """Write the reports; a renderer's bug is the engine's failure (exit 3), said in one line."""
+    from .errors import EngineError, ReportError
+    from .reports import write_reports
+
+    try:
+        return write_reports(result, out, formats, basename)
+    except ReportError:
+        raise
+    except Exception as exc:
+        raise EngineError(f"cannot render the reports: {type(exc).__name__}: {exc}") from exc
 
 
 _run_options = [
@@ -227,6 +239,18 @@ def _options(
 @cli.command()
 @click.argument("matrix", type=click.Path(dir_okay=False, path_type=Path))
 @run_options
+@click.option(
+    "--kubeconfig",
+    default=None,
+    help="Kubeconfig file(s) for Kubernetes targets and sources [default: the matrix's "
+    "kubernetes.kubeconfig, $KUBECONFIG, ~/.kube/config, else in-cluster].",
+)
+@click.option(
+    "--context",
+    "kube_context",
+    default=None,
+    help="Kubeconfig context [default: the matrix's kubernetes.context, else the current one].",
+)
 def run(
     matrix: Path,
     out: Path,
@@ -240,6 +264,8 @@ def run(
     output: str,
     fail_on: str,
     no_progress: bool,
+    kubeconfig: str | None,
+    kube_context: str | None,
 ) -> None:
     """Run MATRIX and write its reports."""
 
@@ -247,7 +273,15 @@ def run(
         from .spec import load_matrix
 
         chosen = _formats(formats)
-        options = _options(concurrency, timeout, deadline, select, fail_on)
+        kube = {"kubeconfig": kubeconfig, "context": kube_context}
+        options = _options(
+            concurrency,
+            timeout,
+            deadline,
+            select,
+            fail_on,
+            {key: value for key, value in kube.items() if value},
+        )
         loaded = load_matrix(matrix)
         return execute(
             loaded,

@@ -33,7 +33,7 @@ class SpecError(ProbeEngineError):
         self.field = field
 
     def __str__(self) -> str:
-        where = self.file or "<matrix>"
+        where = self.file or "probe-engine"  # an option, not a file, was wrong
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:

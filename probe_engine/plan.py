@@ -29,7 +29,7 @@ class Selection:
             key = key.strip()
             if not equals or key not in ("source", "target") or not value.strip():
                 raise SpecError(
-                    f"--select: {part!r} is not source=GLOB or target=GLOB", field="--select"
+                    f"{part!r} is not source=GLOB or target=GLOB", field="--select"
                 )
             values[key] = value.strip()
         return cls(**values)

@@ -66,7 +66,7 @@ def test_bad_input_keeps_earlier_reports_and_exits_2(tmp_path: Path) -> None:
     matrix.write_text("sources: {a: {kind: local}}\ntargets: {db: {kind: tcp, host: h, port: 0}}\n")
     run = probe_engine("run", str(matrix), "--out", str(out))
     assert run.returncode == 2
-    assert run.stderr.strip() == f"{matrix}:2:40: targets.db.port: 0 is too small (at least 1)"
+    assert run.stderr.strip() == f"{matrix}:2:42: targets.db.port: 0 is too small (at least 1)"
     assert (out / "report.json").read_text() == "earlier"
 
 
@@ -74,9 +74,9 @@ def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
     matrix = tmp_path / "m.yaml"
     matrix.write_text("sources: {a: {kind: local}}\ntargets: {db: {kind: tcp, host: 127.0.0.1, port: 1}}\n")
     for args, words in (
-        (["--format", "pdf"], "--format: unknown format pdf"),
-        (["--timeout", "soon"], "--timeout: 'soon' is not a duration"),
-        (["--select", "who=a"], "--select: 'who=a' is not source=GLOB or target=GLOB"),
+        (["--format", "pdf"], "probe-engine: --format: unknown format 'pdf' (choose from json,"),
+        (["--timeout", "soon"], "probe-engine: --timeout: 'soon' is not a duration"),
+        (["--select", "who=a"], "probe-engine: --select: 'who=a' is not source=GLOB or target=GLOB"),
     ):
         run = probe_engine("run", str(matrix), "--no-reports", *args)
         assert run.returncode == 2, args

@@ -19,12 +19,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 CLIENTS = ("requests", "httpx", "urllib", "curl", "none")
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
+# A password may itself hold "@" (clients split at the last one): it runs to the last "@"
+# before the host. A user part without a password is often a token: hidden whole.
+_PASSWORD = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^/\s]*@(?=[^@/\s]*(?:[/\s]|$))"
+)
+_TOKEN = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^:/@\s*]+@(?=[^@/\s]*(?:[/\s]|$))")
 
 
 def redact(text: str) -> str:
-    """Hide passwords in URLs anywhere in a text: http://u:secret@h -> http://u:***@h."""
-    return _USERINFO.sub(lambda m: m.group("scheme") + m.group("user") + ":***@", text)
+    """Hide credentials in URLs anywhere in a text: http://u:secret@h -> http://u:***@h,
+    http://token@h -> http://***@h."""
+    text = _PASSWORD.sub(lambda m: m.group("scheme") + m.group("user") + ":***@", text)
+    return _TOKEN.sub(lambda m: m.group("scheme") + "***@", text)
 
 
 def _lookup(env: Mapping[str, str], name: str, client: str) -> tuple[str | None, str | None]:

@@ -14,11 +14,12 @@ from typing import Any, Mapping
 
 SHIPPED = ("__init__", "classify", "proxy", "dns", "tcp", "http", "runner", "facts", "stdio")
 
-# Python 3.8 compatible; kept short because it travels as a command-line argument.
+# Python 3.8 compatible; kept short because it travels as a command-line argument. The finder
+# is duck-typed: importing importlib.abc costs ~25 ms (it pulls in importlib.resources).
 BOOTSTRAP = r"""
-import importlib.abc, importlib.util, json, sys
+import importlib.util, json, sys
 M = json.loads(sys.stdin.readline())
-class F(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class F:
     def find_spec(self, name, path=None, target=None):
         if name == "pe_agent" or name.startswith("pe_agent."):
             return importlib.util.spec_from_loader(name, self, is_package=name == "pe_agent")

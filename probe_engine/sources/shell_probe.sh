@@ -1,7 +1,7 @@
 # probe-engine's shell prober: for places without Python, and for tools run as a user would.
 # Usage: sh -c "$(cat this)" probe TOOL CONCURRENCY   (TOOL: curl, wget, bash, nc or auto)
 # Reads one cell per line on stdin, tab-separated, "-" for an empty field, up to "@@END":
-#   id  mode(tcp|http|dns)  host  port  url  timeout_s  method  headers(\037-separated)
+#   id  mode(tcp|http|dns)  host  port  url  timeout_s  method  headers(\037-separated)  verify(1|0)
 # Prints one line per finished cell:  @@R id tool rc ms extra message   (tab-separated)
 # and @@D at the end. Values from the matrix are only ever quoted arguments, never code.
 TOOL=${1:-auto}
@@ -12,7 +12,13 @@ US=$(printf '\037')
 has() { command -v "$1" >/dev/null 2>&1; }
 now_ms() {
   t=$(date +%s%N 2>/dev/null)
-  case "$t" in *N*|"") echo "" ;; *) echo $((t / 1000000)) ;; esac
+  case "$t" in
+    # busybox date has no %N: the uptime clock counts hundredths (fraction kept decimal)
+    *N*|"") if read -r up _ </proc/uptime 2>/dev/null; then
+        echo $(( ${up%.*} * 1000 + (1${up#*.} - 100) * 10 ))
+      else echo ""; fi ;;
+    *) echo $((t / 1000000)) ;;
+  esac
 }
 squash() { tr '\t\r\n' '  \037' | cut -c1-1800; }
 # GNU timeout puts the tool in a process group of its own (and kills all of it at the
@@ -35,6 +41,7 @@ run_curl() {
     for h in $headers; do set -- "$@" -H "$h"; done
     IFS=$old
   fi
+  [ "$verify" = 0 ] && set -- "$@" -k
   target=$url
   [ "$mode" = tcp ] && target="http://$host:$port/"
   out=$(curl -sS -v -o /dev/null -X "$method" --connect-timeout "$t" --max-time "$t" \
@@ -52,18 +59,23 @@ run_wget() {
     for h in $headers; do set -- "$@" --header "$h"; done
     IFS=$old
   fi
+  [ "$verify" = 0 ] && set -- "$@" --no-check-certificate
   target=$url
   [ "$mode" = tcp ] && target="http://$host:$port/"
-  out=$(limit "$t" wget -S -O /dev/null -T "$t" "$@" "$target" 2>&1)
+  # Debian's busybox wget crashes (SIGSEGV) when given -T: there `timeout` keeps the deadline.
+  wt=1
+  if has timeout && wget --help 2>&1 | grep -q BusyBox; then wt=""; fi
+  out=$(limit "$t" wget -S -O /dev/null ${wt:+-T "$t"} "$@" "$target" 2>&1)
   rc=$?
   extra=$(printf '%s\n' "$out" | sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' | tail -n 1)
   msg=$(printf '%s\n' "$out" | grep -viE '^ *(authorization|cookie|set-cookie|proxy-authorization):' | squash)
 }
 
 run_nc() {
-  # OpenBSD nc needs -z to connect and leave, -N to send EOF; busybox nc has neither.
-  bsd=""
-  if nc -h 2>&1 | grep -q -- '-z'; then bsd=1; fi
+  # OpenBSD nc needs -z to connect and leave, -N to send EOF; busybox nc has neither, but
+  # runs a program once connected: `-e true` connects and leaves (else it waits for the peer).
+  bsd="" bbe=""
+  case "$(nc -h 2>&1)" in *-z*) bsd=1 ;; *"-e PROG"*) bbe=1 ;; esac
   if [ "$mode" = http ]; then
     path=/${url#*://*/}
     [ "$path" = "/$url" ] && path=/
@@ -74,6 +86,10 @@ run_nc() {
     out=$(printf '%s\n' "$out" | grep -E '^(nc:|Connection to)')
   elif [ -n "$bsd" ]; then
     out=$(limit "$t" nc -z -v -w "$t" "$host" "$port" 2>&1)
+    rc=$?
+    extra=""
+  elif [ -n "$bbe" ]; then
+    out=$(limit "$t" nc -w "$t" "$host" "$port" -e true 2>&1)
     rc=$?
     extra=""
   else
@@ -116,7 +132,7 @@ run_nslookup() {
 }
 
 one() {
-  id=$1 mode=$2 host=$3 port=$4 url=$5 t=$6 method=$7 headers=$8
+  id=$1 mode=$2 host=$3 port=$4 url=$5 t=$6 method=$7 headers=$8 verify=$9
   start=$(now_ms)
   tool=$(pick "$mode")
   rc=127 extra="" msg=""
@@ -137,10 +153,10 @@ one() {
 
 n=0
 # "@@END" closes the batch: over a WebSocket exec, stdin may never see EOF.
-while IFS=$TAB read -r id mode host port url t method headers; do
+while IFS=$TAB read -r id mode host port url t method headers verify; do
   [ "$id" = "@@END" ] && break
   [ -n "$id" ] || continue
-  one "$id" "$mode" "$host" "$port" "$url" "$t" "$method" "$headers" &
+  one "$id" "$mode" "$host" "$port" "$url" "$t" "$method" "$headers" "$verify" &
   n=$((n + 1))
   if [ "$n" -ge "$CONC" ]; then wait; n=0; fi
 done

@@ -63,6 +63,7 @@ def request_lines(batch: Sequence[CellRequest]) -> bytes:
             math.ceil(request.timeout),
             plan.get("method", "GET"),
             headers,
+            0 if plan.get("verify") is False else 1,
         ]
         lines.append("\t".join(_field(f) for f in fields))
     lines.append("@@END")
@@ -97,8 +98,10 @@ def _failure(rc: int, words: str, tool: str) -> tuple[str, int | None]:
         return "source-error", None
     if rc == 141:
         return "reset", errno.EPIPE  # SIGPIPE: the peer closed (or reset) while we wrote
-    if rc == 124:
-        return "timeout", None  # `timeout` stopped the tool: our deadline, not the kernel's
+    if rc in (124, 143):
+        # `timeout` stopped the tool: our deadline, not the kernel's (GNU timeout exits 124;
+        # busybox's leaves the tool to die of its SIGTERM, 128 + 15).
+        return "timeout", None
     number = errno_from_message(words)
     if number is not None:
         return status_for_errno(number), number
@@ -235,6 +238,8 @@ def _plain_checks(
             {"name": "dns", "status": status, "host": host, "message": words, "reason": "error"}
         ]
     message = words or f"{tool} exited with status {rc}"
+    if rc in (124, 143):
+        message = f"{tool} gave no answer before the deadline (stopped by timeout)"
     if status == "source-error":
         message = f"{tool} could not run (exit status {rc}): {words}".rstrip(": ")
     return [_connect_record(status, number, message, host, port)]
