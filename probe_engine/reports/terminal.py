@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from rich.console import Console, Group, RenderableType
@@ -14,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..engine import CellDone, Event, Planned, RowSeen
-from ..results import MatrixResult
+from ..results import CellResult, MatrixResult
 from .view import cell_label, grid
 
 STYLE = {
@@ -36,7 +37,8 @@ MAX_GRID_ROWS = 60
 
 
 class LiveProgress:
-    """Handles engine events: a progress bar with a running count per status."""
+    """Handles engine events: a progress bar with a running count per status and, while the
+    matrix is small enough to read, the grid filling in as cells finish."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -51,7 +53,18 @@ class LiveProgress:
             transient=True,
         )
         self.task = self.progress.add_task("cells", total=None, counts="")
-        self.live = Live(self.progress, console=console, refresh_per_second=8, transient=True)
+        self.rows: list[str] = []
+        self.columns: list[str] = []
+        self.cells: dict[tuple[str, str], CellResult] = {}
+        self.live = Live(
+            get_renderable=self._render, console=console, refresh_per_second=8, transient=True
+        )
+
+    def _render(self) -> RenderableType:
+        if not self.columns:
+            return self.progress
+        table = grid_table(self.rows, self.columns, self.cells.get, pending="…")
+        return Group(self.progress, table) if table is not None else self.progress
 
     def __enter__(self) -> LiveProgress:
         self.live.__enter__()
@@ -68,44 +81,70 @@ class LiveProgress:
     def __call__(self, event: Event) -> None:
         if isinstance(event, Planned):
             self.progress.update(self.task, total=event.total)
+            self.columns = list(dict.fromkeys(c.name for c in event.columns))
+            self.rows = list(event.sources)
         elif isinstance(event, CellDone):
-            self.counts[event.result.status] += 1
+            result = event.result
+            self.cells[(result.source, result.target)] = result
+            self.counts[result.status] += 1
             summary = " ".join(f"[{STYLE[s]}]{s} {n}[/]" for s, n in sorted(self.counts.items()))
             self.progress.update(self.task, advance=1, counts=summary)
-        elif isinstance(event, RowSeen) and event.info.status == "error":
-            self.console.print(
-                f"[grey50]source {escape(event.info.name)}: "
-                f"{escape(event.info.message or 'failed')}[/]"
-            )
+        elif isinstance(event, RowSeen):
+            info = event.info
+            if info.name not in self.rows:
+                # A fanned-out source's instances replace its declared name.
+                at = (
+                    self.rows.index(info.source_name)
+                    if info.source_name in self.rows
+                    else len(self.rows)
+                )
+                if info.source_name in self.rows and info.source_name != info.name:
+                    self.rows.remove(info.source_name)
+                self.rows.insert(at, info.name)
+            if info.status == "error":
+                self.console.print(
+                    f"[grey50]source {escape(info.name)}: {escape(info.message or 'failed')}[/]"
+                )
 
 
-def result_table(result: MatrixResult) -> Table:
-    """The grid, or a per-source summary when it cannot fit either way round."""
-    view = grid(result)
+def grid_table(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    lookup: Callable[[tuple[str, str]], CellResult | None],
+    pending: str = "·",
+) -> Table | None:
+    """The grid, transposed when there are more columns than rows; None when too big."""
     # Matrices usually have few sources and many targets: targets go down the side then.
-    transposed = len(view.columns) > len(view.rows)
-    across, down = (view.rows, view.columns) if transposed else (view.columns, view.rows)
+    transposed = len(columns) > len(rows)
+    across, down = (rows, columns) if transposed else (columns, rows)
     if len(across) > MAX_GRID_COLUMNS or len(down) > MAX_GRID_ROWS:
-        return _summary_table(result)
+        return None
     corner = "target \\ source" if transposed else "source \\ target"
     table = Table(title="reachability", title_justify="left", header_style="bold")
     table.add_column(corner, style="bold", no_wrap=True)
     for name in across:
         # Text, not str: a name is never read as rich markup ("pod-[/]" would raise).
         table.add_column(Text(name), overflow="fold")
-    for row in down:
+    for line in down:
         cells: list[Text | str] = []
-        for column in across:
-            cell = view.get(column, row) if transposed else view.get(row, column)
+        for other in across:
+            cell = lookup((other, line) if transposed else (line, other))
             if cell is None:
-                cells.append(Text("·", style="grey50"))
+                cells.append(Text(pending, style="grey50"))
                 continue
             text = Text(cell_label(cell), style=STYLE[cell.status])
             if cell.met is False:
                 text.append(f" ≠ {'/'.join(cell.expected or [])}", style="bold reverse")
             cells.append(text)
-        table.add_row(Text(row), *cells)
+        table.add_row(Text(line), *cells)
     return table
+
+
+def result_table(result: MatrixResult) -> Table:
+    """The grid, or a per-source summary when it cannot fit either way round."""
+    view = grid(result)
+    table = grid_table(view.rows, view.columns, view.cells.get)
+    return table if table is not None else _summary_table(result)
 
 
 def _summary_table(result: MatrixResult) -> Table:
