@@ -2,10 +2,12 @@
 does not. Each rule is a function `rule(result) -> list[Finding]`, registered in RULES.
 
 RULES is in priority order, and the order matters: a finding whose failing cells are all
-explained by an earlier finding is dropped as a repeat. Row-level first (a source that cannot
-run, or fails everything, explains all its cells), then the rules that link columns (ways to
-one Service, address families, search lists, readiness races), then column-level (a target
-that fails from every source), then per-cell comparisons and facts, most generic last.
+explained by an earlier finding is dropped as a repeat. Row-level first (a container off the
+target's network, a source that cannot run or fails everything: that explains all its cells),
+then the rules that link columns (ways to one Service, address families, search lists,
+readiness races), then column-level (a target that fails from every source), then per-cell
+comparisons and facts, most generic last. Each finding's severity follows one policy
+(common.severity): a healthy matrix raises no warning or error.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 
 from ..results import Finding, MatrixResult
 from .common import Rule
+from .container_network import container_network
 from .kubernetes import via_differs
 from .names import address_family, dns_failure, search_list
 from .proxy import proxy_differs
@@ -25,6 +28,7 @@ from .timing import readiness_race
 log = logging.getLogger("probe_engine.diagnose")
 
 RULES: dict[str, Rule] = {
+    "container-network": container_network,
     "source-down": source_down,
     "via-differs": via_differs,
     "address-family": address_family,

@@ -42,7 +42,7 @@ def compare(
     looped = _loopback(bf, gf, pairs, bad_name, good_name)
     found += looped or _namespaces(bf, gf, bad_name, good_name)
     found += _routes(bf, gf, pairs, bad_name, good_name)
-    found += _networks(bf, gf, bad_name, good_name)
+    found += _networks(bf, gf, _failed_addresses(pairs), bad_name, good_name)
     found += _resolution(bf, gf, pairs, bad_name, good_name)
     found += _families_and_ports(pairs, bad_name, good_name)
     found += _proxies(pairs, bad_name, good_name)
@@ -65,11 +65,18 @@ def _netns(facts: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
+def _same_place(bf: dict[str, Any], gf: dict[str, Any]) -> bool:
+    """One network namespace: equal inodes on one machine (inodes repeat across machines)."""
+    b, g = _netns(bf), _netns(gf)
+    hb, hg = bf.get("hostname"), gf.get("hostname")
+    return b == g and (hb is None or hg is None or hb == hg)
+
+
 def _namespaces(
     bf: dict[str, Any], gf: dict[str, Any], bad_name: str, good_name: str
 ) -> list[Difference]:
     b, g = _netns(bf), _netns(gf)
-    if not b or not g or b == g:
+    if not b or not g or _same_place(bf, gf):
         return []
     return [
         Difference(
@@ -91,7 +98,7 @@ def _loopback(
 ) -> list[Difference]:
     b, g = _netns(bf), _netns(gf)
     looped = [a for a in _failed_addresses(pairs) if is_loopback(a)]
-    if not looped or not b or not g or b == g:
+    if not looped or not b or not g or _same_place(bf, gf):
         return []
     return [
         Difference(
@@ -124,7 +131,8 @@ def _routes(
     other: list[str] = []
     good_routes: dict[str, str] = {}
     facts: dict[str, Any] = {}
-    for address in _failed_addresses(pairs):
+    nameservers = _silent_nameservers(bf, pairs)
+    for address in _failed_addresses(pairs) + nameservers:
         if family_of(address) != "ipv4" or _is_local(address, bf):
             continue
         mine = route_for(address, bf.get("routes"))
@@ -145,12 +153,14 @@ def _routes(
     found = []
     if unrouted:
         default = bf.get("default_route")
-        text = f"{bad_name} has no route to {listing(unrouted)}" + (
+        named = [f"its nameserver {a}" if a in nameservers else a for a in unrouted]
+        text = f"{bad_name} has no route to {listing(named, 6)}" + (
             " (and no default route)" if default is False else ""
         )
-        known = [f"{a} via {good_routes[a]}" for a in unrouted if a in good_routes]
+        known = [f"{a} ({good_routes[a]})" for a in unrouted if a in good_routes]
         if known:
-            text += f"; {good_name} routes {listing(known)}"
+            text += f"; {good_name} has routes for {'it' if len(unrouted) == 1 else 'them'}: "
+            text += listing(known, 6)
         elif _is_local(unrouted[0], gf):
             text += f"; for {good_name} it is a local address"
         found.append(
@@ -167,6 +177,22 @@ def _routes(
     return found
 
 
+def _silent_nameservers(
+    facts: dict[str, Any], pairs: Sequence[tuple[CellResult, CellResult]]
+) -> list[str]:
+    """The source's nameservers, when one of its lookups got no answer (EAI_AGAIN): a resolver
+    it has no route to is the usual reason."""
+    silent = any(
+        r.name == "dns" and r.reason == "no-answer" and r.resolver in (None, "system")
+        for failed, _ok in pairs
+        for r in failed.checks
+    )
+    resolv = facts.get("resolv_conf")
+    if not silent or not isinstance(resolv, dict):
+        return []
+    return [str(n) for n in resolv.get("nameservers") or [] if family_of(str(n)) == "ipv4"]
+
+
 def _network_names(facts: dict[str, Any]) -> set[str] | None:
     networks = facts.get("networks")
     if isinstance(networks, dict):
@@ -177,10 +203,14 @@ def _network_names(facts: dict[str, Any]) -> set[str] | None:
 
 
 def _networks(
-    bf: dict[str, Any], gf: dict[str, Any], bad_name: str, good_name: str
+    bf: dict[str, Any],
+    gf: dict[str, Any],
+    failed: list[str],
+    bad_name: str,
+    good_name: str,
 ) -> list[Difference]:
     """Container networks (a `networks` fact, as container sources report it), then the
-    sources' own addresses when one has an address on a network the other lacks."""
+    sources' own addresses: the working one on the failed address's network, the other not."""
     found = []
     b, g = _network_names(bf), _network_names(gf)
     if b is not None and g is not None and g - b:
@@ -196,10 +226,11 @@ def _networks(
         )
     ba, ga = _own_addresses(bf), _own_addresses(gf)
     if ba is not None and ga is not None and not found:
-        subnets = _subnets(gf, ga)
+        targets = [ipaddress.ip_address(a) for a in failed if family_of(a) == "ipv4"]
+        subnets = [s for s in _subnets(gf, ga) if any(t in s for t in targets)]
         lacking = [s for s in subnets if not any(a in s for a in ba)]
         if lacking:
-            shown = [f"{a} on {s}" for s in lacking for a in ga if a in s and not a.is_loopback]
+            shown = [str(a) for s in lacking for a in ga if a in s]
             found.append(
                 Difference(
                     25,
@@ -372,9 +403,11 @@ def _tools(
     def tool(cell: CellResult) -> str:
         client = cell.proxy.client if cell.proxy else None
         base = cell.tool or "agent"
-        if base == "agent":
-            return f"the Python agent ({client} rules)" if client else "the Python agent"
-        return base
+        if base != "agent":
+            return base
+        if client == "none":
+            return "the Python agent, proxy variables ignored (trust_env: false)"
+        return f"the Python agent ({client} proxy rules)" if client else "the Python agent"
 
     if tool(failed) == tool(ok):
         return []
@@ -394,7 +427,8 @@ def _source_addresses(
     used = []
     for _failed, ok in pairs:
         for hop in hops(ok):
-            if hop.status == "ok" and hop.source_address:
+            # loopback to loopback says nothing about the path
+            if hop.status == "ok" and hop.source_address and not is_loopback(hop.address):
                 entry = f"{hop.source_address} to {hop.address}"
                 if entry not in used:
                     used.append(entry)

@@ -46,7 +46,7 @@ def meaning(cell: CellResult) -> str:
                 "the server accepts and hangs"
             )
         if failed.name == "dns":
-            return dns_meaning(failed)
+            return dns_meaning(failed, _nameserver(cell))
         if errno == "ETIMEDOUT":
             return (
                 f"{at} never answered the SYN (ETIMEDOUT from the kernel): packets are dropped "
@@ -59,7 +59,7 @@ def meaning(cell: CellResult) -> str:
     if status == "unreachable":
         return _unreachable(errno, at)
     if status == "dns-error":
-        return dns_meaning(failed)
+        return dns_meaning(failed, _nameserver(cell))
     if status == "reset":
         return (
             f"{at} accepted, then reset the connection ({errno or 'closed'}): the server crashed "
@@ -75,6 +75,12 @@ def meaning(cell: CellResult) -> str:
         how = f" ({errno})" if errno else ""
         return f"the proxy {named} failed{how}: the request never reached the target"
     return failed.message or status
+
+
+def _nameserver(cell: CellResult) -> str | None:
+    """The nameserver a dns column names ('name @10.96.0.10:53'), if any."""
+    _name, at, server = cell.endpoint.partition(" @")
+    return server if at else None
 
 
 def _unreachable(errno: str, at: str) -> str:
@@ -122,16 +128,27 @@ DNS_REASONS = {
 }
 
 
-def dns_meaning(record: CheckRecord) -> str:
+def reason_word(record: CheckRecord) -> str:
+    """The word a sentence already says for this failure: NXDOMAIN for nxdomain."""
+    return {"nxdomain": "NXDOMAIN", "servfail": "SERVFAIL", "refused": "REFUSED"}.get(
+        record.reason or "", ""
+    )
+
+
+def dns_meaning(record: CheckRecord, resolver: str | None = None) -> str:
     """NXDOMAIN (the name does not exist) vs no answer (the resolver is not reachable or too
-    slow) vs no address of the family: three different problems that all look like 'DNS'."""
+    slow) vs no address of the family: three different problems that all look like 'DNS'.
+    `resolver` names the resolver when the record does not (a lookup cut by the deadline)."""
     name = record.host or "the name"
-    resolver = record.resolver or "the resolver"
+    resolver = record.resolver or resolver or "the resolver"
     if resolver == "system":
         resolver = "the system resolver (getaddrinfo)"
-    code = f" ({record.errno_name})" if record.errno_name else ""
+    # The code when it adds something: EAI_NONAME says which API answered, NXDOMAIN twice not.
+    named = record.errno_name and record.errno_name.upper() not in (reason_word(record),)
+    code = f" ({record.errno_name})" if named else ""
     tried = getattr(record, "tried", None)
-    candidates = f" (asked as {', '.join(tried)})" if isinstance(tried, list) and tried else ""
+    asked = [str(t) for t in tried] if isinstance(tried, list) else []
+    candidates = f" (asked as {', '.join(asked)})" if asked and asked != [record.host] else ""
     reason = record.reason or ""
     if reason == "nxdomain":
         return f"{name} does not exist: {resolver} answered NXDOMAIN{code}{candidates}"
@@ -141,9 +158,9 @@ def dns_meaning(record: CheckRecord) -> str:
             "slow from here; this says nothing about whether the name exists"
         )
     if reason == "servfail":
-        return f"{resolver} failed to resolve {name}{code}: its upstream or zone is broken"
+        return f"{resolver} answered SERVFAIL for {name}{code}: its upstream or zone is broken"
     if reason == "refused":
-        return f"{resolver} refused to answer for {name}{code}: it does not serve that zone"
+        return f"{resolver} answered REFUSED for {name}{code}: it does not serve that zone"
     if reason == "no-address":
         return f"{name} exists but {resolver} has no address record for it{code}{candidates}"
     if reason == "no-address-of-family":

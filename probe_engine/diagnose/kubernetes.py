@@ -7,7 +7,8 @@ not all of them work. What each difference implies:
   or the probed port is the targetPort, not the nodePort.
 - cluster-ip fails from a source outside the cluster network: ClusterIPs are virtual, only
   pods and nodes (or hosts routing the service CIDR to a node) reach them.
-- dns fails to resolve: the source's resolver is not the cluster DNS.
+- dns fails to resolve: the source's resolver is not the cluster DNS; dns-short fails while
+  dns works: the short name only resolves from pods of the Service's namespace (search list).
 - endpoints refused while port-forward works: the app listens on the pod's loopback only.
 """
 
@@ -33,7 +34,7 @@ from .explain import dns_meaning, meaning
 from .service import causes, service_name, service_ports
 
 # Closest to the pod first: the order in which a reader narrows the problem down.
-VIA_ORDER = ("port-forward", "endpoints", "cluster-ip", "dns", "node-port")
+VIA_ORDER = ("port-forward", "endpoints", "cluster-ip", "dns", "dns-short", "node-port")
 
 
 @dataclass
@@ -107,16 +108,26 @@ def _finding(
         f"{listing([f'{v} ({row.failing[v][0].status})' for v in failing])} "
         f"{'fails' if len(failing) == 1 else 'fail'}. "
         + (headline + ". " if headline else "")
-        + " ".join(text + "." for text, _ in lines)
+        + " ".join(f"{via}: {text}." for via, (text, _) in zip(failing, lines, strict=True))
     )
     timeouts = any(row.failing[v][0].status == "timeout" for v in failing)
     relevant = [c for c in service_causes if "network_policies" in c.facts and timeouts]
-    relevant += [c for c in service_causes if "network_policies" not in c.facts]
+    # Only facts that can explain a failure: a few not-ready pods do not.
+    relevant += [c for c in service_causes if "network_policies" not in c.facts and c.rank < 5]
     if relevant:
         detail += " Service facts: " + "; ".join(c.text for c in relevant) + "."
     next_step = next((step for _, step in lines if step), None) or (
         relevant[0].next_step if relevant else "Compare the failing path with the working one."
     )
+    if ok == ["port-forward"]:
+        facts = facts_info.facts
+        ns = f" -n {facts['namespace']}" if facts.get("namespace") else ""
+        service = facts.get("service") or target_name
+        port = facts.get("service_port") or "PORT"
+        next_step = (
+            f"For now reach it through `kubectl port-forward{ns} svc/{service} 8080:{port}`; "
+            f"to fix the path: {next_step}"
+        )
     cited = [c for n in names for v in failing for c in rows[n].failing[v]]
     contrast = [c for n in names for v in ok for c in rows[n].ok[v]]
     return Finding(
@@ -172,7 +183,9 @@ def _implication(
         return _node_port(cell, row, ports, address, port, name)
     if via == "cluster-ip":
         return _cluster_ip(cell, row, ports, address, port, source, name)
-    if via == "dns":
+    if via == "dns-short" and "dns" in row.ok:
+        return _dns_short(cell, info, name)
+    if via in ("dns", "dns-short"):
         return _dns(cell, source, name)
     if via == "endpoints":
         return _endpoints(cell, row, ports, address, port, name)
@@ -195,6 +208,9 @@ def _node_port(
 ) -> tuple[str, str | None]:
     node_ports = [p["node_port"] for p in ports if p.get("node_port")]
     others = [p["target_port"] for p in ports] + [p["port"] for p in ports]
+    failed_hop = next((h for h in hops(cell) if h.status != "ok"), None)
+    if failed_hop is not None:
+        address = failed_hop.address
     at = f"{address}:{port}" if address else cell.endpoint
     if port and node_ports and port not in node_ports and port in others:
         return (
@@ -204,8 +220,12 @@ def _node_port(
             f"Probe the nodePort ({address or 'NODE_IP'}:{node_ports[0]}); `kubectl get svc` "
             "shows it as PORT:NODEPORT.",
         )
-    if "node-port" in row.ok:
-        good = listing([_probed(c)[0] or c.endpoint for c in row.ok["node-port"]])
+    working = [h.address for c in row.ok.get("node-port", []) for h in hops(c)]
+    working += [h.address for h in hops(cell) if h.status == "ok"]
+    if working:
+        failing = [h.address for h in hops(cell) if h.status != "ok"]
+        at = f"{listing(failing)}:{port}" if failing else at
+        good = listing(working)
         return (
             f"the nodePort works through {good} but not through {at} ({cell.status}): that "
             "node does not forward it (kube-proxy down there), or a firewall guards that node",
@@ -299,6 +319,20 @@ def _dns(cell: CellResult, source: SourceInfo | None, name: str) -> tuple[str, s
     return (
         f"the Service's name resolves, but connecting fails: {meaning(cell)}",
         None,
+    )
+
+
+def _dns_short(cell: CellResult, info: TargetInfo | None, name: str) -> tuple[str, str | None]:
+    facts = info.facts if info else {}
+    namespace = facts.get("namespace") or "its namespace"
+    service = facts.get("service") or cell.target_name
+    failed = first_failure(cell)
+    why = dns_meaning(failed) if failed is not None and failed.name == "dns" else meaning(cell)
+    return (
+        f"the short name {service} fails ({why}) while the full name resolves: a short name "
+        f"resolves only through a search list that holds {namespace}.svc.<cluster domain>, "
+        f"which pods of namespace {namespace} have and {name} does not",
+        f"Use the full name {service}.{namespace}.svc.cluster.local (or the ClusterIP).",
     )
 
 

@@ -67,7 +67,11 @@ def no_proxy_note(cell: CellResult, info: SourceInfo | None) -> tuple[str, dict[
     variable = next((v for v in ("no_proxy", "NO_PROXY") if env.get(v)), None)
     if variable is None:
         return f"NO_PROXY is not set, so nothing exempts {host}", {"no_proxy": None}
-    verdicts = {client: decide(cell.endpoint, env, client)[0] for client in COMPARED_CLIENTS}
+    # Whether each client's NO_PROXY rules exempt the host, whatever proxy variable it reads:
+    # replayed with a stand-in proxy every client honours.
+    replay = {k: v for k, v in env.items() if k.lower() == "no_proxy"}
+    replay["all_proxy"] = "http://proxy.invalid:3128"
+    verdicts = {client: decide(cell.endpoint, replay, client)[0] for client in COMPARED_CLIENTS}
     exempting = [c for c, v in verdicts.items() if v.get("no_proxy_match")]
     text = f"{variable}={env[variable]} is set but does not exempt {host} for {proxy.client}"
     cidrs = [e.strip() for e in env[variable].split(",") if "/" in e]
@@ -129,7 +133,7 @@ def proxy_differs(result: MatrixResult) -> list[Finding]:
         )
         note, note_facts = no_proxy_note(failed, info)
         if note:
-            detail += f" {note[0].upper()}{note[1:]}."
+            detail += f" Why: {note}."
         if goods:
             good = goods[0]
             title = (

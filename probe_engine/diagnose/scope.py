@@ -11,19 +11,20 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from ..results import CellResult, Finding, MatrixResult, TargetInfo
+from ..results import CellResult, Finding, MatrixResult, SourceInfo, TargetInfo
 from .common import (
     FAILED,
     by_source,
     by_target,
     evidence,
     failure_words,
+    first_failure,
     listing,
     severity,
     source_info,
     target_info,
 )
-from .differences import compare
+from .differences import Difference, compare
 from .explain import meaning, next_step
 from .proxy import CLIENT_RULES, no_proxy_note
 from .service import causes, is_service
@@ -49,15 +50,21 @@ def down_rows(result: MatrixResult) -> dict[str, DownRow]:
     """Rows that could not run, or that fail every cell while other rows reach some of the same
     targets (with one cell only, that is a per-cell difference, not a row problem)."""
     columns = by_target(result)
+    infos = {s.name: s for s in result.sources}
     down: dict[str, DownRow] = {}
     for row, cells in by_source(result).items():
         probed = [c for c in cells if c.status not in ("cancelled", "target-error")]
         if not probed:
             continue
-        info = source_info(result, row)
-        if all(c.status == "source-error" for c in probed) or (info and info.status == "error"):
+        info = infos.get(row)
+        could_not_run = info is not None and info.status == "error"
+        if all(c.status == "source-error" for c in probed) or (
+            could_not_run and not any(c.status == "ok" for c in probed)
+        ):
             down[row] = DownRow(row, probed, True, {})
             continue
+        # A cell that could not run there (a local-only tunnel, say) proves nothing either way.
+        probed = [c for c in probed if c.status != "source-error"]
         if len(probed) < 2 or not all(c.status in FAILED for c in probed):
             continue
         contrast: dict[str, CellResult] = {}
@@ -105,75 +112,87 @@ def source_down(result: MatrixResult) -> list[Finding]:
 
 
 def _failures(cells: list[CellResult]) -> str:
-    """'api and db are refused (ECONNREFUSED); cache is timeout'."""
+    """'api and db: refused (ECONNREFUSED); cache: timeout'."""
     groups: dict[str, list[str]] = {}
     for cell in cells:
         groups.setdefault(failure_words(cell), []).append(cell.target)
-    return "; ".join(
-        f"{listing(targets)} {'is' if len(targets) == 1 else 'are'} {words}"
-        for words, targets in groups.items()
-    )
+    return "; ".join(f"{listing(targets)}: {words}" for words, targets in groups.items())
 
 
 def _row_fails(result: MatrixResult, item: DownRow) -> Finding:
     row = item.row
-    goods = Counter(c.source for c in item.contrast.values())
-    good = goods.most_common(1)[0][0]
-    pairs = [(c, item.contrast[c.target]) for c in item.cells if c.target in item.contrast]
-    pairs_good = [(f, o) for f, o in pairs if o.source == good]
     bad_info = source_info(result, row)
-    proxied = [c for c in item.cells if c.status == "proxy-error" and c.proxy and c.proxy.used]
-    urls = {c.proxy.url for c in proxied if c.proxy}
+    pairs = [(c, item.contrast[c.target]) for c in item.cells if c.target in item.contrast]
+    # The working rows, those reaching most of this row's targets first.
+    goods = [s for s, _ in Counter(o.source for _, o in pairs).most_common()]
     causes_text: list[str] = []
     next_line = None
     facts: dict[str, object] = {}
-    if proxied and len(urls) == 1:
-        first = proxied[0]
-        assert first.proxy is not None
-        rule = CLIENT_RULES.get(first.proxy.client, first.proxy.client)
-        causes_text.append(
-            f"every HTTP request from {row} goes through {first.proxy.variable}="
-            f"{first.proxy.url} ({rule}) and that proxy fails ({failure_words(first)})"
-        )
-        note, note_facts = no_proxy_note(first, bad_info)
-        if note:
-            causes_text.append(note)
-        facts.update(proxy=first.proxy.model_dump(exclude_none=True), **note_facts)
-        next_line = (
-            f"Fix or unset {first.proxy.variable} in {row}'s environment, or exempt the "
-            "targets in NO_PROXY."
-        )
-    differences = compare(bad_info, source_info(result, good), pairs_good, row, good)
+    proxied = [c for c in item.cells if c.status == "proxy-error" and c.proxy and c.proxy.used]
+    if proxied and len({c.proxy.url for c in proxied if c.proxy}) == 1:
+        next_line = _proxy_cause(proxied[0], bad_info, causes_text, facts)
+    differences: list[Difference] = []
+    for index, good in enumerate(goods[:3]):
+        with_good = [(f, o) for f, o in pairs if o.source == good]
+        for found in compare(bad_info, source_info(result, good), with_good, row, good):
+            # Beyond the first working row, only the specific causes: not the context again.
+            if (index == 0 or found.rank < 30) and all(found.text != d.text for d in differences):
+                differences.append(found)
+    differences.sort(key=lambda d: d.rank)
     causes_text += [d.text for d in differences]
     next_line = next_line or next((d.next_step for d in differences if d.next_step), None)
+    reached = "; ".join(
+        f"{good} reaches {listing([o.target for _, o in pairs if o.source == good])}"
+        for good in goods
+    )
     detail = (
-        f"From {row}, {_failures(item.cells)}. {good} reaches "
-        f"{listing([o.target for _, o in pairs_good])}, so the cause is where {row} runs, "
-        "not the targets."
+        f"From {row}: {_failures(item.cells)}. Yet {reached}: the cause lies with {row} (where "
+        "or how it runs), not with the targets."
     )
     if causes_text:
         detail += " What differs: " + "; ".join(causes_text) + "."
     else:
         detail += (
             " The engine sees no difference in network namespace, routes or proxy settings "
-            f"between {row} and {good}: {meaning(item.cells[0])}."
+            f"between {row} and {listing(goods)}: {meaning(item.cells[0])}."
         )
-    contrast = [o for _, o in pairs]
     facts.update(
         source=row,
-        working=sorted(goods),
+        working=goods,
         differences=[d.text for d in differences],
         **{k: v for d in differences for k, v in d.facts.items()},
     )
     return Finding(
         rule="source-down",
         severity=severity(item.cells, contradiction=True),
-        title=f"Everything from {row} fails ({len(item.cells)} cells) while {good} reaches "
-        "the same targets",
+        title=f"Everything from {row} fails ({len(item.cells)} cells) while {listing(goods)} "
+        f"reach{'es' if len(goods) == 1 else ''} the same targets",
         detail=detail,
-        evidence=evidence(item.cells + contrast),
+        evidence=evidence(item.cells + [o for _, o in pairs]),
         next_step=next_line or next_step(item.cells[0]),
         facts=facts,
+    )
+
+
+def _proxy_cause(
+    first: CellResult, info: SourceInfo | None, causes_text: list[str], facts: dict[str, object]
+) -> str:
+    """Every failure of the row went to one proxy: that proxy is the first cause."""
+    assert first.proxy is not None
+    rule = CLIENT_RULES.get(first.proxy.client, first.proxy.client)
+    failed = first_failure(first)
+    causes_text.append(
+        f"every HTTP request from {first.source} goes through {first.proxy.variable}="
+        f"{first.proxy.url} ({rule}) and that proxy fails"
+        + (f" ({failed.errno_name})" if failed and failed.errno_name else "")
+    )
+    note, note_facts = no_proxy_note(first, info)
+    if note:
+        causes_text.append(note)
+    facts.update(proxy=first.proxy.model_dump(exclude_none=True), **note_facts)
+    return (
+        f"Fix or unset {first.proxy.variable} in {first.source}'s environment, or exempt the "
+        "targets in NO_PROXY."
     )
 
 
@@ -203,12 +222,24 @@ def target_down(result: MatrixResult) -> list[Finding]:
             siblings = [t.name for t in result.targets if t.target_name == target_name]
             if not all(s in candidates for s in siblings):
                 continue  # some ways to this Service work: "via-differs" explains it
-        signature = tuple(sorted({failure_words(c) for c in cells}))
+        # One finding per Service (its ways fail for one reason); per failure pattern else.
+        signature = (
+            ("via",)
+            if info is not None and info.via
+            else tuple(sorted({failure_words(c) for c in cells}))
+        )
         groups.setdefault((target_name, signature), []).append(column)
     return [
         _column_fails(result, target_name, columns, candidates, infos, working_rows)
         for (target_name, _sig), columns in groups.items()
     ]
+
+
+def _words(cell: CellResult) -> str:
+    """failure_words, with the reason of a column that could not be probed."""
+    if cell.status == "target-error" and cell.message:
+        return f"target-error ({cell.message})"
+    return failure_words(cell)
 
 
 def _column_fails(
@@ -225,31 +256,46 @@ def _column_fails(
     info = infos.get(columns[0]) or target_info(result, columns[0])
     service = causes(info) if info is not None and is_service(info) else []
     named = columns[0] if len(columns) == 1 else f"{target_name} ({listing(columns)})"
-    if first.status == "target-error":
-        cause = first.message or "the target could not be resolved"
-        title = f"{named} could not be resolved: {cause}"
-    elif service:
+    probed = [c for c in cells if c.status != "target-error"]
+    if service:
         cause = service[0].text
         title = f"{named} fails from every source: {service[0].short}"
+    elif not probed:
+        cause = first.message or "the target could not be resolved"
+        title = f"{named} could not be resolved: {cause}"
     else:
+        first = probed[0]
         cause = meaning(first)
         title = f"{named} fails from every source: {failure_words(first)} at {first.endpoint}"
     by_words: dict[str, list[str]] = {}
     for c in cells:
-        by_words.setdefault(failure_words(c), []).append(c.source)
-    if len(by_words) > 1:
+        by_words.setdefault(_words(c), []).append(c.source)
+    by_column: dict[str, list[str]] = {}
+    for c in cells:
+        by_column.setdefault(_words(c), []).append(c.target)
+    if len(columns) > 1 and len(by_column) > 1:
+        how = "; ".join(f"{listing(t)}: {w}" for w, t in by_column.items())
+        seen = f"From {listing(sources)}, {how}."
+    elif len(by_words) > 1:
         how = "; ".join(f"{w} from {listing(s)}" for w, s in by_words.items())
         seen = f"It fails differently by source: {how}."
     else:
-        seen = f"{listing(sources)} {'sees' if len(sources) == 1 else 'all see'} {first.status}."
-    detail = f"{seen} {cause[0].upper()}{cause[1:]}."
+        seen = (
+            f"{listing(sources)} {'sees' if len(sources) == 1 else 'all see'} "
+            f"{failure_words(first)}."
+        )
+    detail = f"{seen} Why: {cause}."
     if service and len(service) > 1:
         detail += " Also: " + "; ".join(c.text for c in service[1:]) + "."
     if first.status != "target-error" and not service and set(sources) & working_rows:
-        detail += (
-            " The same sources reach other targets, so the target itself (or its port) is the "
-            "likely cause."
-        )
+        failed = first_failure(first)
+        if failed is not None and failed.name == "dns":
+            what = "the name (or its resolver)"
+        elif (failed is not None and failed.name == "http") or first.status == "reset":
+            what = "the service itself (it is reached, and fails)"
+        else:
+            what = "the target itself (or its port)"
+        detail += f" The same sources reach other targets, so {what} is the likely cause."
     return Finding(
         rule="target-down",
         severity=severity(cells, contradiction=False),

@@ -100,6 +100,14 @@ def service_ports(facts: Mapping[str, Any]) -> list[dict[str, Any]]:
 class Policy:
     name: str
     allows_port: bool | None
+    allowed_from: list[str] | None = None
+
+    @property
+    def open(self) -> bool:
+        """Lets the port in from anywhere: not a cause."""
+        return self.allows_port is True and (
+            self.allowed_from is None or "anywhere" in self.allowed_from
+        )
 
 
 def policies(facts: Mapping[str, Any]) -> list[Policy]:
@@ -107,8 +115,13 @@ def policies(facts: Mapping[str, Any]) -> list[Policy]:
     for item in facts.get("network_policies") or []:
         if isinstance(item, Mapping):
             allows = item.get("allows_port", item.get("allows", item.get("allowed")))
+            peers = item.get("allowed_from")
             found.append(
-                Policy(str(item.get("name", "?")), allows if isinstance(allows, bool) else None)
+                Policy(
+                    str(item.get("name", "?")),
+                    allows if isinstance(allows, bool) else None,
+                    [str(p) for p in peers] if isinstance(peers, list) else None,
+                )
             )
         elif item:
             found.append(Policy(str(item), None))
@@ -140,7 +153,9 @@ def causes(info: TargetInfo) -> list[Cause]:
     ready, not_ready = ready_counts(facts)
     pods = _count(facts.get("pods", facts.get("matching_pods")))
     found: list[Cause] = []
-    if ready == 0:
+    if facts.get("type") == "ExternalName":
+        pass  # a DNS alias: it has no endpoints of its own to count
+    elif ready == 0:
         found.append(_no_ready(name, ns, facts, selector, not_ready, pods))
     elif ready and not_ready:
         found.append(
@@ -152,7 +167,7 @@ def causes(info: TargetInfo) -> list[Cause]:
                 {"ready": ready, "not_ready": not_ready},
             )
         )
-    blocking = [p for p in policies(facts) if p.allows_port is not True]
+    blocking = [p for p in policies(facts) if not p.open]
     if blocking:
         denied = [p.name for p in blocking if p.allows_port is False]
         names = [p.name for p in blocking]
@@ -160,10 +175,16 @@ def causes(info: TargetInfo) -> list[Cause]:
         short = f"NetworkPolicy {listing(names)} select{'s' if one else ''} the pods"
         if selector:
             short += f" ({selector})"
+        peers = sorted({f for p in blocking if p.allowed_from for f in p.allowed_from})
         if denied:
             why = (
                 f"{listing(denied)} do{'es' if len(denied) == 1 else ''} not allow the probed "
                 "port, so connections to the pods are dropped (a timeout, not a refusal)"
+            )
+        elif peers:
+            why = (
+                f"the port is allowed only from {listing(peers)}; traffic from anywhere else "
+                "is dropped (a timeout, not a refusal)"
             )
         else:
             why = (
@@ -177,7 +198,7 @@ def causes(info: TargetInfo) -> list[Cause]:
                 why,
                 f"`kubectl describe networkpolicy{ns} {names[0]}`: allow the source's namespace "
                 "or pod labels (or an ipBlock) and the port.",
-                {"network_policies": names, "denying": denied},
+                {"network_policies": names, "denying": denied, "allowed_from": peers},
             )
         )
     return sorted(found, key=lambda c: c.rank)
@@ -265,12 +286,11 @@ def service_facts(result: MatrixResult) -> list[Finding]:
         failing = [c for c in cells if c.status in FAILED]
         ok = [c for c in cells if c.status == "ok"]
         top = found[0]
-        if failing:
-            sev = severity(failing, contradiction=False)
-            title = f"{target_name}: {top.short}"
-        else:
-            sev = "info"
-            title = f"{target_name} works, but {top.short}"
+        if top.rank >= 5:
+            # Worth knowing, explains no failure: cite what works, never an alarm.
+            failing = []
+        sev = severity(failing, contradiction=False) if failing else "info"
+        title = f"{target_name}: {top.short}"
         detail = "; ".join(c.text for c in found) + "."
         if failing:
             detail += (
@@ -284,7 +304,7 @@ def service_facts(result: MatrixResult) -> list[Finding]:
                 severity=sev,
                 title=title,
                 detail=detail,
-                evidence=evidence(failing or cells),
+                evidence=evidence(failing or ok or cells),
                 next_step=top.next_step,
                 facts={"service": service_name(infos[0]), "causes": [c.facts for c in found]},
             )

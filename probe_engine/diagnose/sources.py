@@ -76,10 +76,10 @@ def _finding(
         detail += " What differs: " + "; ".join(d.text for d in differences) + "."
     else:
         detail += (
-            f" The engine sees no difference between {bad} and {good} (same network "
-            "namespace, routes and proxy decision): the failure may depend on timing (a "
-            "service still starting, a flapping backend) or on rules the probe cannot see "
-            "(a firewall matching the process's user or cgroup)."
+            f" Nothing {bad} and {good} report differs (network namespace, addresses, routes, "
+            "resolver, proxy decision): the failure may depend on timing (a service still "
+            "starting, a flapping backend) or on rules the probe cannot see (a firewall "
+            "matching the process's user or cgroup)."
         )
     step = next((d.next_step for d in differences if d.next_step), None)
     facts: dict[str, object] = {

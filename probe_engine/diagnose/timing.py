@@ -37,16 +37,19 @@ def _when(cell: CellResult, hop: Hop | None = None) -> datetime | None:
     return cell.started_at + timedelta(milliseconds=spent)
 
 
-def _view(result: MatrixResult, row: str) -> str:
+def _views(result: MatrixResult) -> dict[str, str]:
     """Rows in one network namespace see an address the same way; others only their own."""
-    info = next((s for s in result.sources if s.name == row), None)
-    netns = info.facts.get("netns") if info else None
-    return f"netns:{netns}" if netns else f"row:{row}"
+    views = {}
+    for info in result.sources:
+        netns, host = info.facts.get("netns"), info.facts.get("hostname")
+        views[info.name] = f"netns:{host}:{netns}" if netns else f"row:{info.name}"
+    return views
 
 
 def readiness_race(result: MatrixResult) -> list[Finding]:
     findings = []
     attempts: dict[tuple[str, str, int | None], list[tuple[datetime, CellResult, Hop]]] = {}
+    views = _views(result)
     for cell in result.cells:
         if cell.proxy is not None and cell.proxy.used:
             continue
@@ -57,7 +60,7 @@ def readiness_race(result: MatrixResult) -> list[Finding]:
         for hop in hops(cell):
             when = _when(cell, hop)
             if when is not None and hop.status in ("ok", "refused"):
-                key = (_view(result, cell.source), hop.address, hop.port)
+                key = (views.get(cell.source, f"row:{cell.source}"), hop.address, hop.port)
                 attempts.setdefault(key, []).append((when, cell, hop))
     for (_view_key, address, port), seen in attempts.items():
         seen.sort(key=lambda item: item[0])
