@@ -105,7 +105,10 @@ def _with_httpx(
         ) as response:
             # Ask for the peer before reading: an HTTP/1.0 server closes the socket at the end.
             stream = response.extensions.get("network_stream")
-            peer = stream.get_extra_info("server_addr") if stream is not None else None
+            try:
+                peer = stream.get_extra_info("server_addr") if stream is not None else None
+            except OSError:  # reset already (ENOTCONN): reading the body says how
+                peer = None
             record["peer"] = f"{peer[0]}:{peer[1]}" if peer else None
             body = 0
             for chunk in response.iter_raw():
