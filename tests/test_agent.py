@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import shutil
 import subprocess
 import sys
 from importlib import resources
@@ -12,6 +14,8 @@ import pytest
 
 from probe_engine.agent.ship import BOOTSTRAP, SHIPPED, agent_command, agent_payload
 from probe_engine.demo.fixtures import LoopbackLab
+
+from .conftest import require
 
 OPTIONAL = {"httpx", "dns"}  # used when importable, never required
 
@@ -97,4 +101,35 @@ def test_without_dnspython_the_agent_queries_a_nameserver_itself(loopback: Loopb
     assert results[1]["checks"][0]["client"] == "stdlib"
     assert results[1]["checks"][0]["addresses"] == ["127.0.0.1"]
     assert results[2]["checks"][0]["qname"] == "api.demo.internal"
+    assert results[3]["checks"][0]["errno_name"] == "NXDOMAIN"
+
+
+def _interpreter(version: str) -> str | None:
+    for candidate in (f"/root/.pyenv/versions/{version}/bin/python{version[:version.rindex('.')]}", shutil.which(f"python{version[:version.rindex('.')]}")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@pytest.mark.parametrize("version", ["3.8.18", "3.9.18", "3.10.13", "3.12.1", "3.13.0"])
+def test_the_agent_runs_on_every_python_it_claims(version: str, loopback: LoopbackLab) -> None:
+    """Containers and pods bring their own Python: the agent must run on 3.8 and newer."""
+    python = _interpreter(version)
+    require(python is not None, f"no Python {version} on this machine (pyenv)")
+    assert python is not None
+    request = {
+        "timeout": 1.0,
+        "cells": [
+            {"id": 1, "plan": {"kind": "tcp", "host": "127.0.0.1", "port": loopback.closed_port}},
+            {"id": 2, "plan": {"kind": "http", "url": f"http://127.0.0.1:{loopback.http_port}/health", "host": "127.0.0.1", "port": loopback.http_port}},
+            {"id": 3, "plan": {"kind": "dns", "host": "nope.demo.internal", "nameserver": f"127.0.0.1:{loopback.dns.port}"}},
+        ],
+    }
+    command = agent_command(python)
+    command[1:1] = ["-I", "-S"]
+    run = subprocess.run(command, input=agent_payload(request), capture_output=True, timeout=30, check=False)
+    assert run.returncode == 0, run.stderr.decode()
+    results = {r["id"]: r for r in (json.loads(line) for line in run.stdout.splitlines()) if r["type"] == "result"}
+    assert results[1]["checks"][0]["errno_name"] == "ECONNREFUSED"
+    assert results[2]["status"] == "ok"
     assert results[3]["checks"][0]["errno_name"] == "NXDOMAIN"

@@ -21,7 +21,7 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 from . import dns as dns_check
-from .http import SSLContexts, http_exchange
+from .http import SSLContexts, http_exchange, warm_up
 from .proxy import decide, proxy_address
 from .tcp import Attempt, Connector, raise_fd_limit
 
@@ -178,6 +178,8 @@ class Runner:
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
         waiting = list(reversed(self.specs))
+        if self.transport != "http.client" and any(s["plan"]["kind"] == "http" for s in self.specs):
+            self.workers.submit(warm_up, (), {}, lambda _result: None)
         last_flush = time.monotonic()
         try:
             while (waiting or self.active) and not self.stop.is_set():
