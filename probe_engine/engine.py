@@ -32,9 +32,15 @@ from .results import (
 from .sources import SOURCES, RunSettings
 from .sources.base import failed_result
 from .spec import LoadedMatrix, Matrix
+from .status import Status
 from .targets import RESOLVERS, CellRequest, Column, ResolveContext
 
 log = logging.getLogger("probe_engine")
+LOCAL_ONLY = (
+    "this column listens on 127.0.0.1 of the machine running probe-engine (a port-forward "
+    "tunnel): a {kind} source probes from elsewhere and cannot reach it; exclude the cell, or "
+    "probe it from a local, process or shell source"
+)
 FailOn = Literal["unmet", "any-failure", "never"]
 EXIT_OK, EXIT_UNMET, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 RESOLVE_WORKERS = 32
@@ -81,7 +87,9 @@ class _Collector:
         self.on_event = on_event
         self.rows: dict[str, SourceInfo] = {}
         self.results: dict[tuple[str, str], CellResult] = {}
-        self.held: dict[str, list[CellRequest]] = {}  # cells of unresolvable columns, per source
+        # Cells answered without probing, per source, once its rows are known: columns that
+        # could not be resolved, and tunnels on our loopback that the source cannot reach.
+        self.held: dict[str, list[tuple[CellRequest, Status, str]]] = {}
 
     def row(self, info: SourceInfo) -> None:
         first = info.name not in self.rows
@@ -89,12 +97,11 @@ class _Collector:
         if self.on_event:
             self.on_event(RowSeen(info))
         if first:
-            for request in self.held.get(info.source_name, []):
-                self._target_failed(info.name, request)
+            for request, status, message in self.held.get(info.source_name, []):
+                self.result(failed_result(info.name, request.source, request, status, message))
 
-    def _target_failed(self, row: str, request: CellRequest) -> None:
-        status, message = request.column.error or ("target-error", "unresolved")
-        self.result(failed_result(row, request.source, request, status, message))
+    def hold(self, request: CellRequest, status: Status, message: str) -> None:
+        self.held.setdefault(request.source, []).append((request, status, message))
 
     def result(self, result: CellResult) -> None:
         key = (result.source, result.target)
@@ -105,12 +112,12 @@ class _Collector:
             self.on_event(CellDone(result))
 
     def finish_held(self) -> None:
-        """Cells of unresolvable columns for sources that reported no row at all."""
+        """Held cells of sources that reported no row at all."""
         seen_sources = {info.source_name for info in self.rows.values()}
-        for source, requests in self.held.items():
+        for source, held in self.held.items():
             if source not in seen_sources:
-                for request in requests:
-                    self._target_failed(source, request)
+                for request, status, message in held:
+                    self.result(failed_result(source, source, request, status, message))
 
 
 async def _resolve(matrix: Matrix, context: ResolveContext) -> dict[str, list[Column]]:
@@ -185,10 +192,12 @@ async def run_matrix(
     options = options or RunOptions()
     matrix = loaded.matrix
     started_at, started = datetime.now(UTC), time.monotonic()
+    context = ResolveContext(matrix, dict(options.target_options))
     settings = RunSettings(
         concurrency=options.concurrency or matrix.defaults.concurrency,
         timeout=options.timeout or matrix.defaults.timeout,
         http_client=matrix.defaults.http_client,
+        context=context,
     )
     deadline = options.deadline or matrix.defaults.deadline
     collector = _Collector(matrix, on_event)
@@ -196,7 +205,6 @@ async def run_matrix(
     cells: list[CellRequest] = []
     columns: dict[str, list[Column]] = {}
     interrupted = False
-    context = ResolveContext(matrix, dict(options.target_options))
     try:
         async with context.resources, anyio.create_task_group() as outer:
             run_scope = anyio.CancelScope(
@@ -224,8 +232,13 @@ async def run_matrix(
                     )
                 batches: dict[str, list[CellRequest]] = {}
                 for request in cells:
-                    if request.column.plan is None:
-                        collector.held.setdefault(request.source, []).append(request)
+                    plan = request.column.plan
+                    kind = matrix.sources[request.source].kind
+                    if plan is None:
+                        status, message = request.column.error or ("target-error", "unresolved")
+                        collector.hold(request, status, message)
+                    elif plan.get("local_only") and not SOURCES[kind].shares_loopback:
+                        collector.hold(request, "source-error", LOCAL_ONLY.format(kind=kind))
                     else:
                         batches.setdefault(request.source, []).append(request)
                 async with anyio.create_task_group() as group:

@@ -28,9 +28,7 @@ class Selection:
             key, equals, value = part.partition("=")
             key = key.strip()
             if not equals or key not in ("source", "target") or not value.strip():
-                raise SpecError(
-                    f"{part!r} is not source=GLOB or target=GLOB", field="--select"
-                )
+                raise SpecError(f"{part!r} is not source=GLOB or target=GLOB", field="--select")
             values[key] = value.strip()
         return cls(**values)
 

@@ -60,7 +60,9 @@ def test_the_agent_runs_from_stdin_in_a_bare_interpreter(loopback: LoopbackLab) 
     # -I -S: isolated, no site-packages: httpx and dnspython are out of reach, as in a container.
     command = agent_command(sys.executable)
     command[1:1] = ["-I", "-S"]
-    run = subprocess.run(command, input=agent_payload(request), capture_output=True, timeout=20, check=False)
+    run = subprocess.run(
+        command, input=agent_payload(request), capture_output=True, timeout=20, check=False
+    )
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert lines[0]["type"] == "hello"
@@ -75,29 +77,74 @@ def test_the_agent_runs_from_stdin_in_a_bare_interpreter(loopback: LoopbackLab) 
 def test_without_httpx_the_agent_falls_back_to_http_client(loopback: LoopbackLab) -> None:
     request = {
         "timeout": 1.0,
-        "cells": [{"id": 1, "plan": {"kind": "http", "url": f"http://127.0.0.1:{loopback.http_port}/error", "host": "127.0.0.1", "port": loopback.http_port}}],
+        "cells": [
+            {
+                "id": 1,
+                "plan": {
+                    "kind": "http",
+                    "url": f"http://127.0.0.1:{loopback.http_port}/error",
+                    "host": "127.0.0.1",
+                    "port": loopback.http_port,
+                },
+            }
+        ],
     }
     command = agent_command(sys.executable)
     command[1:1] = ["-I", "-S"]
-    run = subprocess.run(command, input=agent_payload(request), capture_output=True, timeout=20, check=False)
+    run = subprocess.run(
+        command, input=agent_payload(request), capture_output=True, timeout=20, check=False
+    )
     result = next(json.loads(line) for line in run.stdout.splitlines() if b'"result"' in line)
     http = result["checks"][-1]
-    assert (http["client"], http["http_status"], result["status"]) == ("http.client", 500, "http-error")
+    assert (http["client"], http["http_status"], result["status"]) == (
+        "http.client",
+        500,
+        "http-error",
+    )
 
 
 def test_without_dnspython_the_agent_queries_a_nameserver_itself(loopback: LoopbackLab) -> None:
     request = {
         "timeout": 1.0,
         "cells": [
-            {"id": 1, "plan": {"kind": "dns", "host": "api.demo.internal", "nameserver": f"127.0.0.1:{loopback.dns.port}"}},
-            {"id": 2, "plan": {"kind": "dns", "host": "api", "nameserver": f"127.0.0.1:{loopback.dns.port}", "search": ["demo.internal"], "ndots": 1}},
-            {"id": 3, "plan": {"kind": "dns", "host": "nope.demo.internal", "nameserver": f"127.0.0.1:{loopback.dns.port}"}},
+            {
+                "id": 1,
+                "plan": {
+                    "kind": "dns",
+                    "host": "api.demo.internal",
+                    "nameserver": f"127.0.0.1:{loopback.dns.port}",
+                },
+            },
+            {
+                "id": 2,
+                "plan": {
+                    "kind": "dns",
+                    "host": "api",
+                    "nameserver": f"127.0.0.1:{loopback.dns.port}",
+                    "search": ["demo.internal"],
+                    "ndots": 1,
+                },
+            },
+            {
+                "id": 3,
+                "plan": {
+                    "kind": "dns",
+                    "host": "nope.demo.internal",
+                    "nameserver": f"127.0.0.1:{loopback.dns.port}",
+                },
+            },
         ],
     }
     command = agent_command(sys.executable)
     command[1:1] = ["-I", "-S"]
-    run = subprocess.run(command, input=agent_payload(request), capture_output=True, timeout=20, check=False)
-    results = {r["id"]: r for r in (json.loads(line) for line in run.stdout.splitlines()) if r["type"] == "result"}
+    run = subprocess.run(
+        command, input=agent_payload(request), capture_output=True, timeout=20, check=False
+    )
+    results = {
+        r["id"]: r
+        for r in (json.loads(line) for line in run.stdout.splitlines())
+        if r["type"] == "result"
+    }
     assert results[1]["checks"][0]["client"] == "stdlib"
     assert results[1]["checks"][0]["addresses"] == ["127.0.0.1"]
     assert results[2]["checks"][0]["qname"] == "api.demo.internal"
@@ -105,7 +152,10 @@ def test_without_dnspython_the_agent_queries_a_nameserver_itself(loopback: Loopb
 
 
 def _interpreter(version: str) -> str | None:
-    for candidate in (f"/root/.pyenv/versions/{version}/bin/python{version[:version.rindex('.')]}", shutil.which(f"python{version[:version.rindex('.')]}")):
+    for candidate in (
+        f"/root/.pyenv/versions/{version}/bin/python{version[: version.rindex('.')]}",
+        shutil.which(f"python{version[: version.rindex('.')]}"),
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -121,15 +171,36 @@ def test_the_agent_runs_on_every_python_it_claims(version: str, loopback: Loopba
         "timeout": 1.0,
         "cells": [
             {"id": 1, "plan": {"kind": "tcp", "host": "127.0.0.1", "port": loopback.closed_port}},
-            {"id": 2, "plan": {"kind": "http", "url": f"http://127.0.0.1:{loopback.http_port}/health", "host": "127.0.0.1", "port": loopback.http_port}},
-            {"id": 3, "plan": {"kind": "dns", "host": "nope.demo.internal", "nameserver": f"127.0.0.1:{loopback.dns.port}"}},
+            {
+                "id": 2,
+                "plan": {
+                    "kind": "http",
+                    "url": f"http://127.0.0.1:{loopback.http_port}/health",
+                    "host": "127.0.0.1",
+                    "port": loopback.http_port,
+                },
+            },
+            {
+                "id": 3,
+                "plan": {
+                    "kind": "dns",
+                    "host": "nope.demo.internal",
+                    "nameserver": f"127.0.0.1:{loopback.dns.port}",
+                },
+            },
         ],
     }
     command = agent_command(python)
     command[1:1] = ["-I", "-S"]
-    run = subprocess.run(command, input=agent_payload(request), capture_output=True, timeout=30, check=False)
+    run = subprocess.run(
+        command, input=agent_payload(request), capture_output=True, timeout=30, check=False
+    )
     assert run.returncode == 0, run.stderr.decode()
-    results = {r["id"]: r for r in (json.loads(line) for line in run.stdout.splitlines()) if r["type"] == "result"}
+    results = {
+        r["id"]: r
+        for r in (json.loads(line) for line in run.stdout.splitlines())
+        if r["type"] == "result"
+    }
     assert results[1]["checks"][0]["errno_name"] == "ECONNREFUSED"
     assert results[2]["status"] == "ok"
     assert results[3]["checks"][0]["errno_name"] == "NXDOMAIN"

@@ -135,19 +135,19 @@ def test_a_matrix_file_select_and_timeout(tmp_path: Path, loopback: LoopbackLab)
     [
         (
             {"fail_on": "sometimes"},
-            "<matrix>: fail_on: 'sometimes' is not one of unmet, any-failure, never",
+            "probe-engine: fail_on: 'sometimes' is not one of unmet, any-failure, never",
         ),
         (
             {"formats": ["pdf"]},
-            "<matrix>: formats: unknown format pdf (choose from json, html, junit, markdown, prometheus)",
+            "probe-engine: formats: unknown format pdf (choose from json, html, junit, markdown, prometheus)",
         ),
         (
             {"timeout": "soon"},
-            "<matrix>: timeout: 'soon' is not a duration: use a number with ms, s, m or h (500ms, 2s, 1m)",
+            "probe-engine: timeout: 'soon' is not a duration: use a number with ms, s, m or h (500ms, 2s, 1m)",
         ),
         (
             {"select": "pod=x"},
-            "<matrix>: --select: --select: 'pod=x' is not source=GLOB or target=GLOB",
+            "probe-engine: --select: 'pod=x' is not source=GLOB or target=GLOB",
         ),
     ],
 )

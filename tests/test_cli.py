@@ -11,7 +11,9 @@ from pathlib import Path
 from probe_engine.demo.fixtures import LoopbackLab
 
 
-def probe_engine(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def probe_engine(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "probe_engine", *args],
         capture_output=True,
@@ -38,9 +40,13 @@ def test_demo_reproduces_the_story_and_writes_every_report(tmp_path: Path) -> No
     assert "PASS" in run.stdout
 
 
-def test_output_json_prints_only_the_result_on_stdout(tmp_path: Path, loopback: LoopbackLab) -> None:
+def test_output_json_prints_only_the_result_on_stdout(
+    tmp_path: Path, loopback: LoopbackLab
+) -> None:
     matrix = tmp_path / "m.yaml"
-    matrix.write_text(f"sources: {{a: {{kind: local}}}}\ntargets: {{db: {{kind: tcp, host: 127.0.0.1, port: {loopback.closed_port}}}}}\n")
+    matrix.write_text(
+        f"sources: {{a: {{kind: local}}}}\ntargets: {{db: {{kind: tcp, host: 127.0.0.1, port: {loopback.closed_port}}}}}\n"
+    )
     run = probe_engine("run", str(matrix), "--output", "json", "--no-reports")
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
@@ -51,8 +57,19 @@ def test_output_json_prints_only_the_result_on_stdout(tmp_path: Path, loopback: 
 
 def test_fail_on_any_failure_gates_a_deployment(tmp_path: Path, loopback: LoopbackLab) -> None:
     matrix = tmp_path / "m.yaml"
-    matrix.write_text(f"sources: {{a: {{kind: local}}}}\ntargets: {{db: {{kind: tcp, host: 127.0.0.1, port: {loopback.closed_port}}}}}\n")
-    run = probe_engine("run", str(matrix), "--fail-on", "any-failure", "--out", str(tmp_path / "r"), "--format", "junit,prometheus")
+    matrix.write_text(
+        f"sources: {{a: {{kind: local}}}}\ntargets: {{db: {{kind: tcp, host: 127.0.0.1, port: {loopback.closed_port}}}}}\n"
+    )
+    run = probe_engine(
+        "run",
+        str(matrix),
+        "--fail-on",
+        "any-failure",
+        "--out",
+        str(tmp_path / "r"),
+        "--format",
+        "junit,prometheus",
+    )
     assert run.returncode == 1
     assert (tmp_path / "r" / "report.xml").exists()
     assert "probe_success" in (tmp_path / "r" / "report.prom").read_text()
@@ -72,23 +89,38 @@ def test_bad_input_keeps_earlier_reports_and_exits_2(tmp_path: Path) -> None:
 
 def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
     matrix = tmp_path / "m.yaml"
-    matrix.write_text("sources: {a: {kind: local}}\ntargets: {db: {kind: tcp, host: 127.0.0.1, port: 1}}\n")
+    matrix.write_text(
+        "sources: {a: {kind: local}}\ntargets: {db: {kind: tcp, host: 127.0.0.1, port: 1}}\n"
+    )
     for args, words in (
         (["--format", "pdf"], "probe-engine: --format: unknown format 'pdf' (choose from json,"),
         (["--timeout", "soon"], "probe-engine: --timeout: 'soon' is not a duration"),
-        (["--select", "who=a"], "probe-engine: --select: 'who=a' is not source=GLOB or target=GLOB"),
+        (
+            ["--select", "who=a"],
+            "probe-engine: --select: 'who=a' is not source=GLOB or target=GLOB",
+        ),
     ):
         run = probe_engine("run", str(matrix), "--no-reports", *args)
         assert run.returncode == 2, args
         assert words in run.stderr
         assert "Traceback" not in run.stderr
     missing = probe_engine("run", str(tmp_path / "nope.yaml"))
-    assert (missing.returncode, missing.stderr.strip()) == (2, f"{tmp_path / 'nope.yaml'}: no such file")
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2,
+        f"{tmp_path / 'nope.yaml'}: no such file",
+    )
 
 
 def test_render_rebuilds_reports_from_a_saved_result(tmp_path: Path) -> None:
     assert probe_engine("demo", "--output", "none", "--out", str(tmp_path)).returncode == 0
-    run = probe_engine("render", str(tmp_path / "demo.json"), "--format", "markdown,prometheus", "--out", str(tmp_path / "again"))
+    run = probe_engine(
+        "render",
+        str(tmp_path / "demo.json"),
+        "--format",
+        "markdown,prometheus",
+        "--out",
+        str(tmp_path / "again"),
+    )
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "again" / "demo.md").read_text() == (tmp_path / "demo.md").read_text()
     broken = tmp_path / "broken.json"

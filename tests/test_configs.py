@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,17 +23,26 @@ CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 STORY = REPO / "configs" / "matrix.yaml"
 
 
+def columns_of(name: str, spec: Any) -> list[str]:
+    """A target's columns as the resolvers name them, without resolving anything: a
+    kubernetes-service target has one column per way in (`api/node-port`), others one."""
+    if spec.kind == "kubernetes-service":
+        return [f"{name}/{via}" for via in spec.vias()]
+    return [name]
+
+
 def expectation_grid(matrix: Matrix) -> str:
     """The declared matrix rendered as a text grid: one line per source, the expected status
-    of each target ("-" for none). Built from the spec alone: no target is resolved, so a
-    Kubernetes target would not need a cluster here."""
+    of each column ("-" for none). Built from the spec alone: no target is resolved, so the
+    Kubernetes target needs no cluster and nothing is sent anywhere."""
     lines = []
     for source in matrix.sources:
         cells = []
         for target, spec in matrix.targets.items():
-            column = Column(target, target, spec.kind, target, None)
-            expected = expectation_for(matrix, source, source, column)
-            cells.append(f"{target}={'|'.join(expected) if expected else '-'}")
+            for name in columns_of(target, spec):
+                column = Column(name, target, spec.kind, name, None)
+                expected = expectation_for(matrix, source, source, column)
+                cells.append(f"{name}={'|'.join(expected) if expected else '-'}")
         lines.append(f"{source}: {' '.join(cells)}")
     return "\n".join(lines)
 
@@ -64,26 +74,46 @@ def test_every_config_has_a_description(path: Path) -> None:
 def test_the_story_matrix_asks_every_place_by_every_way() -> None:
     matrix = load_matrix(STORY, {}).matrix
     kinds = {name: spec.kind for name, spec in matrix.sources.items()}
-    assert kinds["task-python"] == "local"  # the PythonOperator's own process
-    assert "scheduler-curl" in kinds and "worker" in kinds
+    assert kinds == {
+        "scheduler-curl": "docker",  # docker exec airflow-scheduler curl
+        "task-python": "local",  # the PythonOperator's own process
+        "task-python-no-proxy": "local",
+        "worker": "docker",
+    }
     assert getattr(matrix.sources["scheduler-curl"], "tool", None) == "curl"
+    assert getattr(matrix.sources["scheduler-curl"], "container", None) == "airflow-scheduler"
     urls = [getattr(spec, "url", "") for spec in matrix.targets.values()]
     assert "http://192.168.49.2:30080/health" in urls  # NodePort on Minikube's node IP
+    service = matrix.targets["api"]
+    assert service.kind == "kubernetes-service"
+    assert getattr(service, "service", None) == "health-predict-api-service"
+    assert columns_of("api", service) == [
+        "api/node-port",
+        "api/cluster-ip",
+        "api/dns",
+        "api/port-forward",
+    ]
 
 
-def test_the_story_matrix_takes_kubectls_values() -> None:
-    environ = {"NODE_PORT": "31234", "API_CLUSTER_IP": "10.101.2.3", "API_SERVICE_PORT": "8000"}
-    matrix = load_matrix(STORY, environ).matrix
-    urls = {name: getattr(spec, "url", None) for name, spec in matrix.targets.items()}
-    assert urls["api-nodeport"] == "http://192.168.49.2:31234/health"
-    assert urls["api-clusterip"] == "http://10.101.2.3:8000/health"
+def test_the_story_matrix_takes_the_node_port_from_kubectl() -> None:
+    matrix = load_matrix(STORY, {"NODE_PORT": "31234"}).matrix
+    assert getattr(matrix.targets["api-nodeport"], "url", None) == (
+        "http://192.168.49.2:31234/health"
+    )
     assert getattr(matrix.targets["api-nodeport-tcp"], "port", None) == 31234
 
 
 def test_the_story_matrix_renders_its_expectations() -> None:
-    # NodePort must work from everywhere; the rest is what a run finds out.
+    # The NodePort must work from everywhere, the tunnel from the task's own process; the
+    # ClusterIP and cluster DNS are what a run finds out.
+    expected = {
+        "scheduler-curl": "-",
+        "task-python": "ok",
+        "task-python-no-proxy": "ok",
+        "worker": "-",
+    }
     assert expectation_grid(load_matrix(STORY, {}).matrix) == "\n".join(
-        f"{source}: api-nodeport=ok api-nodeport-tcp=ok api-clusterip=- "
-        "api-port-forward=- api-dns=-"
-        for source in ("scheduler-curl", "task-python", "task-python-no-proxy", "worker")
+        f"{source}: api-nodeport=ok api-nodeport-tcp=ok api/node-port=ok api/cluster-ip=- "
+        f"api/dns=- api/port-forward={tunnel}"
+        for source, tunnel in expected.items()
     )

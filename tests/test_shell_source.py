@@ -70,7 +70,9 @@ def result(loopback: LoopbackLab):  # type: ignore[no-untyped-def]
         ("curl", "localhost", "ok", None),
     ],
 )
-def test_tool_outcomes(result, source: str, target: str, status: str, errno_name: str | None) -> None:  # type: ignore[no-untyped-def]
+def test_tool_outcomes(
+    result, source: str, target: str, status: str, errno_name: str | None
+) -> None:  # type: ignore[no-untyped-def]
     found = cell(result, source, target)
     assert found.status == status, found.model_dump_json(indent=1)
     failed = next((c for c in found.checks if c.status != "ok"), None)
@@ -105,11 +107,30 @@ def test_busybox_nc_without_python_is_classified_too(loopback: LoopbackLab, tmp_
     busybox = shutil.which("busybox")
     require(busybox is not None, "busybox is not installed (Debian: busybox-static)")
     assert busybox is not None
-    for applet in ("sh", "nc", "sed", "grep", "tr", "cut", "head", "tail", "awk", "date", "timeout", "uniq", "sleep", "cat"):
+    for applet in (
+        "sh",
+        "nc",
+        "sed",
+        "grep",
+        "tr",
+        "cut",
+        "head",
+        "tail",
+        "awk",
+        "date",
+        "timeout",
+        "uniq",
+        "sleep",
+        "cat",
+    ):
         os.symlink(busybox, tmp_path / applet)
     text = MATRIX.replace("kind: shell, tool: nc,", "kind: shell, tool: nc,")
     result = run_text(text, environ(loopback, str(tmp_path)))
     assert cell(result, "nc", "closed").checks[0].errno_name == "ECONNREFUSED"
-    assert cell(result, "nc", "closed").checks[0].message.startswith("nc: can't connect to remote host")  # type: ignore[union-attr]
+    assert (
+        cell(result, "nc", "closed")
+        .checks[0]
+        .message.startswith("nc: can't connect to remote host")
+    )  # type: ignore[union-attr]
     assert cell(result, "nc", "api").status == "ok"
     assert cell(result, "nc", "api").checks[-1].http_status == 200

@@ -139,15 +139,15 @@ def test_wait_on_a_matrix_waits_for_every_expectation(
         (["absent.yaml"], "absent.yaml: no such file"),
         (
             ["127.0.0.1:1", "--timeout", "soon"],
-            "<matrix>: --timeout: 'soon' is not a duration: use a number with ms, s, m or h (500ms, 2s, 1m)",
+            "probe-engine: --timeout: 'soon' is not a duration: use a number with ms, s, m or h (500ms, 2s, 1m)",
         ),
         (
             ["127.0.0.1:1", "--interval", "0s"],
-            "<matrix>: --interval: a duration must be greater than zero",
+            "probe-engine: --interval: a duration must be greater than zero",
         ),
         (
             ["127.0.0.1:1", "--select", "pod=x"],
-            "<matrix>: --select: --select: 'pod=x' is not source=GLOB or target=GLOB",
+            "probe-engine: --select: 'pod=x' is not source=GLOB or target=GLOB",
         ),
     ],
 )

@@ -102,7 +102,9 @@ def _finding(
 ) -> Finding:
     row, container = info.name, _container(info)
     failed = [cell for cell, _key, _entry in items]
-    who = row if row == container else f"{row} (container {container})"
+    # A fanned-out row (SOURCE/CONTAINER) already names its container.
+    named = row == container or row.endswith(f"/{container}")
+    who = row if named else f"{row} (container {container})"
     attached = _attached(info)
     mode = str(info.facts.get("network_mode") or "")
     if attached:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .base import RunSettings, Sink, Source
+from .docker import DockerSource
+from .kubernetes import KubernetesSource
 from .local import LocalSource
 from .netns import NetnsSource
 from .process import ProcessSource
@@ -14,6 +16,8 @@ SOURCES: dict[str, type[Source]] = {
     "process": ProcessSource,
     "shell": ShellSource,
     "netns": NetnsSource,
+    "docker": DockerSource,
+    "kubernetes": KubernetesSource,
 }
 
 __all__ = ["SOURCES", "RunSettings", "Sink", "Source"]

@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 from ..agent.proxy import redact
 from ..results import CellResult, SourceInfo
 from ..status import Status
-from ..targets.base import CellRequest
+from ..targets.base import CellRequest, ResolveContext
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class RunSettings:
     concurrency: int
     timeout: float
     http_client: str
+    # The run's resolve context: options, and resources shared with the targets (a Kubernetes
+    # API client) that live until the run ends.
+    context: ResolveContext | None = None
 
 
 class Sink(Protocol):
@@ -43,6 +46,9 @@ class Source(abc.ABC):
     """One declared source. Use as an async context manager; `run` reports through `sink`."""
 
     kind: ClassVar[str]
+    # Probes run in the engine's own network namespace: 127.0.0.1 is the engine's loopback
+    # (where port-forward tunnels listen). False for containers, pods and other namespaces.
+    shares_loopback: ClassVar[bool] = False
 
     def __init__(self, name: str, spec: Any, settings: RunSettings) -> None:
         self.name = name

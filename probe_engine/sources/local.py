@@ -19,6 +19,7 @@ from .base import Sink, Source, make_results
 
 class LocalSource(Source):
     kind = "local"
+    shares_loopback = True
 
     async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
         sink.row(self.row_info(facts=gather()))

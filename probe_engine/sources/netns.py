@@ -147,7 +147,7 @@ async def facts_through(process: Process, name: str) -> dict[str, Any]:
                 if os.readlink(link) == want:
                     break
             await anyio.sleep(0.002)
-    # The process may have exited or been replaced in between: check again after reading.
+    # It may have exited (and its pid been reused) meanwhile: check again after reading.
     net = f"/proc/{process.pid}/net"
     routes_text = _read(f"{net}/route")
     fib_trie, if_inet6 = _read(f"{net}/fib_trie"), _read(f"{net}/if_inet6")
@@ -243,7 +243,7 @@ class NetnsSource(Source):
             sink.row(self.row_info(status="error", message=message, facts=facts))
             fail_batch(sink, self.name, self.name, batch, message)
             return
-        # Facts gathered here describe this process's namespace until the child's replace them.
+        # gather() looked at this process, in its own namespace: the child's view replaces that.
         for key in ("netns", "routes", "default_route", "addresses", "pid", "python", "executable"):
             facts.pop(key, None)
 

@@ -25,6 +25,7 @@ def child_environment(spec_env: Mapping[str, str], inherit: bool) -> dict[str, s
 
 class ProcessSource(Source):
     kind = "process"
+    shares_loopback = True
 
     def command(self) -> list[str]:
         return agent_command(self.spec.python or sys.executable)

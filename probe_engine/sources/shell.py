@@ -83,6 +83,7 @@ class ShellOutput:
 
 class ShellSource(Source):
     kind = "shell"
+    shares_loopback = True
 
     async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
         env = child_environment(self.spec.env, self.spec.inherit_env)

@@ -40,6 +40,21 @@ class Expectation(CellPattern):
         return tuple(self.status) if isinstance(self.status, list) else (self.status,)
 
 
+class KubernetesSettings(SpecModel):
+    """How to reach the Kubernetes API (kubernetes-service targets, kubernetes sources).
+
+    The kubeconfig is --kubeconfig, else this `kubeconfig`, else $KUBECONFIG, else
+    ~/.kube/config, else the in-cluster service account; --context overrides `context`."""
+
+    kubeconfig: str | None = Field(None, description="Path(s) of kubeconfig files, ':'-separated.")
+    context: str | None = Field(None, description="Default: the kubeconfig's current context.")
+    namespace: str | None = Field(
+        None, description="Default namespace of targets and sources (else the context's)."
+    )
+    cluster_domain: str = Field("cluster.local", description="Suffix of Service DNS names.")
+    timeout: Duration = Field(10.0, description="Timeout of each API request.")
+
+
 class Matrix(SpecModel):
     """A whole matrix file, validated. Build it with `probe_engine.load_matrix`."""
 
@@ -54,4 +69,7 @@ class Matrix(SpecModel):
     exclude: list[CellPattern] = Field(default_factory=list)
     expect: list[Expectation] = Field(
         default_factory=list, description="Expected statuses; globs allowed; the last match wins."
+    )
+    kubernetes: KubernetesSettings | None = Field(
+        None, description="The Kubernetes API to use (kubeconfig, context, namespace)."
     )

@@ -75,7 +75,94 @@ class NetnsSource(PythonSourceOptions):
         return self
 
 
+DOCKER_HOST_SCHEMES = ("unix://", "tcp://", "http://", "https://", "ssh://", "npipe://")
+
+
+class ComposeService(SpecModel):
+    """The containers of one Docker Compose service (by its com.docker.compose labels)."""
+
+    project: Name = Field(description="The Compose project (`docker compose -p`).")
+    service: Name = Field(description="The service, as named in docker-compose.yml.")
+
+
+class DockerSource(PythonSourceOptions):
+    """A running container, exactly as `docker exec` would reach it: the agent (python3, if
+    the image has it; otherwise a shell tool), or with `tool:` that tool, runs inside it.
+    `compose:` fans out to every container of a Compose service, one row each."""
+
+    kind: Literal["docker"]
+    container: Name | None = Field(None, description="Container name or id.")
+    compose: ComposeService | None = Field(
+        None, description="Every container of this Compose service: one row per container."
+    )
+    tool: ShellTool | Literal["auto"] | None = Field(
+        None,
+        description="Run this tool through the shell prober instead of the Python agent "
+        "(auto: whichever the container has).",
+    )
+    host: str | None = Field(
+        None,
+        description="Docker daemon URL (unix://, tcp://...; default: DOCKER_HOST, else the "
+        "local socket).",
+    )
+    python: str = Field("python3", description="Interpreter to look for in the container.")
+    user: str | None = Field(None, description="Run as this user (`docker exec --user`).")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment of the exec (`docker exec -e`)."
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_name_containers(self) -> DockerSource:
+        if (self.container is None) == (self.compose is None):
+            raise ValueError("give exactly one of container: or compose:")
+        agent_only = sorted({"python", "http_client", "trust_env"} & self.model_fields_set)
+        if self.tool is not None and agent_only:
+            raise ValueError(
+                f"{', '.join(agent_only)} applies to the Python agent, not to tool: {self.tool}"
+            )
+        if self.host is not None and not self.host.startswith(DOCKER_HOST_SCHEMES):
+            raise ValueError(
+                f"host {self.host!r} is not a Docker daemon URL: use "
+                f"{', '.join(s + '...' for s in DOCKER_HOST_SCHEMES[:2])}"
+            )
+        return self
+
+
+class KubernetesSource(PythonSourceOptions):
+    """Every Running pod named by `pod` or matched by `selector`: the agent runs in each (one
+    exec per pod, through the API server), one row per pod named SOURCE/POD. Without python3
+    in the container, the shell prober runs instead (curl, wget, nc or bash, whichever is
+    there); `tool:` runs that tool through the shell prober from the start."""
+
+    kind: Literal["kubernetes"]
+    pod: str | None = Field(None, description="One pod, by name.")
+    selector: str | None = Field(None, description='A label selector, e.g. "app=airflow-worker".')
+    namespace: str | None = Field(
+        None,
+        description="Default: kubernetes.namespace, else the context's namespace, else default.",
+    )
+    container: str | None = Field(None, description="Default: the pod's first container.")
+    tool: ShellTool | Literal["auto"] | None = Field(
+        None, description="Run this tool through the shell prober instead of the Python agent."
+    )
+    python: str = Field("python3", description="The interpreter to run in the container.")
+    max_pods: int | None = Field(None, ge=1, description="Probe from at most this many pods.")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_pods(self) -> KubernetesSource:
+        if (self.pod is None) == (self.selector is None):
+            raise ValueError("give exactly one of pod: or selector:")
+        if self.selector is not None and not self.selector.strip():
+            raise ValueError("an empty selector would match every pod: name the labels")
+        agent_only = sorted({"python", "http_client", "trust_env"} & self.model_fields_set)
+        if self.tool is not None and agent_only:
+            raise ValueError(
+                f"{', '.join(agent_only)} applies to the Python agent, not to tool: {self.tool}"
+            )
+        return self
+
+
 SourceSpec = Annotated[
-    LocalSource | ProcessSource | ShellSource | NetnsSource,
+    LocalSource | ProcessSource | ShellSource | NetnsSource | DockerSource | KubernetesSource,
     Field(discriminator="kind"),
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+import typing
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -149,7 +151,93 @@ class DnsTarget(TargetOptions):
         return f"{host}:{port}"
 
 
+# Ways to reach a Kubernetes Service; each one the target declares becomes its own column.
+Via = Literal["cluster-ip", "node-port", "dns", "dns-short", "endpoints", "port-forward"]
+ALL_VIAS: tuple[Via, ...] = typing.get_args(Via)
+# A Service port's name: an IANA service name (lower-case letters, digits and '-', 15 at most).
+_PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
+# A Service's name: a DNS-1035 label.
+_SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class KubernetesServiceTarget(TargetOptions):
+    """A Service, looked up live in the API server; one column per way of reaching it."""
+
+    kind: Literal["kubernetes-service"]
+    service: str = Field(description="The Service's name.")
+    namespace: str | None = Field(
+        None,
+        description="Default: kubernetes.namespace, else the context's namespace, else default.",
+    )
+    port: int | str | None = Field(
+        None, description="The Service port, by number or name (default: its first port)."
+    )
+    via: list[Via] | None = Field(
+        None, description=f"Which ways to probe (default: all: {', '.join(ALL_VIAS)})."
+    )
+    path: str | None = Field(None, description="An HTTP check on top of TCP, e.g. /health.")
+    scheme: Literal["http", "https"] = "http"
+    method: str = "GET"
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    verify_tls: bool = True
+
+    @field_validator("service")
+    @classmethod
+    def _service(cls, value: str) -> str:
+        if not _SERVICE_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a Service name (lower-case letters, digits and '-', "
+                "starting with a letter)"
+            )
+        return value
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a port number or name")
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and not 1 <= value <= 65535:
+            raise ValueError(f"{value!r}: ports run from 1 to 65535")
+        if isinstance(value, str) and not _PORT_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is neither a port number nor a port name (lower-case letters, "
+                "digits and '-', at most 15)"
+            )
+        return value
+
+    @field_validator("via")
+    @classmethod
+    def _via(cls, value: list[Via] | None) -> list[Via] | None:
+        if value is not None:
+            if not value:
+                raise ValueError(f"list at least one of: {', '.join(ALL_VIAS)}")
+            twice = sorted({v for v in value if value.count(v) > 1})
+            if twice:
+                raise ValueError(f"{', '.join(twice)} listed twice")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"{value!r}: a path starts with '/'")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if not value.isalpha():
+            raise ValueError(f"{value!r} is not an HTTP method")
+        return value.upper()
+
+    def vias(self) -> tuple[Via, ...]:
+        return tuple(self.via) if self.via is not None else ALL_VIAS
+
+
 TargetSpec = Annotated[
-    TcpTarget | HttpTarget | DnsTarget,
+    TcpTarget | HttpTarget | DnsTarget | KubernetesServiceTarget,
     Field(discriminator="kind"),
 ]

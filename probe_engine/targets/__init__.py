@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import CellRequest, Column, ResolveContext, TargetResolver
+from .kubernetes import resolve_kubernetes_service
 from .static import resolve_dns, resolve_http, resolve_tcp
 
 # One entry per target kind; a test checks these keys equal the spec's `kind` values.
@@ -10,6 +11,7 @@ RESOLVERS: dict[str, TargetResolver] = {
     "tcp": resolve_tcp,
     "http": resolve_http,
     "dns": resolve_dns,
+    "kubernetes-service": resolve_kubernetes_service,
 }
 
 __all__ = ["RESOLVERS", "CellRequest", "Column", "ResolveContext", "TargetResolver"]

@@ -137,7 +137,7 @@ def _copy(obj: Mapping[str, Any]) -> JSON:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,9 +643,8 @@ def network_policy(
 # --------------------------------------------------------------------------------------------
 
 _CLONE_NEWNET = 0x40000000
-_DEFAULT_PATH = os.environ.get(
-    "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-)
+#: a container image's PATH, not this process's (a pyenv shim costs ~50 ms per python3 start)
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _socket_in_netns(netns: str, family: int) -> socket.socket:
@@ -684,8 +683,9 @@ class PodRuntime:
 
     exec: the command runs as a local subprocess, prefixed by ``ip netns exec NETNS`` when
     ``netns`` is set (the pod *is* a lab network namespace), then by ``exec_prefix``. Its
-    environment is ``PATH`` from this process, ``HOSTNAME`` and ``HOME``, the container's ``env``
-    from the pod spec, then ``env`` here.
+    environment is a container's (PATH ``/usr/local/sbin:...:/bin``, ``HOSTNAME``, ``HOME``),
+    then the container's ``env`` from the pod spec, then ``env`` here (e.g. to change PATH).
+    The process gets SIGKILL (its whole session) when the client goes away.
 
     port-forward: one TCP connection per WebSocket, to ``forward_host`` (default 127.0.0.1,
     inside ``netns`` when set, as a kubelet connects to localhost inside the pod's namespace),
@@ -1071,7 +1071,9 @@ class _Channels:
         *,
         base64_frames: bool,
         drop_after: int | None,
+        on_drop: Callable[[], None] | None = None,
     ) -> None:
+        self.on_drop = on_drop
         self.ws = ws
         self.request = request
         self.base64 = base64_frames
@@ -1096,6 +1098,8 @@ class _Channels:
 
     def drop(self) -> None:
         self.dropped = True
+        if self.on_drop is not None:
+            self.on_drop()
         transport = self.request.transport
         if transport is not None:
             transport.abort()
@@ -1607,6 +1611,7 @@ class ApiServer:
             request,
             base64_frames=base64_frames,
             drop_after=fault.drop_after_bytes if fault else None,
+            on_drop=lambda: setattr(record, "dropped", True),
         )
         task = asyncio.current_task()
         assert task is not None
@@ -1841,7 +1846,7 @@ class ApiServer:
         async def forward(i: int, port: int) -> None:
             try:
                 reader, writer = await runtime.connect(port)
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 host, real = runtime.target(port)
                 netns = f"/var/run/netns/{runtime.netns or 'cni-' + sandbox[:8]}"
                 message = (

@@ -57,15 +57,27 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+# Labs this process has up, by prefix. Each conftest or module that imports `netlab` gets its
+# own fixture definition; without this, a second one would rebuild (and so first tear down)
+# the lab the first one still holds.
+_UP: dict[str, Lab] = {}
+
+
 @pytest.fixture(scope="session")
 def netlab() -> Iterator[Lab]:
     """The lab, up for the whole session, torn down at the end whatever happened.
 
     NETLAB_PREFIX overrides the namespace prefix (default pe-test)."""
     require_lab_prerequisites()
+    prefix = os.environ.get("NETLAB_PREFIX", DEFAULT_PREFIX)
+    if prefix in _UP:
+        yield _UP[prefix]  # brought up by another definition of this fixture, which owns it
+        return
     with sigterm_as_interrupt():
-        lab = Lab.up(os.environ.get("NETLAB_PREFIX", DEFAULT_PREFIX))  # cleans up if it fails
+        lab = Lab.up(prefix)  # cleans up if it fails
+        _UP[prefix] = lab
         try:
             yield lab
         finally:
+            del _UP[prefix]
             lab.down()

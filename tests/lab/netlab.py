@@ -1,7 +1,7 @@
 """The network-namespace lab: the Airflow-beside-Minikube story in miniature, on real kernels.
 
 Usable three ways:
-  CLI      python -m tests.lab.netlab up|down|status [--prefix pe]   (run from the repo root)
+  CLI      python -m tests.lab.netlab up|down|status|env [--prefix pe]   (from the repo root)
   Python   lab = Lab.up(prefix="pe"); ...; lab.down()     or     with Lab.up() as lab: ...
   pytest   the session fixture `netlab` in tests/lab/conftest_lab.py
 
@@ -32,28 +32,36 @@ Routes, deliberately minimal; no namespace has a default route, so nothing can l
 
 Targets on the node IP (10.231.49.2):
   30080 NodePort: DNAT to 10.244.0.5:8000        (PREROUTING, and OUTPUT for the node itself)
-  30081 DROP                      -> no answer: ETIMEDOUT from the kernel, or the caller's timeout
-  30082 REJECT icmp-host-unreachable -> EHOSTUNREACH (113)
-  30083 REJECT tcp-reset           -> ECONNREFUSED (111)
-  30084 nothing listens           -> ECONNREFUSED (111)
+  30081 DROP                          -> no answer: ETIMEDOUT from the kernel, or the deadline
+  30082 REJECT icmp-host-unreachable  -> EHOSTUNREACH (113)
+  30083 REJECT tcp-reset              -> ECONNREFUSED (111)
+  30084 nothing listens               -> ECONNREFUSED (111)
+  30085 REJECT icmp-admin-prohibited  -> EHOSTUNREACH (113)
 ClusterIP 10.104.33.17:80: DNAT to 10.244.0.5:8000. Route-less address: 10.231.63.254 (101).
+Hairpin (pod -> its own NodePort) is MASQUERADEd as kube-proxy does, so it works.
 DNS: dnsmasq on 10.231.49.53 answers health-predict-api-service.default.svc.cluster.local with
-the ClusterIP and NXDOMAIN for every other name (it never forwards: no upstream exists).
+the ClusterIP and NXDOMAIN for every other name (--local=/#/: it never forwards anything).
 
-Measured on the project VM (Debian 12, kernel 6.18, 2 cores); see test_netlab.py for the asserts:
-  up ~0.12-0.15 s, down ~0.05-0.07 s (SIGTERM is enough: the servers exit at once)
-  sched -> NodePort, ClusterIP, service name, short name: ok; HTTP /health 200
-  sched -> DROP port: blocking connect 110 ETIMEDOUT after ~3.0 s (tcp_syn_retries=1: SYN at
-           0 s, one retry at 1 s, give up at 3 s); with settimeout(1): connect_ex 11 EAGAIN at 1.0 s
-  sched -> REJECT host-unreachable: 113 in ~1 ms (the ICMP error is reported at once for a SYN)
-  sched -> tcp-reset 111, closed 111, route-less 101, pod IP 101 (the pod CIDR is not routed)
-  sched -> unknown name: EAI_NONAME (-2) "Name or service not known" (NXDOMAIN for each search
-           suffix and the name itself)
-  worker -> NodePort 101, ClusterIP 101 (ENETUNREACH, at once)
-  worker -> any name: EAI_AGAIN (-3) "Temporary failure in name resolution", in ~1 ms: glibc's
-           sendto() to the unroutable nameserver fails with ENETUNREACH, so no packet is sent
-           and no timeout is waited
-  pod -> 127.0.0.1:8000 ok; node -> NodePort ok (OUTPUT DNAT)
+Measured on the project VM (Debian 12, kernel 6.18, 2 cores); test_netlab.py asserts them:
+  up 0.10-0.19 s (idle or at load 3.6 on 2 cores; the CLI command ~0.2 s more), down 0.02-0.05 s
+  sched -> NodePort, ClusterIP, service FQDN, short name (search list): ok, HTTP /health 200
+  sched -> DROP: blocking connect 110 ETIMEDOUT after 3.05 s (tcp_syn_retries=1: SYN at 0 s,
+           one retransmission at 1 s, give up at 3 s); settimeout(1): connect_ex 11 EAGAIN at 1.0 s
+  sched -> REJECT (host-unreachable or admin-prohibited): 113. With a deadline (non-blocking
+           connect, as asyncio does) within 1 ms; a blocking connect() only after ~1.02 s, the
+           first SYN retransmission (the first ICMP arrives while connect() holds the socket
+           and is kept as a "soft" error). The node sets icmp_ratelimit=0: by default the kernel
+           sends at most ~1 ICMP error per second per peer, and a burst of probes then gets
+           113 or a timeout depending on order.
+  sched -> tcp-reset 111, closed 111, route-less 101, pod IP 101 (pod CIDR not routed): < 1 ms
+  sched -> unknown names: EAI_NONAME (-2) "Name or service not known" (NXDOMAIN for each
+           search suffix and for the name itself), ~2 ms
+  worker -> NodePort 101, ClusterIP 101 (ENETUNREACH, no packet sent); its gateway 10.231.50.1
+           :30080 -> 111 (the NodePort DNAT matches the bridge IP only)
+  worker -> any name: EAI_AGAIN (-3) "Temporary failure in name resolution" in ~1 ms: glibc's
+           sendto() to the unroutable nameserver fails with ENETUNREACH, so nothing is sent and
+           no resolver timeout is waited; `localhost` still resolves from the lab's hosts file
+  node -> NodePort, ClusterIP, pod IP ok; pod -> 127.0.0.1:8000 ok, pod -> NodePort ok
 
 Why a per-namespace nsswitch.conf: this machine's says `hosts: files mdns4_minimal
 [NOTFOUND=return] dns`, and mdns4_minimal claims every `*.local` name, `cluster.local`
@@ -69,6 +77,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -591,6 +600,32 @@ class Lab:
         )
         return {**plain, **{name: getattr(self, name) for name in derived}}
 
+    def matrix_environ(self) -> dict[str, str]:
+        """The ${NETLAB_*} variables of configs/lab.yaml for this lab. The file's defaults are
+        the default lab's (prefix "pe"), so this is only needed for another prefix:
+        `eval "$(python -m tests.lab.netlab env --prefix X)"` exports the same."""
+        return {
+            "NETLAB_SCHEDULER_NS": self.scheduler_ns,
+            "NETLAB_WORKER_NS": self.worker_ns,
+            "NETLAB_NODE_NS": self.node_ns,
+            "NETLAB_POD_NS": self.pod_ns,
+            "NETLAB_NODE_IP": self.node_ip,
+            "NETLAB_NODE_PORT": str(self.node_port),
+            "NETLAB_CLUSTER_IP": self.cluster_ip,
+            "NETLAB_SERVICE_PORT": str(self.service_port),
+            "NETLAB_POD_IP": self.pod_ip,
+            "NETLAB_POD_PORT": str(self.pod_port),
+            "NETLAB_SERVICE_NAME": self.service_name,
+            "NETLAB_SERVICE_FQDN": self.service_fqdn,
+            "NETLAB_UNKNOWN_NAME": self.unknown_name,
+            "NETLAB_DROP_PORT": str(self.drop_port),
+            "NETLAB_REJECT_PORT": str(self.reject_port),
+            "NETLAB_PROHIBIT_PORT": str(self.prohibit_port),
+            "NETLAB_RESET_PORT": str(self.reset_port),
+            "NETLAB_CLOSED_PORT": str(self.closed_port),
+            "NETLAB_UNROUTED_IP": self.unrouted_ip,
+        }
+
     # ----------------------------------------------------------------- lifecycle
 
     @classmethod
@@ -654,8 +689,11 @@ class Lab:
         self._wire_node()
         self._wire_leaves()
         self._write_netns_etc()
+        # The servers need only their addresses: start them first, so their start-up (a Python
+        # interpreter for the pod) overlaps the sysctl and iptables execs.
+        dns, http = self._spawn_servers()
         self._configure_kernel()
-        self._start_servers()
+        self._wait_servers(dns, http)
         self._write_state()
 
     def _add_guard_routes(self) -> None:
@@ -816,7 +854,8 @@ class Lab:
     def podserver_argv(self) -> list[str]:
         return [
             sys.executable,
-            "-I",
+            "-I",  # isolated and without site: stdlib only, and a faster start
+            "-S",
             str(PODSERVER),
             "--port",
             str(self.pod_port),
@@ -838,14 +877,16 @@ class Lab:
         self._children.append(proc)
         return proc
 
-    def _start_servers(self) -> None:
-        dns_log, http_log = self.state_dir / "dnsmasq.log", self.state_dir / "podserver.log"
-        dns = self._spawn(self.dns_ns, self.dnsmasq_argv(), dns_log)
-        http = self._spawn(self.pod_ns, self.podserver_argv(), http_log)
+    def _spawn_servers(self) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+        dns = self._spawn(self.dns_ns, self.dnsmasq_argv(), self.state_dir / "dnsmasq.log")
+        http = self._spawn(self.pod_ns, self.podserver_argv(), self.state_dir / "podserver.log")
         self.dns_pid, self.http_pid = dns.pid, http.pid
-        # Both start in parallel; then wait for each socket.
-        _wait_listening(dns, self.dns_ns, "udp", _hex_endpoint(self.dns_ip, 53), dns_log)
-        _wait_listening(http, self.pod_ns, "tcp", _hex_endpoint("0.0.0.0", self.pod_port), http_log)
+        return dns, http
+
+    def _wait_servers(self, dns: subprocess.Popen[bytes], http: subprocess.Popen[bytes]) -> None:
+        dns_at, http_at = _hex_endpoint(self.dns_ip, 53), _hex_endpoint("0.0.0.0", self.pod_port)
+        _wait_listening(dns, self.dns_ns, "udp", dns_at, self.state_dir / "dnsmasq.log")
+        _wait_listening(http, self.pod_ns, "tcp", http_at, self.state_dir / "podserver.log")
 
     def _write_state(self) -> None:
         procs = {
@@ -870,14 +911,16 @@ class Lab:
         return _run(in_netns(ns, argv), timeout=timeout, check=False)
 
     def _python_json(self, ns: str, code: str, *args: str, timeout: float = 30.0) -> Any:
-        proc = _run(in_netns(ns, [sys.executable, "-I", "-c", code, *args]), timeout=timeout)
+        proc = _run(in_netns(ns, [sys.executable, "-I", "-S", "-c", code, *args]), timeout=timeout)
         return json.loads(proc.stdout)
 
     def tcp_connect(
         self, ns: str, host: str, port: int, *, timeout: float | None = None
     ) -> ConnectResult:
         """connect_ex from ns; timeout None means the kernel's own (tcp_syn_retries) timeout."""
-        raw = self._python_json(ns, _CONNECT_CODE, host, str(port), str(timeout or "none"))
+        raw = self._python_json(
+            ns, _CONNECT_CODE, host, str(port), "none" if timeout is None else str(timeout)
+        )
         return ConnectResult(errno=raw["errno"], name=raw["name"], seconds=raw["seconds"])
 
     def resolve(self, ns: str, name: str) -> ResolveResult:
@@ -963,7 +1006,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument("command", choices=("up", "down", "status", "env"))
     parser.add_argument("--prefix", default="pe", help="namespace name prefix (default: pe)")
     parser.add_argument(
         "--no-guard-routes",
@@ -984,6 +1027,11 @@ def _command(args: argparse.Namespace) -> int:
         lab = Lab.up(args.prefix, guard_routes=not args.no_guard_routes)
         _print_plan(lab, as_json=args.json)
         print(f"lab {lab.prefix!r} up in {lab.up_seconds:.3f} s")
+        return 0
+    if args.command == "env":
+        # Shell-quoted exports of configs/lab.yaml's variables (no lab needs to be up).
+        environ = Lab(prefix=args.prefix).matrix_environ()
+        print("\n".join(f"export {key}={shlex.quote(value)}" for key, value in environ.items()))
         return 0
     if args.command == "down":
         lab = Lab(prefix=args.prefix)
@@ -1009,4 +1057,5 @@ def _print_plan(lab: Lab, *, as_json: bool) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `status | head` ends quietly
     sys.exit(main())

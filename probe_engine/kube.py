@@ -1,0 +1,327 @@
+"""The Kubernetes API for targets and sources: which cluster, one client per run, failures in words.
+
+kubernetes-asyncio is imported only when a matrix uses Kubernetes (it costs ~0.4 s). Objects
+are read as plain JSON in their real shapes (camelCase), not as generated model classes:
+cheaper, and the field names are the ones `kubectl get -o json` shows. Three traps of the
+library, handled here: `load_kube_config` without `client_configuration` replaces the
+process-wide default (we always pass our own); its aiohttp session has trust_env=True, so
+HTTP(S)_PROXY apply to the API server (said so when a proxy fails); and the shipped stubs are
+wrong for WebSocket calls (`connect_*` with `_preload_content=False` returns aiohttp's
+ws_connect context manager), so API objects are typed Any.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from .agent.proxy import redact
+from .spec.matrix import KubernetesSettings
+from .targets.base import ResolveContext
+
+__all__ = [
+    "CHANNEL_PROTOCOL",
+    "KubeApiError",
+    "KubeClient",
+    "KubeError",
+    "KubeSettings",
+    "explain",
+    "kube_settings",
+    "open_client",
+    "shared_client",
+]
+
+CHANNEL_PROTOCOL = "v4.channel.k8s.io"  # the kubelet's WebSocket framing (exec, port-forward)
+DEFAULT_KUBECONFIG = "~/.kube/config"
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+_CLIENT_KEY = "kubernetes.client"
+_LOCK_KEY = "kubernetes.lock"
+
+
+class KubeError(Exception):
+    """The Kubernetes API cannot be used (configuration, credentials, reachability): the
+    message says why, for a column's or a row's error."""
+
+
+class KubeApiError(Exception):
+    """The API server answered with an error Status."""
+
+    def __init__(self, status: int, body: Mapping[str, Any] | None, text: str = "") -> None:
+        self.status = status
+        self.body = dict(body or {})
+        self.reason = str(self.body.get("reason") or "")
+        self.message = str(self.body.get("message") or text.strip()[:300] or "")
+        super().__init__(f"{status} {self.reason}: {self.message}")
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    """Which cluster: from the matrix's `kubernetes:` section and --kubeconfig / --context."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    cluster_domain: str = "cluster.local"
+    timeout: float = 10.0
+
+
+def kube_settings(
+    section: KubernetesSettings | None, options: Mapping[str, Any] | None = None
+) -> KubeSettings:
+    """The command line wins over the matrix file."""
+    options = options or {}
+    base = section or KubernetesSettings()
+    return KubeSettings(
+        kubeconfig=options.get("kubeconfig") or base.kubeconfig,
+        context=options.get("context") or base.context,
+        namespace=base.namespace,
+        cluster_domain=base.cluster_domain,
+        timeout=base.timeout,
+    )
+
+
+class KubeClient:
+    """One cluster's REST and WebSocket clients, shared by every target and source of a run."""
+
+    def __init__(
+        self,
+        configuration: Any,
+        settings: KubeSettings,
+        origin: str,
+        context_name: str | None,
+        context_namespace: str | None,
+    ) -> None:
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.stream import WsApiClient
+
+        self.settings = settings
+        self.configuration = configuration
+        self.origin = origin  # "kubeconfig PATH" or "in-cluster service account"
+        self.context_name = context_name
+        self.server = str(configuration.host)
+        self.namespace = settings.namespace or context_namespace or "default"
+        self.timeout = settings.timeout
+        self.api = client.ApiClient(configuration)
+        self.ws = WsApiClient(configuration)
+        self.core: Any = client.CoreV1Api(self.api)
+        self.discovery: Any = client.DiscoveryV1Api(self.api)
+        self.networking: Any = client.NetworkingV1Api(self.api)
+        self.ws_core: Any = client.CoreV1Api(self.ws)  # connect_* return ws_connect managers
+
+    def describe(self) -> dict[str, Any]:
+        return {"api_server": self.server, "context": self.context_name, "config": self.origin}
+
+    async def get(self, call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """One GET through a generated API method, as plain JSON; KubeApiError for an error
+        Status. Network failures come through as aiohttp's (or asyncio's timeout) exceptions."""
+        response = await call(
+            *args, _preload_content=False, _request_timeout=self.timeout, **kwargs
+        )
+        try:
+            raw = await response.read()
+        finally:
+            response.release()
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            data = json.loads(text) if text else {}
+        except ValueError:
+            data = None
+        if not 200 <= response.status < 300:
+            raise KubeApiError(response.status, data if isinstance(data, dict) else None, text)
+        if not isinstance(data, dict):
+            raise KubeApiError(response.status, None, f"not a JSON object: {text[:200]}")
+        return data
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.ws.close()
+            await self.api.close()
+
+
+def _existing_kubeconfigs(paths: str) -> tuple[list[str], list[str]]:
+    found: list[str] = []
+    missing: list[str] = []
+    for path in paths.split(os.pathsep):
+        if path:
+            expanded = os.path.expanduser(path)
+            (found if os.path.isfile(expanded) else missing).append(expanded)
+    return found, missing
+
+
+async def open_client(
+    settings: KubeSettings, environ: Mapping[str, str] | None = None
+) -> KubeClient:
+    """A client for the cluster `settings` name. Raises KubeError with the reason."""
+    from kubernetes_asyncio import client, config
+    from kubernetes_asyncio.config.config_exception import ConfigException
+
+    environ = os.environ if environ is None else environ
+    configuration = client.Configuration()
+    paths = settings.kubeconfig or environ.get("KUBECONFIG")
+    where = "--kubeconfig/kubernetes.kubeconfig" if settings.kubeconfig else "$KUBECONFIG"
+    if not paths and os.path.isfile(os.path.expanduser(DEFAULT_KUBECONFIG)):
+        paths, where = DEFAULT_KUBECONFIG, DEFAULT_KUBECONFIG
+    if paths:
+        found, missing = _existing_kubeconfigs(paths)
+        if not found:
+            raise KubeError(f"no kubeconfig file at {', '.join(missing)} (from {where})")
+        try:
+            loader = await config.load_kube_config(
+                config_file=os.pathsep.join(found),
+                context=settings.context,
+                client_configuration=configuration,
+                persist_config=False,  # never write token refreshes into the user's file
+            )
+        except ConfigException as exc:
+            raise KubeError(_config_problem(str(exc), settings.context, found)) from None
+        except (OSError, ValueError) as exc:
+            raise KubeError(f"cannot load kubeconfig {', '.join(found)}: {exc}") from None
+        current = loader.current_context or {}
+        context = current.get("context") or {}
+        return KubeClient(
+            configuration,
+            settings,
+            f"kubeconfig {', '.join(found)}",
+            current.get("name"),
+            context.get("namespace") if isinstance(context, Mapping) else None,
+        )
+    if environ.get("KUBERNETES_SERVICE_HOST"):
+        if settings.context:
+            raise KubeError(
+                f"context {settings.context!r} was asked for, but there is no kubeconfig "
+                "(only the in-cluster service account)"
+            )
+        try:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except ConfigException as exc:
+            raise KubeError(f"in-cluster configuration: {exc}") from None
+        try:
+            namespace: str | None = (SERVICE_ACCOUNT / "namespace").read_text().strip()
+        except OSError:
+            namespace = None
+        return KubeClient(configuration, settings, "in-cluster service account", None, namespace)
+    raise KubeError(
+        "no Kubernetes configuration: give --kubeconfig (or kubernetes.kubeconfig, or "
+        f"$KUBECONFIG); {DEFAULT_KUBECONFIG} does not exist and this is not a pod "
+        "(KUBERNETES_SERVICE_HOST is not set)"
+    )
+
+
+def _config_problem(message: str, context: str | None, files: list[str]) -> str:
+    if context and ("context" in message.lower() or "expected key" in message.lower()):
+        return f"kubeconfig {', '.join(files)} has no usable context {context!r} ({message})"
+    return f"kubeconfig {', '.join(files)}: {message}"
+
+
+async def shared_client(context: ResolveContext) -> KubeClient:
+    """The run's client: made once (targets and sources share it), closed when the run ends.
+    A failure to make it is remembered, so every column and row tells the same reason."""
+    lock = context.shared.setdefault(_LOCK_KEY, anyio.Lock())
+    async with lock:
+        found = context.shared.get(_CLIENT_KEY)
+        if isinstance(found, KubeClient):
+            return found
+        if isinstance(found, str):
+            raise KubeError(found)
+        settings = kube_settings(context.matrix.kubernetes, context.options)
+        try:
+            made = await open_client(settings)
+        except KubeError as exc:
+            context.shared[_CLIENT_KEY] = str(exc)
+            raise
+        context.resources.push_async_callback(made.aclose)
+        context.shared[_CLIENT_KEY] = made
+        return made
+
+
+# --- failures in words ----------------------------------------------------------------------
+
+
+def _errno_text(number: int | None) -> str:
+    if not number:
+        return ""
+    name = errno.errorcode.get(number, str(number))
+    return f"{name} ({os.strerror(number).lower()})"
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError under aiohttp's wrappers (`os_error`, __cause__, __context__)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        inner = getattr(current, "os_error", None)
+        if isinstance(inner, OSError) and inner.errno:
+            return inner
+        if isinstance(current, OSError) and current.errno:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def explain(exc: BaseException, kube: KubeClient | None, doing: str) -> str:
+    """What went wrong while `doing` (e.g. "reading Service default/api"), for a user."""
+    import aiohttp
+
+    server = kube.server if kube else "the API server"
+    context = f" (context {kube.context_name})" if kube and kube.context_name else ""
+    if isinstance(exc, KubeApiError):
+        if exc.status == 401:
+            return (
+                f"{doing}: the API server {server} refused the credentials (401 Unauthorized): "
+                f"the kubeconfig's token or certificate{context} is wrong or expired"
+            )
+        if exc.status == 403:
+            return f"{doing}: forbidden (403): {exc.message or 'RBAC denies it'}"
+        detail = f"{exc.status} {exc.reason}".strip()
+        return f"{doing}: the API server answered {detail}" + (
+            f": {exc.message}" if exc.message else ""
+        )
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return (
+            f"{doing}: the API server refused the WebSocket upgrade: {_upgrade_refusal(exc.status)}"
+        )
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        error = _os_error(exc)
+        what = _errno_text(error.errno if error else None) or str(exc)
+        return (
+            f"{doing}: the proxy for {server} cannot be reached: {what}"
+            " (kubernetes-asyncio sends API requests through HTTP(S)_PROXY unless NO_PROXY "
+            "names the API server)"
+        )
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return f"{doing}: TLS with the API server {server} failed: {exc}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        error = _os_error(exc)
+        what = _errno_text(error.errno if error else None) or str(exc)
+        return f"{doing}: the API server {server} is unreachable: {what}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{doing}: the API server {server} closed the connection without answering"
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        seconds = kube.timeout if kube else None
+        within = f" within {seconds:g}s" if seconds else ""
+        return f"{doing}: no answer from the API server {server}{within}"
+    if isinstance(exc, aiohttp.ClientError):
+        return f"{doing}: {type(exc).__name__}: {exc}"
+    return redact(f"{doing}: {type(exc).__name__}: {exc}")
+
+
+def _upgrade_refusal(status: int) -> str:
+    meaning = {
+        400: "the request is invalid (the pod is not running, or the container must be named)",
+        401: "the credentials were refused",
+        403: "forbidden (RBAC: create on pods/exec or pods/portforward), or the subprotocol "
+        "is not supported",
+        404: "no such pod",
+        500: "the API server or the kubelet failed",
+        503: "the kubelet is unavailable",
+    }.get(status, "")
+    return f"HTTP {status}" + (f" ({meaning})" if meaning else "")
