@@ -28,6 +28,7 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.stream import WsApiClient
 
+from probe_engine.targets.portforward import ForwardOutcome, relay
 from tests.kubelab import apiserver as kl
 from tests.kubelab.conftest_kube import HttpBackend, populate_service
 
@@ -40,105 +41,13 @@ V5 = "v5.channel.k8s.io"
 
 # =============================================================================================
 # Client-side port-forward framing on kubernetes-asyncio's WebSocket.
-# kubernetes-asyncio 36.x has no port-forward helper; the engine needs exactly this logic.
+# kubernetes-asyncio 36.x has no port-forward helper: the engine frames it itself.
 # =============================================================================================
 
 
-@dataclass
-class PortForwardOutcome:
-    """How one forwarded connection ended."""
-
-    error: str | None = None  # text the kubelet sent on the error channel
-    started: bool = False  # both port-prefix frames (data and error channel) arrived
-    bytes_to_pod: int = 0
-    bytes_from_pod: int = 0
-    close_code: int | None = None  # 1000: closed cleanly; 1006: the connection dropped
-
-
-async def relay_portforward(
-    ws: ClientWebSocketResponse,
-    port: int,
-    local_reader: asyncio.StreamReader,
-    local_writer: asyncio.StreamWriter,
-    *,
-    index: int = 0,
-    base64_frames: bool = False,
-    read_size: int = 64 * 1024,
-    linger: float = 2.0,
-) -> PortForwardOutcome:
-    """Relay one local TCP connection through a port-forward WebSocket, for the ``index``-th
-    port of the request (kubelet channel protocol, v4.channel.k8s.io or its base64 variant).
-
-    From the server: data on channel 2*index, errors on 2*index+1, the FIRST frame of each being
-    the port as 2 bytes little-endian; thereafter [channel byte] + payload. To the server:
-    [channel byte] + payload with no port prefix (base64 variant: text frames,
-    chr(ord("0") + channel) + base64(payload)). The protocol has no half-close, so after the local
-    side's EOF the relay waits up to ``linger`` seconds for the pod side to finish."""
-    data_ch, err_ch = 2 * index, 2 * index + 1
-    prefix_seen = {data_ch: False, err_ch: False}
-    outcome = PortForwardOutcome()
-    errors: list[bytes] = []
-
-    async def send(payload: bytes) -> None:
-        if base64_frames:
-            await ws.send_str(chr(ord("0") + data_ch) + base64.b64encode(payload).decode())
-        else:
-            await ws.send_bytes(bytes((data_ch,)) + payload)
-
-    async def pod_to_local() -> None:
-        async for msg in ws:
-            if msg.type is WSMsgType.BINARY:
-                frame: bytes = msg.data
-            elif msg.type is WSMsgType.TEXT and msg.data:
-                frame = bytes((ord(msg.data[0]) - ord("0"),)) + base64.b64decode(msg.data[1:])
-            else:
-                break  # ERROR: the connection failed
-            if not frame or frame[0] not in prefix_seen:
-                continue  # another port's channels
-            channel, payload = frame[0], frame[1:]
-            if not prefix_seen[channel]:
-                if len(payload) < 2 or int.from_bytes(payload[:2], "little") != port:
-                    raise ValueError(f"bad port prefix on channel {channel}: {payload[:2]!r}")
-                prefix_seen[channel] = True
-                outcome.started = all(prefix_seen.values())
-                payload = payload[2:]
-            if not payload:
-                continue
-            if channel == err_ch:
-                errors.append(payload)
-            else:
-                outcome.bytes_from_pod += len(payload)
-                local_writer.write(payload)
-                await local_writer.drain()
-
-    async def local_to_pod() -> None:
-        while chunk := await local_reader.read(read_size):
-            outcome.bytes_to_pod += len(chunk)
-            await send(chunk)
-
-    down = asyncio.create_task(pod_to_local())
-    up = asyncio.create_task(local_to_pod())
-    try:
-        await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
-        if not down.done():  # local EOF (or local error) first: let the pod side finish
-            await asyncio.wait({down}, timeout=linger)
-        for task in (down, up):
-            if task.done() and not task.cancelled():
-                exc = task.exception()
-                if exc is not None and not isinstance(exc, ConnectionError):
-                    raise exc
-    finally:
-        for task in (down, up):
-            task.cancel()
-        await asyncio.gather(down, up, return_exceptions=True)
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await ws.close()
-        outcome.close_code = ws.close_code
-        local_writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await local_writer.wait_closed()
-    outcome.error = b"".join(errors).decode(errors="replace") or None
-    return outcome
+# The engine's own client-side framing (probe_engine.targets.portforward) drives the server.
+PortForwardOutcome = ForwardOutcome
+relay_portforward = relay
 
 
 @contextlib.asynccontextmanager
