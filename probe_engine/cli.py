@@ -7,6 +7,7 @@ Exit status: 0 expectations met, 1 some unmet (or a wait timed out), 2 bad input
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -127,6 +128,9 @@ def execute(
 
     from .reports.terminal import LiveProgress, print_result
 
+    # What exists now (the loaded matrix, imported modules) lives for the whole run: keep the
+    # collector from scanning it again and again while thousands of results are made.
+    gc.freeze()
     console = _console(stderr=output == "json")
     live = progress and console.is_terminal
     if live:

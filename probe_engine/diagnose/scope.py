@@ -229,9 +229,21 @@ def target_down(result: MatrixResult) -> list[Finding]:
             else tuple(sorted({failure_words(c) for c in cells}))
         )
         groups.setdefault((target_name, signature), []).append(column)
+    # Targets that name the same endpoint and fail the same way are one cause: one finding.
+    merged: dict[tuple[object, ...], tuple[str, list[str]]] = {}
+    for (target_name, signature), columns in groups.items():
+        if signature == ("via",):
+            key: tuple[object, ...] = (target_name, signature)
+        else:
+            endpoints = {c.endpoint for column in columns for c in candidates[column]}
+            key = (signature, tuple(sorted(endpoints)))
+        label, kept = merged.setdefault(key, (target_name, []))
+        if label != target_name:
+            merged[key] = ("", kept)  # several targets: name the columns, not one target
+        kept.extend(columns)
     return [
-        _column_fails(result, target_name, columns, candidates, infos, working_rows)
-        for (target_name, _sig), columns in groups.items()
+        _column_fails(result, label, columns, candidates, infos, working_rows)
+        for label, columns in merged.values()
     ]
 
 
@@ -255,7 +267,10 @@ def _column_fails(
     sources = list(dict.fromkeys(c.source for c in cells))
     info = infos.get(columns[0]) or target_info(result, columns[0])
     service = causes(info) if info is not None and is_service(info) else []
-    named = columns[0] if len(columns) == 1 else f"{target_name} ({listing(columns)})"
+    if len(columns) == 1:
+        named = columns[0]
+    else:
+        named = f"{target_name} ({listing(columns)})" if target_name else listing(columns)
     probed = [c for c in cells if c.status != "target-error"]
     if service:
         cause = service[0].text
