@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ..results import CellResult, Finding, MatrixResult, SourceInfo, TargetInfo
 from .common import (
@@ -235,8 +236,9 @@ def target_down(result: MatrixResult) -> list[Finding]:
         if signature == ("via",):
             key: tuple[object, ...] = (target_name, signature)
         else:
-            endpoints = {c.endpoint for column in columns for c in candidates[column]}
-            key = (signature, tuple(sorted(endpoints)))
+            # Per host: many ports of one host failing alike (a scan) is one cause.
+            hosts = {_host(c.endpoint) for column in columns for c in candidates[column]}
+            key = (signature, tuple(sorted(hosts)))
         label, kept = merged.setdefault(key, (target_name, []))
         if label != target_name:
             merged[key] = ("", kept)  # several targets: name the columns, not one target
@@ -245,6 +247,15 @@ def target_down(result: MatrixResult) -> list[Finding]:
         _column_fails(result, label, columns, candidates, infos, working_rows)
         for label, columns in merged.values()
     ]
+
+
+def _host(endpoint: str) -> str:
+    """127.0.0.1 from 127.0.0.1:80, [::1]:80 or http://127.0.0.1:80/health."""
+    netloc = urlsplit(endpoint).netloc if "://" in endpoint else endpoint
+    netloc = netloc.split(" ")[0]
+    if netloc.startswith("["):
+        return netloc[1 : netloc.find("]")]
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
 
 
 def _words(cell: CellResult) -> str:
@@ -281,7 +292,13 @@ def _column_fails(
     else:
         first = probed[0]
         cause = meaning(first)
-        title = f"{named} fails from every source: {failure_words(first)} at {first.endpoint}"
+        endpoints = list(dict.fromkeys(c.endpoint for c in probed))
+        where = first.endpoint
+        if len(endpoints) > 1:
+            hosts = list(dict.fromkeys(_host(e) for e in endpoints))
+            where = f"{listing(hosts)} ({len(endpoints)} endpoints)"
+        verb = "fail" if named != target_name and len(columns) > 1 and not target_name else "fails"
+        title = f"{named} {verb} from every source: {failure_words(first)} at {where}"
     by_words: dict[str, list[str]] = {}
     for c in cells:
         by_words.setdefault(_words(c), []).append(c.source)
