@@ -27,16 +27,6 @@ if TYPE_CHECKING:
 EXIT_USAGE, EXIT_ENGINE = 2, 3
 
 
-def _fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
-    click.echo(
-        f"probe-engine: {message}"
-        if status != EXIT_USAGE or ":" not in message.split(" ", maxsplit=1)[0]
-        else message,
-        err=True,
-    )
-    sys.exit(status)
-
-
 def _guard(action: Callable[[], int]) -> NoReturn:
     """Run a command: bad input and engine faults become one line and an exit status."""
     from .errors import EngineError, SpecError

@@ -82,8 +82,7 @@ EventHandler = Callable[[Event], None]
 class _Collector:
     """The sink every source reports to: keeps results, rows, and sends progress events."""
 
-    def __init__(self, matrix: Matrix, on_event: EventHandler | None) -> None:
-        self.matrix = matrix
+    def __init__(self, on_event: EventHandler | None) -> None:
         self.on_event = on_event
         self.rows: dict[str, SourceInfo] = {}
         self.results: dict[tuple[str, str], CellResult] = {}
@@ -200,7 +199,7 @@ async def run_matrix(
         context=context,
     )
     deadline = options.deadline or matrix.defaults.deadline
-    collector = _Collector(matrix, on_event)
+    collector = _Collector(on_event)
     faults: list[str] = []
     cells: list[CellRequest] = []
     columns: dict[str, list[Column]] = {}

@@ -19,13 +19,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .agent.proxy import redact
 from .spec.matrix import KubernetesSettings
-from .targets.base import ResolveContext
+
+if TYPE_CHECKING:  # a runtime import would be circular: targets.kubernetes imports this module
+    from .targets.base import ResolveContext
 
 __all__ = [
     "CHANNEL_PROTOCOL",
@@ -184,6 +186,14 @@ async def open_client(
             raise KubeError(_config_problem(str(exc), settings.context, found)) from None
         except (OSError, ValueError) as exc:
             raise KubeError(f"cannot load kubeconfig {', '.join(found)}: {exc}") from None
+        except Exception as exc:
+            # Not YAML, or YAML that is not a kubeconfig (a list, a bare word): the library
+            # fails with whatever its parser or its dict walk raises. That is the column's or
+            # the row's error, not the run's.
+            raise KubeError(
+                f"cannot load kubeconfig {', '.join(found)}: not a kubeconfig "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
         current = loader.current_context or {}
         context = current.get("context") or {}
         return KubeClient(
@@ -309,8 +319,6 @@ def explain(exc: BaseException, kube: KubeClient | None, doing: str) -> str:
         seconds = kube.timeout if kube else None
         within = f" within {seconds:g}s" if seconds else ""
         return f"{doing}: no answer from the API server {server}{within}"
-    if isinstance(exc, aiohttp.ClientError):
-        return f"{doing}: {type(exc).__name__}: {exc}"
     return redact(f"{doing}: {type(exc).__name__}: {exc}")
 
 

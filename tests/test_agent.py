@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -101,6 +102,44 @@ def test_without_httpx_the_agent_falls_back_to_http_client(loopback: LoopbackLab
         500,
         "http-error",
     )
+
+
+def test_an_httpx_older_than_0_26_is_left_aside_for_http_client(
+    loopback: LoopbackLab, tmp_path: Path
+) -> None:
+    """httpx before 0.26 has no `proxy=`: used anyway, every HTTP cell would be a TypeError
+    classified as a network failure (an old image in a pod)."""
+    (tmp_path / "httpx.py").write_text(
+        '__version__ = "0.25.2"\n'
+        "class Client:\n"
+        "    def __init__(self, *, proxies=None, verify=True, trust_env=True, timeout=None):\n"
+        "        raise TypeError(\"__init__() got an unexpected keyword argument 'proxy'\")\n"
+    )
+    request = {
+        "timeout": 1.0,
+        "cells": [
+            {
+                "id": 1,
+                "plan": {
+                    "kind": "http",
+                    "url": f"http://127.0.0.1:{loopback.http_port}/health",
+                    "host": "127.0.0.1",
+                    "port": loopback.http_port,
+                },
+            }
+        ],
+    }
+    bootstrap = f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n" + BOOTSTRAP
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", bootstrap],
+        input=agent_payload(request),
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    result = next(json.loads(line) for line in run.stdout.splitlines() if b'"result"' in line)
+    http = result["checks"][-1]
+    assert (http["client"], http["http_status"], result["status"]) == ("http.client", 200, "ok")
 
 
 def test_without_dnspython_the_agent_queries_a_nameserver_itself(loopback: LoopbackLab) -> None:

@@ -77,6 +77,14 @@ def test_the_step_writes_reports_and_sums_up_what_worked_from_this_process(
     assert all(line == line.rstrip() for line in outcome.text.splitlines())
 
 
+def test_a_format_named_twice_is_written_once(tmp_path: Path, loopback: LoopbackLab) -> None:
+    outcome = run_step(story(loopback), report_dir=tmp_path, formats=["json", "html", "json"])
+    assert outcome.reports == {
+        "json": str(tmp_path / "report.json"),
+        "html": str(tmp_path / "report.html"),
+    }
+
+
 def test_an_unmet_expectation_fails_the_step_and_says_which_cell(
     tmp_path: Path, loopback: LoopbackLab
 ) -> None:

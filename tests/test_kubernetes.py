@@ -894,6 +894,22 @@ def test_no_kubeconfig_anywhere_is_said_once_per_column(
     }
 
 
+@pytest.mark.parametrize(
+    "content", ["", "- a list\n", "a bare word\n", "users: [unclosed\n", "contexts: 5\n"]
+)
+def test_a_file_that_is_not_a_kubeconfig_is_the_columns_error_not_the_runs(
+    tmp_path: Path, content: str
+) -> None:
+    broken = tmp_path / "kc"
+    broken.write_text(content)
+    text = matrix_text(broken, "api: {kind: kubernetes-service, service: api, via: [dns]}")
+    (message,) = errors_of(resolve(text)).values()
+    assert message.startswith(f"cannot load kubeconfig {broken}: ")
+    result = run(text)
+    assert result.exit_status != 3
+    assert result.summary.by_status == {"target-error": 1}
+
+
 def test_tls_with_the_kubeconfigs_certificate_authority(
     kube_tls_apiserver: kl.ApiServer, tmp_path: Path, backend: int
 ) -> None:
@@ -1278,6 +1294,7 @@ def test_a_pod_without_python_falls_back_to_the_shell_prober(
             f"  closed: {{kind: tcp, host: 127.0.0.1, port: {closed_port()}}}",
             "slim: {kind: kubernetes, selector: app=airflow-worker}\n"
             "  bare: {kind: kubernetes, pod: bare}\n"
+            "  bare-curl: {kind: kubernetes, pod: bare, tool: curl}\n"
             "  curl: {kind: kubernetes, selector: app=airflow-worker, tool: curl}",
         )
     )
@@ -1293,6 +1310,13 @@ def test_a_pod_without_python_falls_back_to_the_shell_prober(
         "neither python3 nor sh can run in pod default/bare container main"
     )
     assert "executable file not found in $PATH" in bare.message
+    # With tool: curl the agent never ran: only the missing sh is to blame.
+    bare_curl = cell(result, "bare-curl/bare", "health")
+    assert bare_curl.status == "source-error"
+    assert bare_curl.message is not None
+    assert bare_curl.message.startswith(
+        "no sh in pod default/bare container main: the shell prober cannot run curl"
+    )
 
 
 def test_an_agent_that_fails_in_the_pod_reports_its_exit_status_and_stderr(

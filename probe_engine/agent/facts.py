@@ -65,6 +65,10 @@ def ipv4_routes(text: str | None) -> list[dict[str, str]]:
     return routes
 
 
+def has_default_route(routes: list[dict[str, str]]) -> bool:
+    return any(r["destination"] == "0.0.0.0/0" for r in routes)
+
+
 def local_addresses(fib_trie: str | None, if_inet6: str | None) -> list[str]:
     """This namespace's own addresses (IPv4 from fib_trie's LOCAL entries, IPv6 from if_inet6)."""
     found: list[str] = []
@@ -101,6 +105,6 @@ def gather(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "proxy_env": proxy_environment(env),
         "resolv_conf": resolv_conf(_read("/etc/resolv.conf")),
         "routes": routes,
-        "default_route": any(r["destination"] == "0.0.0.0/0" for r in routes),
+        "default_route": has_default_route(routes),
         "addresses": local_addresses(_read("/proc/net/fib_trie"), _read("/proc/net/if_inet6")),
     }

@@ -90,7 +90,8 @@ def _with_httpx(
     proxy: str | None,
     verify: ssl.SSLContext,
     timeout: float,
-) -> None:
+) -> tuple[int, str]:
+    """The exchange through httpx: fills `record` (peer, bytes, timings), returns the status."""
     timings: dict[str, float] = {}
     started = time.monotonic()
     marks: dict[str, float] = {}
@@ -134,7 +135,7 @@ def _with_httpx(
         )
     timings["total"] = round((ended - started) * 1000.0, 3)
     record["timings"] = timings
-    record["_code"] = (code, reason)
+    return code, reason
 
 
 def _with_http_client(
@@ -145,7 +146,8 @@ def _with_http_client(
     proxy: str | None,
     verify: ssl.SSLContext,
     timeout: float,
-) -> None:
+) -> tuple[int, str]:
+    """The same through http.client, where httpx is not importable."""
     parts = urlsplit(url)
     https = parts.scheme == "https"
     host, port = parts.hostname or "", parts.port or (443 if https else 80)
@@ -196,7 +198,7 @@ def _with_http_client(
             "receive": round((ended - answered) * 1000.0, 3),
             "total": round((ended - started) * 1000.0, 3),
         }
-        record["_code"] = (response.status, response.reason)
+        return response.status, response.reason
     finally:
         connection.close()
 
@@ -212,7 +214,13 @@ def _httpx_module() -> Any:
         import httpx
     except ImportError:
         return None
-    return httpx
+    # `proxy=` came in httpx 0.26: with an older httpx (an old image at the far end) every
+    # request would fail with a TypeError that reads as a network failure.
+    try:
+        major, minor = (int(part) for part in httpx.__version__.split(".")[:2])
+    except ValueError:
+        return httpx
+    return httpx if (major, minor) >= (0, 26) else None
 
 
 def http_exchange(
@@ -239,7 +247,7 @@ def http_exchange(
     try:
         if httpx is not None:
             record["client"] = f"httpx {httpx.__version__}"
-            _with_httpx(
+            code, reason = _with_httpx(
                 httpx,
                 record,
                 request_url,
@@ -251,18 +259,12 @@ def http_exchange(
             )
         else:
             record["client"] = "http.client"
-            _with_http_client(
+            code, reason = _with_http_client(
                 record, request_url, method, send_headers, proxy, contexts.get(verify), timeout
             )
     except Exception as exc:
         _failure(record, exc, via_proxy=proxy is not None)
     else:
-        code, reason = record.pop("_code")
         _judge(record, code, reason, expect_status, via_proxy=proxy is not None)
     record["duration_ms"] = (time.monotonic() - started) * 1000.0
     return record
-
-
-def header_list(headers: Mapping[str, str]) -> list[str]:
-    """Header names only: values (tokens, cookies) never go into a report."""
-    return sorted(headers)

@@ -17,8 +17,6 @@ import re
 from typing import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-CLIENTS = ("requests", "httpx", "urllib", "curl", "none")
-
 # A password may itself hold "@" (clients split at the last one): it runs to the last "@"
 # before the host. A user part without a password is often a token: hidden whole.
 _PASSWORD = re.compile(
@@ -27,11 +25,20 @@ _PASSWORD = re.compile(
 _TOKEN = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^:/@\s*]+@(?=[^@/\s]*(?:[/\s]|$))")
 
 
+# Query parameters that carry secrets by convention (?token=..., &api_key=..., &sig=...).
+_SECRET_QUERY = re.compile(
+    r"(?P<key>[?&](?:[a-z0-9_.-]*token|api[_-]?key|apikey|key|password|passwd|pwd|secret|"
+    r"client[_-]?secret|sig|signature|auth|authorization|credential|session)=)[^&#\s]+",
+    re.IGNORECASE,
+)
+
+
 def redact(text: str) -> str:
     """Hide credentials in URLs anywhere in a text: http://u:secret@h -> http://u:***@h,
-    http://token@h -> http://***@h."""
+    http://token@h -> http://***@h, ?access_token=abc -> ?access_token=***."""
     text = _PASSWORD.sub(lambda m: m.group("scheme") + m.group("user") + ":***@", text)
-    return _TOKEN.sub(lambda m: m.group("scheme") + "***@", text)
+    text = _TOKEN.sub(lambda m: m.group("scheme") + "***@", text)
+    return _SECRET_QUERY.sub(lambda m: m.group("key") + "***", text)
 
 
 def _lookup(env: Mapping[str, str], name: str, client: str) -> tuple[str | None, str | None]:

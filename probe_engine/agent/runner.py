@@ -165,7 +165,6 @@ class Runner:
         self.contexts = SSLContexts()
         self.out: list[dict[str, Any]] = []
         self.active = 0
-        self.finished = 0
         self.stats: dict[str, Any] = {
             "cells": len(self.specs),
             "lookups": 0,
@@ -442,7 +441,6 @@ class Runner:
             return
         cell.done = True
         self.active -= 1
-        self.finished += 1
         status = next((c["status"] for c in cell.checks if c.get("status") != "ok"), "ok")
         result: dict[str, Any] = {
             "id": cell.id,

@@ -62,6 +62,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
 
+def _close_listening(sock: socket.socket) -> None:
+    """Close a socket a thread blocks on: on Linux a bare close() leaves that accept() or
+    recvfrom() waiting, and a listener keeps accepting one more connection; shutdown() wakes
+    it first (a UDP socket says ENOTCONN, and wakes it all the same)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
 def free_port() -> int:
     """A port nothing listens on (bound, then released): connecting to it is refused."""
     with socket.socket() as sock:
@@ -91,7 +100,7 @@ class _Acceptor:
             self.on_accept(self, conn)
 
     def close(self) -> None:
-        self.sock.close()
+        _close_listening(self.sock)
         for conn in self.held:
             conn.close()
 
@@ -186,7 +195,7 @@ class DnsServer:
             self.sock.sendto(response.to_wire(), peer)
 
     def close(self) -> None:
-        self.sock.close()
+        _close_listening(self.sock)
 
 
 class LoopbackLab:

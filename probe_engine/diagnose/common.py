@@ -33,8 +33,6 @@ FAILED = frozenset(
         "proxy-error",
     }
 )
-# Cells that say nothing about the network: the probe never ran, or was cut short.
-NOT_PROBED = frozenset({"cancelled", "source-error", "target-error"})
 
 
 def by_target(result: MatrixResult) -> dict[str, list[CellResult]]:

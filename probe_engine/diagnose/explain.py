@@ -14,14 +14,14 @@ def where(cell: CellResult) -> str:
     """'127.0.0.1:8000' (the address that failed), or the cell's endpoint."""
     failed = first_failure(cell)
     if failed is not None and failed.address and failed.role != "proxy":
-        return _address_port(failed.address, failed.port)
+        return address_port(failed.address, failed.port)
     tried = [h for h in hops(cell) if h.status != "ok"] or hops(cell)
     if tried:
-        return _address_port(tried[0].address, tried[0].port)
+        return address_port(tried[0].address, tried[0].port)
     return cell.endpoint
 
 
-def _address_port(address: str, port: int | None) -> str:
+def address_port(address: str, port: int | None) -> str:
     shown = f"[{address}]" if ":" in address else address
     return f"{shown}:{port}" if port else shown
 

@@ -28,7 +28,7 @@ def _reference(failed: CellResult, ok: list[CellResult], infos: dict[str, Source
 def source_differs(result: MatrixResult) -> list[Finding]:
     """One finding per failing row and the working row it is compared with."""
     infos = {s.name: s for s in result.sources}
-    # failing row -> target -> (failed cell, ok cells of other rows)
+    # failing row -> [(its failed cell, the ok cells of that cell's column)]
     failing: dict[str, list[tuple[CellResult, list[CellResult]]]] = {}
     for _column, cells in by_target(result).items():
         ok = [c for c in cells if c.status == "ok"]

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..results import CellResult, Finding, MatrixResult
 from .common import Hop, evidence, hops, severity
+from .explain import address_port
 
 WAIT = (
     "Wait for readiness before the tests: `probe-engine wait TARGET --timeout 2m` (or the "
@@ -82,11 +83,6 @@ def _clock(moment: datetime) -> str:
     return moment.strftime("%H:%M:%S.%f")[:-3]
 
 
-def _at(address: str, port: int | None) -> str:
-    shown = f"[{address}]" if ":" in address else address
-    return f"{shown}:{port}" if port else shown
-
-
 def _race(
     refused: tuple[datetime, CellResult, Hop],
     ok: tuple[datetime, CellResult, Hop],
@@ -96,14 +92,15 @@ def _race(
     t0, bad, _ = refused
     t1, good, _ = ok
     gap = (t1 - t0).total_seconds()
+    at = address_port(address, port)
     who = bad.source if bad.source == good.source else f"{bad.source} and {good.source}"
     return Finding(
         rule="readiness-race",
         severity=severity([bad], contradiction=False),
-        title=f"{_at(address, port)} refused, then accepted {gap:.2f} s later: a readiness race",
+        title=f"{at} refused, then accepted {gap:.2f} s later: a readiness race",
         detail=(
             f"From {who}: {bad.target} was refused (ECONNREFUSED) at {_clock(t0)} and "
-            f"{good.target} connected to the same {_at(address, port)} at {_clock(t1)}. "
+            f"{good.target} connected to the same {at} at {_clock(t1)}. "
             "Nothing listened at first, then something did: the service was still starting. "
             "Tests started right after a deploy hit the same race."
         ),
@@ -128,12 +125,13 @@ def _stopped(
     t0, good, _ = ok
     t1, bad, _ = refused
     gap = (t1 - t0).total_seconds()
+    at = address_port(address, port)
     return Finding(
         rule="readiness-race",
         severity=severity([bad], contradiction=True),
-        title=f"{_at(address, port)} accepted, then refused {gap:.2f} s later: it stopped",
+        title=f"{at} accepted, then refused {gap:.2f} s later: it stopped",
         detail=(
-            f"{good.target} connected to {_at(address, port)} from {good.source}, then "
+            f"{good.target} connected to {at} from {good.source}, then "
             f"{bad.target} was refused (ECONNREFUSED) from {bad.source}: the service stopped, "
             "crashed or restarted during the run."
         ),

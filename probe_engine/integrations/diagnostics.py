@@ -38,7 +38,8 @@ def check_fail_on(value: str) -> FailOn:
 
 
 def check_formats(formats: Sequence[str] | None) -> list[str]:
-    chosen = list(DEFAULT_FORMATS if formats is None else formats)
+    # Once each: write_reports writes a format once, and the paths are paired with these.
+    chosen = list(dict.fromkeys(DEFAULT_FORMATS if formats is None else formats))
     unknown = [f for f in chosen if f not in REPORTERS]
     if unknown:
         raise SpecError(

@@ -66,8 +66,3 @@ def write_all_atomic(files: Sequence[tuple[Path, bytes]]) -> None:
                     os.unlink(temporary)
     for directory in dict.fromkeys(p.parent for _t, p in staged):
         _sync_directory(directory)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename over `path`."""
-    write_all_atomic([(path, data)])

@@ -38,8 +38,12 @@ class AgentSession:
         self.on_hello = on_hello
         self.answered: set[int] = set()
         self.finished = False
-        self.stats: dict[str, Any] = {}
         self.noise: list[str] = []  # lines that were not the agent's (a shell's banner...)
+
+    @property
+    def complete(self) -> bool:
+        """The agent said done, and answered every cell."""
+        return self.finished and len(self.answered) == len(self.by_id)
 
     def feed(self, line: bytes) -> None:
         text = line.strip()
@@ -61,21 +65,28 @@ class AgentSession:
                 self.sink.result(make_result(self.row, self.source_name, request, message))
         elif kind == "done":
             self.finished = True
-            self.stats = message.get("stats") or {}
 
     async def read(self, stream: ByteReceiveStream) -> None:
-        buffered = BufferedByteReceiveStream(stream)
-        while True:
-            try:
-                line = await buffered.receive_until(b"\n", MAX_LINE)
-            except (
-                anyio.EndOfStream,
-                anyio.IncompleteRead,
-                anyio.ClosedResourceError,
-                anyio.BrokenResourceError,
-            ):
-                return
-            except anyio.DelimiterNotFound:
-                self.noise.append(f"an output line longer than {MAX_LINE} bytes was dropped")
-                return
-            self.feed(line)
+        if not await read_lines(stream, self.feed):
+            self.noise.append(f"an output line longer than {MAX_LINE} bytes was dropped")
+
+
+async def read_lines(
+    stream: ByteReceiveStream, on_line: Callable[[bytes], None], limit: int = MAX_LINE
+) -> bool:
+    """Hand each line of `stream` (without its newline) to `on_line` until the stream ends;
+    False if a line ran past `limit` bytes, where reading stops."""
+    buffered = BufferedByteReceiveStream(stream)
+    while True:
+        try:
+            line = await buffered.receive_until(b"\n", limit)
+        except (
+            anyio.EndOfStream,
+            anyio.IncompleteRead,
+            anyio.ClosedResourceError,
+            anyio.BrokenResourceError,
+        ):
+            return True
+        except anyio.DelimiterNotFound:
+            return False
+        on_line(line)

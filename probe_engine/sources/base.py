@@ -90,6 +90,20 @@ class Source(abc.ABC):
     def row_info(self, row: str | None = None, **fields: Any) -> SourceInfo:
         return SourceInfo(name=row or self.name, source_name=self.name, kind=self.kind, **fields)
 
+    def fail_row(
+        self,
+        sink: Sink,
+        batch: Sequence[CellRequest],
+        message: str,
+        facts: Mapping[str, Any] | None = None,
+        row: str | None = None,
+    ) -> None:
+        """The row could not probe at all: it says why, and each of its cells is a
+        source-error with that reason."""
+        message = redact(message)
+        sink.row(self.row_info(row, status="error", message=message, facts=facts or {}))
+        fail_batch(sink, row or self.name, self.name, batch, message)
+
 
 def _cell_data(
     row: str, source_name: str, request: CellRequest, data: Mapping[str, Any]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from subprocess import PIPE
 from typing import Any
 
@@ -89,6 +90,53 @@ def describe_exit(returncode: int | None, stderr: bytes) -> str:
     return f"the agent {what}" + (f": {tail}" if tail else "")
 
 
+@dataclass(frozen=True)
+class ChildExit:
+    """How a child ended: its exit status (negative: the signal that killed it), its stderr."""
+
+    returncode: int | None
+    stderr: bytes
+
+    def describe(self) -> str:
+        return describe_exit(self.returncode, self.stderr)
+
+
+async def run_child(
+    command: list[str],
+    env: dict[str, str] | None,
+    payload: bytes,
+    read: Callable[[ByteReceiveStream], Awaitable[None]],
+    on_started: Callable[[Process], Awaitable[None]] | None = None,
+) -> ChildExit | str:
+    """Start `command`, write `payload` to its stdin, let `read` consume its stdout, then stop
+    it and everything it started. How it ended, or (a str) why it could not start.
+
+    `on_started` sees the process before it gets its payload (the netns source reads the
+    namespace's routes through it)."""
+    stderr = bytearray()
+    try:
+        process = await open_child(command, env)
+    except OSError as exc:
+        return f"cannot start {command[0]}: {exc.strerror or exc}"
+    try:
+        async with anyio.create_task_group() as group:
+            assert process.stdin is not None
+            assert process.stdout is not None
+            group.start_soon(collect_limited, process.stderr, stderr)
+            if on_started is not None:
+                await on_started(process)
+            try:
+                await process.stdin.send(payload)
+                await process.stdin.aclose()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass  # it died at once; its exit status and stderr will say why
+            await read(process.stdout)
+            await process.wait()
+    finally:
+        await stop_process(process)
+    return ChildExit(process.returncode, bytes(stderr))
+
+
 async def run_agent_process(
     command: list[str],
     env: dict[str, str] | None,
@@ -104,29 +152,13 @@ async def run_agent_process(
     Cells the agent did not answer are reported here as source-error (with the reason).
     """
     session = AgentSession(row, source_name, batch, sink, on_hello)
-    stderr = bytearray()
-    try:
-        process = await open_child(command, env)
-    except OSError as exc:
-        return f"cannot start {command[0]}: {exc.strerror or exc}"
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(collect_limited, process.stderr, stderr)
-            assert process.stdin is not None
-            assert process.stdout is not None
-            try:
-                await process.stdin.send(payload)
-                await process.stdin.aclose()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                pass  # it died at once; its exit status and stderr will say why
-            await session.read(process.stdout)
-            await process.wait()
-    finally:
-        await stop_process(process)
-    if session.finished and len(session.answered) == len(batch):
+    ended = await run_child(command, env, payload, session.read)
+    if isinstance(ended, str):
+        return ended
+    if session.complete:
         return None
-    reason = describe_exit(process.returncode, bytes(stderr))
-    if session.noise and not stderr:
+    reason = ended.describe()
+    if session.noise and not ended.stderr:
         reason += ": " + " | ".join(session.noise[:3])
     if session.answered or session.finished:
         # Part of the batch ran: report the rest with the reason, and say nothing more.

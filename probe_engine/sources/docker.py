@@ -33,8 +33,9 @@ from ..agent.proxy import proxy_environment, redact
 from ..agent.ship import agent_command, agent_payload
 from ..results import CellResult, SourceInfo
 from ..targets.base import CellRequest
-from .agent_session import AgentSession
+from .agent_session import MAX_LINE, AgentSession
 from .base import Sink, Source, fail_batch
+from .child import STDERR_LIMIT
 from .docker_facts import (
     COMPOSE_NUMBER,
     COMPOSE_PROJECT,
@@ -61,8 +62,6 @@ CONNECT_TIMEOUT = 5.0
 EXIT_WAIT = 5.0  # exec inspect may say Running for a moment after the output ended
 STARTUP_GRACE = 20.0  # the exec starting and the interpreter loading, on a busy machine
 STOP_WITHIN = 3.0  # for the exec that stops a process left behind by a cancelled run
-MAX_LINE = 4 << 20
-STDERR_LIMIT = 16 << 10
 # What the runtime prints (on stdout, exit 126) when the program of an exec does not exist.
 NOT_FOUND_WORDS = ("executable file not found", "no such file or directory")
 
@@ -138,11 +137,9 @@ class ExecChannel:
         self.stream: Any = None
         self.stderr = bytearray()
         self.broken: str | None = None  # why the output ended early (the connection broke)
-        self.opened_at = 0.0
 
     async def open(self) -> None:
         container = self.client.containers.container(self.container_id)
-        self.opened_at = time.monotonic()
         self.exec = await container.exec(
             self.command,
             stdin=True,
@@ -309,7 +306,7 @@ class DockerSource(Source):
             import aiodocker
             import aiohttp
         except ImportError as exc:  # pragma: no cover - a dependency of the package
-            self._source_failed(sink, batch, f"the docker source needs aiodocker: {exc}")
+            self.fail_row(sink, batch, f"the docker source needs aiodocker: {exc}")
             return
         try:
             client = aiodocker.Docker(
@@ -317,13 +314,13 @@ class DockerSource(Source):
                 timeout=aiohttp.ClientTimeout(total=API_TIMEOUT, sock_connect=CONNECT_TIMEOUT),
             )
         except (ValueError, OSError) as exc:
-            self._source_failed(sink, batch, f"cannot use Docker host {redact(url)}: {exc}")
+            self.fail_row(sink, batch, f"cannot use Docker host {redact(url)}: {exc}")
             return
         try:
             try:
                 infos = await self._containers(client, url, origin)
             except SourceFault as fault:
-                self._source_failed(sink, batch, str(fault), {"docker_host": redact(url)})
+                self.fail_row(sink, batch, str(fault), {"docker_host": redact(url)})
                 return
             view = _DaemonView()
             want_names = any(not _is_address(h) for h in _target_hosts(batch))
@@ -334,16 +331,6 @@ class DockerSource(Source):
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_WITHIN):
                 await client.close()
-
-    def _source_failed(
-        self,
-        sink: Sink,
-        batch: Sequence[CellRequest],
-        message: str,
-        facts: dict[str, Any] | None = None,
-    ) -> None:
-        sink.row(self.row_info(status="error", message=message, facts=facts or {}))
-        fail_batch(sink, self.name, self.name, batch, message)
 
     async def _containers(
         self, client: Any, url: str, origin: str
@@ -567,7 +554,7 @@ class _ContainerRun:
         code = await channel.exit_code()
         self.facts.setdefault("exec", {"command": python})["exit_code"] = code
         self.facts["exec"]["seconds"] = round(time.monotonic() - started, 3)
-        if session.finished and len(session.answered) == len(self.batch):
+        if session.complete:
             self.emit()
             return None
         output = " | ".join(session.noise[:3])
@@ -633,7 +620,7 @@ class _ContainerRun:
             self.facts.update(preamble.facts())
             self.fail(f"{preamble.missing} is not installed in container {self.name} (not on PATH)")
             return
-        if output.finished and len(output.answered) == len(self.batch):
+        if output.complete:
             return
         words = " | ".join(noise) or channel.stderr_text()
         if preamble.pid is None and code in (126, 127):

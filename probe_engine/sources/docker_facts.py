@@ -12,13 +12,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..agent.facts import ipv4_routes, local_addresses, resolv_conf
+from ..agent.facts import has_default_route, ipv4_routes, local_addresses, resolv_conf
 
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_NUMBER = "com.docker.compose.container-number"
-# Network modes that have no network of their own to compare subnets with.
-SHARED_STACK_MODES = ("host", "container:")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -303,7 +301,7 @@ class ShellFacts:
             "netns": self.netns,
             "resolv_conf": resolv_conf(self._text("/etc/resolv.conf")),
             "routes": routes,
-            "default_route": any(r["destination"] == "0.0.0.0/0" for r in routes),
+            "default_route": has_default_route(routes),
             "addresses": local_addresses(
                 self._text("/proc/net/fib_trie"), self._text("/proc/net/if_inet6")
             ),

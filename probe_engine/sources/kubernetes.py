@@ -29,12 +29,12 @@ from ..kube import CHANNEL_PROTOCOL, KubeApiError, KubeClient, KubeError, explai
 from ..targets.base import CellRequest
 from .agent_session import MAX_LINE, AgentSession
 from .base import Sink, Source, fail_batch
+from .child import STDERR_LIMIT
 from .shell import ShellOutput
 from .shell_tools import request_lines, script
 
 STDIN, STDOUT, STDERR, STATUS = 0, 1, 2, 3
 STDIN_CHUNK = 32 * 1024
-STDERR_LIMIT = 16 << 10
 MAX_PARALLEL_EXECS = 32  # execs in flight at once (each holds a WebSocket to the API server)
 START_SLACK = 30.0  # seconds for an exec to start and the agent to say hello, beyond the cells
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
@@ -265,19 +265,13 @@ class KubernetesSource(Source):
 
                 kube = owned = await open_client(kube_settings(None))
         except KubeError as exc:
-            self._fail_all(sink, batch, str(exc), {})
+            self.fail_row(sink, batch, str(exc))
             return
         try:
             await self._run(kube, batch, sink)
         finally:
             if owned is not None:
                 await owned.aclose()
-
-    def _fail_all(
-        self, sink: Sink, batch: Sequence[CellRequest], message: str, facts: dict[str, Any]
-    ) -> None:
-        sink.row(self.row_info(status="error", message=message, facts=facts))
-        fail_batch(sink, self.name, self.name, batch, message)
 
     async def _run(self, kube: KubeClient, batch: Sequence[CellRequest], sink: Sink) -> None:
         spec = self.spec
@@ -289,10 +283,10 @@ class KubernetesSource(Source):
             pods, why_none = await self._find_pods(kube, namespace)
         except Exception as exc:
             what = f"pod {spec.pod}" if spec.pod else f"pods matching {spec.selector}"
-            self._fail_all(sink, batch, explain(exc, kube, f"finding {what}"), facts)
+            self.fail_row(sink, batch, explain(exc, kube, f"finding {what}"), facts)
             return
         if not pods:
-            self._fail_all(sink, batch, why_none, facts)
+            self.fail_row(sink, batch, why_none, facts)
             return
         limiter = anyio.CapacityLimiter(MAX_PARALLEL_EXECS)
         async with anyio.create_task_group() as group:
@@ -363,44 +357,31 @@ class KubernetesSource(Source):
         container, problem = self._container(pod)
         facts = _pod_facts(pod, container)
         if problem is not None:
-            sink.row(self.row_info(row, status="error", message=problem, facts=facts))
-            fail_batch(sink, row, self.name, batch, problem)
+            self.fail_row(sink, batch, problem, facts, row)
             return
         sink.row(self.row_info(row, facts=facts))
-        remote = batch  # the engine answers port-forward cells a pod cannot reach
         where = f"pod {namespace}/{name}" + (f" container {container}" if container else "")
         async with limiter:
             if self.spec.tool is None:
-                end, session = await self._agent(kube, pod, container, remote, sink, row, facts)
+                end, session = await self._agent(kube, pod, container, batch, sink, row, facts)
                 if session.finished or session.answered:
-                    if not (session.finished and len(session.answered) == len(remote)):
+                    if not session.complete:
                         reason = end.describe("the agent", where)
-                        fail_batch(sink, row, self.name, remote, reason, session.answered)
+                        fail_batch(sink, row, self.name, batch, reason, session.answered)
                     return
                 if not end.command_missing() or end.failure is not None:
-                    self._fail_row(sink, row, facts, remote, end.describe("the agent", where))
+                    self.fail_row(sink, batch, end.describe("the agent", where), facts, row)
                     return
                 # No python3 here: the shell prober, with whichever tool the image has.
                 facts.update(python=None, tool="auto")
                 sink.row(self.row_info(row, facts=facts))
-                await self._prober(kube, pod, container, "auto", remote, sink, row, facts, where)
+                await self._prober(kube, pod, container, "auto", batch, sink, row, facts, where)
             else:
                 facts["tool"] = self.spec.tool
                 sink.row(self.row_info(row, facts=facts))
                 await self._prober(
-                    kube, pod, container, self.spec.tool, remote, sink, row, facts, where
+                    kube, pod, container, self.spec.tool, batch, sink, row, facts, where
                 )
-
-    def _fail_row(
-        self,
-        sink: Sink,
-        row: str,
-        facts: dict[str, Any],
-        batch: Sequence[CellRequest],
-        reason: str,
-    ) -> None:
-        sink.row(self.row_info(row, status="error", message=reason, facts=facts))
-        fail_batch(sink, row, self.name, batch, reason)
 
     def _deadline(self, batch: Sequence[CellRequest]) -> float:
         waves = math.ceil(len(batch) / max(1, self.settings.concurrency))
@@ -460,18 +441,19 @@ class KubernetesSource(Source):
             lambda line: output.feed(line.decode(errors="replace")),
             self._deadline(batch),
         )
-        if output.finished and len(output.answered) == len(batch):
+        if output.complete:
             return
         what = f"the shell prober (tool {tool})"
-        if end.command_missing() and not output.answered:
-            reason = (
-                f"neither {self.spec.python} nor sh can run in {where}: nothing here can "
-                f"probe ({end.describe(what, where)})"
-            )
-            self._fail_row(sink, row, facts, batch, reason)
-            return
         reason = end.describe(what, where)
         if output.answered:
             fail_batch(sink, row, self.name, batch, reason, output.answered)
-        else:
-            self._fail_row(sink, row, facts, batch, reason)
+            return
+        if end.command_missing():
+            if self.spec.tool is None:  # python3 was missing too
+                reason = (
+                    f"neither {self.spec.python} nor sh can run in {where}: nothing here can "
+                    f"probe ({reason})"
+                )
+            else:
+                reason = f"no sh in {where}: the shell prober cannot run {tool} ({reason})"
+        self.fail_row(sink, batch, reason, facts, row)

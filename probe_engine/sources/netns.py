@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 import anyio
 from anyio.abc import Process
 
-from ..agent.facts import gather, ipv4_routes, local_addresses, resolv_conf
+from ..agent.facts import has_default_route, ipv4_routes, local_addresses, resolv_conf
+from ..agent.proxy import proxy_environment
 from ..agent.ship import agent_command, agent_payload
 from ..targets.base import CellRequest
 from .base import Sink, Source, fail_batch
@@ -161,7 +163,7 @@ async def facts_through(process: Process, name: str) -> dict[str, Any]:
     return {
         "netns": want,
         "routes": routes,
-        "default_route": any(r["destination"] == "0.0.0.0/0" for r in routes),
+        "default_route": has_default_route(routes),
         "addresses": local_addresses(fib_trie, if_inet6),
     }
 
@@ -186,21 +188,12 @@ class NetnsSource(Source):
         ip = self.ip(env)
         problem = preflight(self.spec.name, ip)
         if problem is not None or ip is None:
-            message = problem or "`ip` not found"
-            sink.row(self.row_info(status="error", message=message, facts=self.base_facts()))
-            fail_batch(sink, self.name, self.name, batch, message)
+            self.fail_row(sink, batch, problem or "`ip` not found", self.base_facts())
             return
         if self.spec.tool is None:
             await self._run_agent(ip, env, batch, sink)
         else:
             await self._run_tool(ip, env, batch, sink)
-
-    def _fail(
-        self, sink: Sink, facts: dict[str, Any], batch: Sequence[CellRequest], why: str
-    ) -> None:
-        message = explain_failure(self.spec.name, why)
-        sink.row(self.row_info(status="error", message=message, facts=facts))
-        fail_batch(sink, self.name, self.name, batch, message)
 
     async def _run_agent(
         self, ip: str, env: dict[str, str], batch: Sequence[CellRequest], sink: Sink
@@ -230,22 +223,24 @@ class NetnsSource(Source):
         if said_hello:
             fail_batch(sink, self.name, self.name, batch, outcome)
         else:
-            self._fail(sink, facts, batch, outcome)
+            self.fail_row(sink, batch, explain_failure(self.spec.name, outcome), facts)
 
     async def _run_tool(
         self, ip: str, env: dict[str, str], batch: Sequence[CellRequest], sink: Sink
     ) -> None:
         tool = self.spec.tool
-        facts = {**gather(env), **self.base_facts(), "tool": tool}
-        facts["tool_path"] = shutil.which(tool, path=env.get("PATH"))
+        # No Python inside to say hello: the namespace's routes and addresses are read through
+        # the child once it is in there (facts_through), never from this process's namespace.
+        facts: dict[str, Any] = {
+            "hostname": socket.gethostname(),
+            "proxy_env": proxy_environment(env),
+            **self.base_facts(),
+            "tool": tool,
+            "tool_path": shutil.which(tool, path=env.get("PATH")),
+        }
         if facts["tool_path"] is None:
-            message = f"{tool} is not installed here (not found on PATH)"
-            sink.row(self.row_info(status="error", message=message, facts=facts))
-            fail_batch(sink, self.name, self.name, batch, message)
+            self.fail_row(sink, batch, f"{tool} is not installed here (not found on PATH)", facts)
             return
-        # gather() looked at this process, in its own namespace: the child's view replaces that.
-        for key in ("netns", "routes", "default_route", "addresses", "pid", "python", "executable"):
-            facts.pop(key, None)
 
         async def started(process: Process) -> None:
             facts.update(await facts_through(process, self.spec.name))
@@ -259,4 +254,4 @@ class NetnsSource(Source):
         if output.answered:
             fail_batch(sink, self.name, self.name, batch, reason, output.answered)
         else:
-            self._fail(sink, facts, batch, reason)
+            self.fail_row(sink, batch, explain_failure(self.spec.name, reason), facts)

@@ -50,7 +50,9 @@ class ProcessSource(Source):
             sink,
             hello,
         )
-        if outcome is not None:
-            if not facts:
-                sink.row(self.row_info(status="error", message=outcome))
-            fail_batch(sink, self.name, self.name, batch, outcome, done=set())
+        if outcome is None:
+            return
+        if facts:  # it said hello: the row ran, its cells did not
+            fail_batch(sink, self.name, self.name, batch, outcome)
+        else:
+            self.fail_row(sink, batch, outcome)

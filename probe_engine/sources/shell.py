@@ -9,17 +9,15 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
-import anyio
-from anyio.abc import Process
-from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.abc import ByteReceiveStream, Process
 
 from ..agent.facts import gather
 from ..agent.proxy import decide
 from ..targets.base import CellRequest
+from .agent_session import read_lines
 from .base import Sink, Source, fail_batch, make_result
-from .child import collect_limited, describe_exit, open_child, stop_process
+from .child import run_child
 from .process import child_environment
 from .shell_tools import classify_line, request_lines, shell_command
 
@@ -44,6 +42,11 @@ class ShellOutput:
         self.finished = False
         self.started = time.monotonic()
 
+    @property
+    def complete(self) -> bool:
+        """The prober said done, and answered every cell."""
+        return self.finished and len(self.answered) == len(self.by_id)
+
     def feed(self, line: str) -> None:
         if line.startswith("@@D"):
             self.finished = True
@@ -65,20 +68,8 @@ class ShellOutput:
         self.answered.add(request.id)
         self.sink.result(make_result(self.row, self.source_name, request, data))
 
-    async def read(self, stream: Any) -> None:
-        buffered = BufferedByteReceiveStream(stream)
-        while True:
-            try:
-                line = await buffered.receive_until(b"\n", 1 << 16)
-            except (
-                anyio.EndOfStream,
-                anyio.IncompleteRead,
-                anyio.ClosedResourceError,
-                anyio.BrokenResourceError,
-                anyio.DelimiterNotFound,
-            ):
-                return
-            self.feed(line.decode(errors="replace"))
+    async def read(self, stream: ByteReceiveStream) -> None:
+        await read_lines(stream, lambda line: self.feed(line.decode(errors="replace")), 1 << 16)
 
 
 class ShellSource(Source):
@@ -93,9 +84,7 @@ class ShellSource(Source):
         facts["tool"] = tool
         facts["tool_path"] = found
         if found is None:
-            message = f"{tool} is not installed here (not found on PATH)"
-            sink.row(self.row_info(status="error", message=message, facts=facts))
-            fail_batch(sink, self.name, self.name, batch, message)
+            self.fail_row(sink, batch, f"{tool} is not installed here (not found on PATH)", facts)
             return
         sink.row(self.row_info(facts=facts))
         output = ShellOutput(self.name, self.name, batch, sink, env)
@@ -117,27 +106,9 @@ async def run_prober_process(
     `on_started` sees the process before it gets its cells (the netns source reads the
     namespace's routes through it). Returns why some cells got no answer, or None.
     """
-    stderr = bytearray()
-    try:
-        process = await open_child(command, env)
-    except OSError as exc:
-        return f"cannot start {command[0]}: {exc.strerror or exc}"
-    try:
-        async with anyio.create_task_group() as group:
-            assert process.stdin is not None
-            assert process.stdout is not None
-            group.start_soon(collect_limited, process.stderr, stderr)
-            if on_started is not None:
-                await on_started(process)
-            try:
-                await process.stdin.send(request_lines(batch))
-                await process.stdin.aclose()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                pass  # it died at once; its exit status and stderr will say why
-            await output.read(process.stdout)
-            await process.wait()
-    finally:
-        await stop_process(process)
+    ended = await run_child(command, env, request_lines(batch), output.read, on_started)
+    if isinstance(ended, str):
+        return ended
     if len(output.answered) < len(batch):
-        return describe_exit(process.returncode, bytes(stderr))
+        return ended.describe()
     return None

@@ -91,7 +91,7 @@ def _connect_record(
     }
 
 
-def _failure(rc: int, words: str, tool: str) -> tuple[str, int | None]:
+def _failure(rc: int, words: str) -> tuple[str, int | None]:
     if rc == 139:
         return "source-error", None  # the tool crashed (SIGSEGV): not a network answer
     if rc == 127:
@@ -232,7 +232,7 @@ def _plain_checks(
                 }
             )
         return checks
-    status, number = _failure(rc, text, tool)
+    status, number = _failure(rc, text)
     if status == "dns-error":
         return [
             {"name": "dns", "status": status, "host": host, "message": words, "reason": "error"}

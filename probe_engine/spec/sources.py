@@ -23,6 +23,15 @@ class PythonSourceOptions(SpecModel):
     description: str | None = None
 
 
+def _check_agent_options(source: PythonSourceOptions, tool: str | None) -> None:
+    """Options of the Python agent make no sense beside `tool:` (the agent does not run)."""
+    agent_only = sorted({"python", "http_client", "trust_env"} & source.model_fields_set)
+    if tool is not None and agent_only:
+        raise ValueError(
+            f"{', '.join(agent_only)} applies to the Python agent, not to tool: {tool}"
+        )
+
+
 class LocalSource(PythonSourceOptions):
     """This process: embedded in an Airflow task, the PythonOperator's own view."""
 
@@ -67,11 +76,7 @@ class NetnsSource(PythonSourceOptions):
 
     @model_validator(mode="after")
     def _agent_options_need_the_agent(self) -> NetnsSource:
-        agent_only = sorted({"python", "http_client", "trust_env"} & self.model_fields_set)
-        if self.tool is not None and agent_only:
-            raise ValueError(
-                f"{', '.join(agent_only)} applies to the Python agent, not to tool: {self.tool}"
-            )
+        _check_agent_options(self, self.tool)
         return self
 
 
@@ -115,11 +120,7 @@ class DockerSource(PythonSourceOptions):
     def _one_way_to_name_containers(self) -> DockerSource:
         if (self.container is None) == (self.compose is None):
             raise ValueError("give exactly one of container: or compose:")
-        agent_only = sorted({"python", "http_client", "trust_env"} & self.model_fields_set)
-        if self.tool is not None and agent_only:
-            raise ValueError(
-                f"{', '.join(agent_only)} applies to the Python agent, not to tool: {self.tool}"
-            )
+        _check_agent_options(self, self.tool)
         if self.host is not None and not self.host.startswith(DOCKER_HOST_SCHEMES):
             raise ValueError(
                 f"host {self.host!r} is not a Docker daemon URL: use "
@@ -154,11 +155,7 @@ class KubernetesSource(PythonSourceOptions):
             raise ValueError("give exactly one of pod: or selector:")
         if self.selector is not None and not self.selector.strip():
             raise ValueError("an empty selector would match every pod: name the labels")
-        agent_only = sorted({"python", "http_client", "trust_env"} & self.model_fields_set)
-        if self.tool is not None and agent_only:
-            raise ValueError(
-                f"{', '.join(agent_only)} applies to the Python agent, not to tool: {self.tool}"
-            )
+        _check_agent_options(self, self.tool)
         return self
 
 

@@ -8,11 +8,9 @@ import typing
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .common import Duration, Family, Port, SpecModel
-
-MAX_PORTS = 65535
 
 
 def expand_ports(items: list[Any]) -> list[int]:
@@ -41,6 +39,15 @@ def expand_ports(items: list[Any]) -> list[int]:
                 seen.add(port)
                 ports.append(port)
     return ports
+
+
+def _http_method(value: str) -> str:
+    if not value.isalpha():
+        raise ValueError(f"{value!r} is not an HTTP method")
+    return value.upper()
+
+
+HttpMethod = Annotated[str, AfterValidator(_http_method)]
 
 
 class TargetOptions(SpecModel):
@@ -81,7 +88,7 @@ class HttpTarget(TargetOptions):
 
     kind: Literal["http"]
     url: str
-    method: str = "GET"
+    method: HttpMethod = "GET"
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     verify_tls: bool = True
@@ -100,13 +107,6 @@ class HttpTarget(TargetOptions):
         except ValueError:
             raise ValueError(f"{value!r} has a bad port") from None
         return value
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, value: str) -> str:
-        if not value.isalpha():
-            raise ValueError(f"{value!r} is not an HTTP method")
-        return value.upper()
 
 
 class DnsTarget(TargetOptions):
@@ -177,7 +177,7 @@ class KubernetesServiceTarget(TargetOptions):
     )
     path: str | None = Field(None, description="An HTTP check on top of TCP, e.g. /health.")
     scheme: Literal["http", "https"] = "http"
-    method: str = "GET"
+    method: HttpMethod = "GET"
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     verify_tls: bool = True
@@ -225,13 +225,6 @@ class KubernetesServiceTarget(TargetOptions):
         if value is not None and not value.startswith("/"):
             raise ValueError(f"{value!r}: a path starts with '/'")
         return value
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, value: str) -> str:
-        if not value.isalpha():
-            raise ValueError(f"{value!r} is not an HTTP method")
-        return value.upper()
 
     def vias(self) -> tuple[Via, ...]:
         return tuple(self.via) if self.via is not None else ALL_VIAS

@@ -11,6 +11,11 @@ from ..spec import Matrix
 from ..status import Status
 
 
+def hostport(host: str, port: int) -> str:
+    """'10.0.0.1:80', or '[::1]:80': an IPv6 address is bracketed before its port."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of the matrix: a target (or one port / one `via` of it) made concrete.

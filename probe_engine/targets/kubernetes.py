@@ -26,7 +26,7 @@ import anyio
 from ..kube import CHANNEL_PROTOCOL, KubeApiError, KubeClient, KubeError, explain, shared_client
 from ..spec.targets import KubernetesServiceTarget, Via
 from ..status import Status
-from .base import Column, ResolveContext
+from .base import Column, ResolveContext, hostport
 from .portforward import PortForward
 
 LISTED_ADDRESSES = 50  # addresses named in facts; counts are always complete
@@ -50,10 +50,6 @@ class Endpoint:
             if value is not None:
                 found[key] = value
         return found
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _describe_port(port: Mapping[str, Any]) -> str:
@@ -420,11 +416,11 @@ class _Builder:
         if addresses:
             plan["addresses"] = list(addresses)
         shown = list(addresses) or [host]
-        endpoint = ", ".join(_hostport(a, port) for a in shown[:4])
+        endpoint = ", ".join(hostport(a, port) for a in shown[:4])
         if len(shown) > 4:
             endpoint += f" (+{len(shown) - 4} more)"
         if spec.path is not None:
-            url = f"{spec.scheme}://{_hostport(host, port)}{spec.path}"
+            url = f"{spec.scheme}://{hostport(host, port)}{spec.path}"
             plan.update(
                 kind="http",
                 url=url,

@@ -5,13 +5,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..agent.proxy import strip_credentials
+from ..agent.proxy import redact, strip_credentials
 from ..spec.targets import DnsTarget, HttpTarget, TcpTarget
-from .base import Column, ResolveContext
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+from .base import Column, ResolveContext, hostport
 
 
 async def resolve_tcp(name: str, spec: TcpTarget, context: ResolveContext) -> list[Column]:
@@ -21,7 +17,7 @@ async def resolve_tcp(name: str, spec: TcpTarget, context: ResolveContext) -> li
             name=name if spec.port is not None else f"{name}:{port}",
             target_name=name,
             kind="tcp",
-            endpoint=_hostport(spec.host, port),
+            endpoint=hostport(spec.host, port),
             plan={"kind": "tcp", "host": spec.host, "port": port, "family": spec.family},
             timeout=spec.timeout,
         )
@@ -43,7 +39,7 @@ async def resolve_http(name: str, spec: HttpTarget, context: ResolveContext) -> 
         "verify": spec.verify_tls,
         "family": spec.family,
     }
-    return [Column(name, name, "http", strip_credentials(spec.url), plan, spec.timeout)]
+    return [Column(name, name, "http", redact(strip_credentials(spec.url)), plan, spec.timeout)]
 
 
 async def resolve_dns(name: str, spec: DnsTarget, context: ResolveContext) -> list[Column]:
