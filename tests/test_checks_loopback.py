@@ -15,7 +15,7 @@ from probe_engine.demo.fixtures import LoopbackLab
 from .conftest import cell, run_text
 
 MATRIX = """
-defaults: {timeout: 1s}
+defaults: {timeout: 5s}  # room for a loaded machine; the slow fixtures set 1s
 sources:
   here: {kind: local, trust_env: false}
   child: {kind: process, inherit_env: false}
@@ -26,8 +26,8 @@ targets:
   wrong:     {kind: http, url: "http://127.0.0.1:${HTTP}/health", expect_status: [204]}
   broken:    {kind: http, url: "http://127.0.0.1:${HTTP}/error"}
   closed:    {kind: tcp, host: 127.0.0.1, port: "${CLOSED}"}
-  backlog:   {kind: tcp, host: 127.0.0.1, port: "${BACKLOG}"}
-  hanging:   {kind: http, url: "http://127.0.0.1:${HANG}/"}
+  backlog:   {kind: tcp, host: 127.0.0.1, port: "${BACKLOG}", timeout: 1s}
+  hanging:   {kind: http, url: "http://127.0.0.1:${HANG}/", timeout: 1s}
   resetting: {kind: http, url: "http://127.0.0.1:${RESET}/"}
   name:      {kind: dns, name: api.demo.internal, nameserver: "${DNS}", expect_addresses: [127.0.0.1]}
   typo:      {kind: dns, name: apj.demo.internal, nameserver: "${DNS}"}

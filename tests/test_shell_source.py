@@ -14,7 +14,7 @@ from probe_engine.demo.fixtures import LoopbackLab
 from .conftest import cell, require, run_text
 
 MATRIX = """
-defaults: {timeout: 1s}
+defaults: {timeout: 5s}  # room for a loaded machine; the slow fixtures set 1s
 sources:
   curl: {kind: shell, tool: curl, inherit_env: false, env: {PATH: "${TOOL_PATH}", HTTP_PROXY: "http://127.0.0.1:${DEAD}"}}
   curl-lower: {kind: shell, tool: curl, inherit_env: false, env: {PATH: "${TOOL_PATH}", http_proxy: "http://127.0.0.1:${DEAD}"}}
@@ -25,7 +25,7 @@ targets:
   api-port: {kind: tcp, host: 127.0.0.1, port: "${HTTP}"}
   broken: {kind: http, url: "http://127.0.0.1:${HTTP}/error"}
   closed: {kind: tcp, host: 127.0.0.1, port: "${CLOSED}"}
-  backlog: {kind: tcp, host: 127.0.0.1, port: "${BACKLOG}"}
+  backlog: {kind: tcp, host: 127.0.0.1, port: "${BACKLOG}", timeout: 1s}
   resetting: {kind: http, url: "http://127.0.0.1:${RESET}/"}
   localhost: {kind: dns, name: localhost}
 """

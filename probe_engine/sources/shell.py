@@ -81,6 +81,8 @@ class ShellSource(Source):
         tool = self.spec.tool
         found = shutil.which(tool, path=env.get("PATH"))
         facts = gather(env)
+        for key in ("pid", "python", "executable"):  # this process's, not the tool's
+            facts.pop(key, None)
         facts["tool"] = tool
         facts["tool_path"] = found
         if found is None:
