@@ -71,6 +71,41 @@ class AgentSession:
             self.noise.append(f"an output line longer than {MAX_LINE} bytes was dropped")
 
 
+class LineSplitter:
+    """Bytes in, complete lines out (without their newline), for channels that deliver chunks
+    (docker exec frames, WebSocket frames). Each byte is copied once: no quadratic rescans
+    when a chunk holds thousands of lines or a line spans many chunks."""
+
+    def __init__(self, limit: int = MAX_LINE) -> None:
+        self.limit = limit
+        self.pending: list[bytes] = []
+        self.size = 0
+        self.overflowed = False  # some line was longer than `limit` (and was dropped)
+        self.skipping = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        parts = data.split(b"\n")
+        if len(parts) == 1:
+            if not self.skipping:
+                self.pending.append(data)
+                self.size += len(data)
+                if self.size > self.limit:  # drop the rest of this line, keep the next ones
+                    self.overflowed = self.skipping = True
+                    self.pending, self.size = [], 0
+            return []
+        lines = [] if self.skipping else [b"".join([*self.pending, parts[0]])]
+        lines.extend(parts[1:-1])
+        self.skipping = False
+        self.pending, self.size = [parts[-1]], len(parts[-1])
+        return lines
+
+    def close(self) -> list[bytes]:
+        """The last line, if the channel ended without a newline."""
+        rest = b"".join(self.pending)
+        self.pending, self.size = [], 0
+        return [rest] if rest and not self.skipping else []
+
+
 async def read_lines(
     stream: ByteReceiveStream, on_line: Callable[[bytes], None], limit: int = MAX_LINE
 ) -> bool:

@@ -33,7 +33,7 @@ from ..agent.proxy import proxy_environment, redact
 from ..agent.ship import agent_command, agent_payload
 from ..results import CellResult, SourceInfo
 from ..targets.base import CellRequest
-from .agent_session import MAX_LINE, AgentSession
+from .agent_session import MAX_LINE, AgentSession, LineSplitter
 from .base import Sink, Source, fail_batch
 from .child import STDERR_LIMIT
 from .docker_facts import (
@@ -160,7 +160,7 @@ class ExecChannel:
             return
 
     async def lines(self) -> AsyncGenerator[bytes, None]:
-        pending = b""
+        splitter = LineSplitter()
         while True:
             try:
                 message = await self.stream.read_out()
@@ -173,15 +173,13 @@ class ExecChannel:
                 if len(self.stderr) < STDERR_LIMIT:
                     self.stderr.extend(message.data[: STDERR_LIMIT - len(self.stderr)])
                 continue
-            parts = (pending + message.data).split(b"\n")
-            pending = parts.pop()
-            for part in parts:
-                yield part + b"\n"
-            if len(pending) > MAX_LINE:
+            for line in splitter.feed(message.data):
+                yield line + b"\n"
+            if splitter.overflowed:
                 self.broken = f"an output line longer than {MAX_LINE} bytes"
                 break
-        if pending:
-            yield pending
+        for line in splitter.close():
+            yield line
 
     async def exit_code(self) -> int | None:
         """The exec's exit code (None if it still runs after EXIT_WAIT, or inspect fails)."""

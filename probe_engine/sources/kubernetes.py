@@ -27,7 +27,7 @@ from ..agent.proxy import redact
 from ..agent.ship import agent_command, agent_payload
 from ..kube import CHANNEL_PROTOCOL, KubeApiError, KubeClient, KubeError, explain, shared_client
 from ..targets.base import CellRequest
-from .agent_session import MAX_LINE, AgentSession
+from .agent_session import MAX_LINE, AgentSession, LineSplitter
 from .base import Sink, Source, fail_batch
 from .child import STDERR_LIMIT
 from .shell import ShellOutput
@@ -105,30 +105,23 @@ class ExecEnd:
 
 
 class _Lines:
-    """Bytes in, complete lines out (without the newline)."""
+    """Bytes in, complete lines (without the newline) to `on_line`."""
 
     def __init__(self, on_line: Callable[[bytes], None]) -> None:
         self.on_line = on_line
-        self.buffer = bytearray()
-        self.overflowed = False
+        self.splitter = LineSplitter(MAX_LINE)
+
+    @property
+    def overflowed(self) -> bool:
+        return self.splitter.overflowed
 
     def feed(self, data: bytes) -> None:
-        self.buffer.extend(data)
-        while True:
-            end = self.buffer.find(b"\n")
-            if end < 0:
-                break
-            line = bytes(self.buffer[:end])
-            del self.buffer[: end + 1]
+        for line in self.splitter.feed(data):
             self.on_line(line)
-        if len(self.buffer) > MAX_LINE:
-            self.overflowed = True
-            self.buffer.clear()
 
     def close(self) -> None:
-        if self.buffer:
-            self.on_line(bytes(self.buffer))
-            self.buffer.clear()
+        for line in self.splitter.close():
+            self.on_line(line)
 
 
 async def exec_in_pod(
