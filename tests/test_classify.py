@@ -74,6 +74,21 @@ def test_getaddrinfo_codes_have_names_and_reasons() -> None:
         (56, "curl: (56) Recv failure: Connection reset by peer", "reset", errno.ECONNRESET),
         (22, "curl: (22) The requested URL returned error: 500", "http-error", None),
         (0, "", "ok", None),
+        (2, "curl: (2) Failed initialization", "source-error", None),
+        (3, "curl: (3) URL using bad/illegal format or missing URL", "source-error", None),
+        (
+            4,
+            "curl: (4) A requested feature, protocol or option was not found",
+            "source-error",
+            None,
+        ),
+        (43, "curl: (43) A libcurl function was given a bad argument", "source-error", None),
+        (
+            48,
+            "curl: option --http3: the installed libcurl does not support this",
+            "source-error",
+            None,
+        ),
     ],
 )
 def test_curl_exit_codes(code: int, message: str, status: str, number: int | None) -> None:

@@ -7,9 +7,14 @@ import os
 import shutil
 from pathlib import Path
 
+import anyio
 import pytest
 
 from probe_engine.demo.fixtures import LoopbackLab
+from probe_engine.results import CellResult, SourceInfo
+from probe_engine.sources.shell import ShellOutput, run_prober_process
+from probe_engine.sources.shell_tools import shell_command
+from probe_engine.targets.base import CellRequest, Column
 
 from .conftest import cell, require, run_text
 
@@ -134,3 +139,56 @@ def test_busybox_nc_without_python_is_classified_too(loopback: LoopbackLab, tmp_
     )  # type: ignore[union-attr]
     assert cell(result, "nc", "api").status == "ok"
     assert cell(result, "nc", "api").checks[-1].http_status == 200
+
+
+class _Collect:
+    """A sink that keeps what the shell prober reports."""
+
+    def __init__(self) -> None:
+        self.results: list[CellResult] = []
+
+    def row(self, info: SourceInfo) -> None:
+        pass
+
+    def result(self, result: CellResult) -> None:
+        self.results.append(result)
+
+
+def _probe_with(tool: str, plan: dict[str, object]) -> CellResult:
+    """Run the real shell prober with one cell whose plan the tool cannot accept (the matrix
+    validation would refuse most such plans, so the cell is built here directly)."""
+    require(shutil.which(tool) is not None, f"{tool} is not installed")
+    column = Column("odd", "odd", str(plan["kind"]), "odd", plan)
+    batch = [CellRequest(1, "tool", column, 2.0)]
+    sink = _Collect()
+    output = ShellOutput("tool", "tool", batch, sink)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+    reason = anyio.run(run_prober_process, shell_command(tool, 1), env, batch, output)
+    assert reason is None
+    (result,) = sink.results
+    return result
+
+
+def test_curl_refusing_a_malformed_url_is_a_source_error_in_its_own_words(
+    loopback: LoopbackLab,
+) -> None:
+    port = loopback.variables()["PE_DEMO_HTTP_PORT"]
+    found = _probe_with("curl", {"kind": "http", "url": f"http://127.0.0.1:{port}/a b"})
+    assert found.status == "source-error", found.model_dump_json(indent=1)
+    assert found.checks == []  # nothing was sent: no phase ran
+    assert found.message is not None
+    assert found.message.startswith("curl refused the probe (exit status 3): curl: (3) URL")
+
+
+def test_wget_refusing_its_command_line_is_a_source_error(loopback: LoopbackLab) -> None:
+    port = loopback.variables()["PE_DEMO_HTTP_PORT"]
+    # A header without a colon: wget stops at its command line (exit 2), sends nothing.
+    plan = {
+        "kind": "http",
+        "url": f"http://127.0.0.1:{port}/health",
+        "headers": {"X-Ok": "1\x1fno-colon-here"},
+    }
+    found = _probe_with("wget", plan)
+    assert found.status == "source-error", found.model_dump_json(indent=1)
+    assert found.message is not None
+    assert found.message.startswith("wget refused the probe (exit status 2): wget: --header")

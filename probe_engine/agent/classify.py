@@ -104,6 +104,15 @@ CURL_EXIT_STATUS: dict[int, str] = {
     97: "proxy-error",  # proxy handshake
 }
 
+# Exit codes that mean the tool was misused, not that the network answered: the probe never
+# ran, so the cell is the source's failure, told in the tool's own words.
+TOOL_MISUSE_EXIT_CODES: dict[str, frozenset[int]] = {
+    # failed init, malformed URL, feature not built in, bad function argument, unknown option
+    "curl": frozenset({2, 3, 4, 43, 48}),
+    "wget": frozenset({2}),  # parse error: its command line or .wgetrc
+}
+CURL_EXIT_STATUS.update(dict.fromkeys(TOOL_MISUSE_EXIT_CODES["curl"], "source-error"))
+
 
 def errno_name(number: int | None) -> str | None:
     """ECONNREFUSED for 111, EAI_NONAME for -2; None when unknown."""

@@ -15,7 +15,13 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from ..agent.classify import classify_curl, errno_from_message, errno_name, status_for_errno
+from ..agent.classify import (
+    TOOL_MISUSE_EXIT_CODES,
+    classify_curl,
+    errno_from_message,
+    errno_name,
+    status_for_errno,
+)
 from ..agent.http import status_matches
 from ..agent.proxy import redact
 from ..targets.base import CellRequest
@@ -292,6 +298,13 @@ def classify_line(line: str, request: CellRequest) -> dict[str, Any]:
         checks: list[dict[str, Any]] = []
         status = "source-error"
         message = _message(text) or "no tool here can run this probe"
+    elif rc in TOOL_MISUSE_EXIT_CODES.get(tool, ()):
+        # The tool refused its command line (a URL it cannot parse, an option it lacks):
+        # nothing was sent, so no check ran; its own words say what to fix.
+        checks = []
+        status = "source-error"
+        words = _message(text)
+        message = f"{tool} refused the probe (exit status {rc}){': ' + words if words else ''}"
     else:
         if plan.get("kind") == "dns":
             checks = _dns_checks(plan, tool, rc, extra, text)
