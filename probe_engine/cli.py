@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .engine import RunOptions
+    from .kube import KubeOverrides
     from .results import MatrixResult
     from .spec import LoadedMatrix
 
@@ -215,9 +216,10 @@ def _options(
     deadline: str | None,
     select: str | None,
     fail_on: str,
-    extra: dict[str, Any] | None = None,
+    kube: KubeOverrides | None = None,
 ) -> RunOptions:
     from .engine import RunOptions
+    from .kube import KubeOverrides
     from .plan import Selection
 
     return RunOptions(
@@ -226,7 +228,7 @@ def _options(
         timeout=_duration(timeout, "--timeout"),
         deadline=_duration(deadline, "--deadline"),
         fail_on=fail_on,  # type: ignore[arg-type]
-        target_options=extra or {},
+        kube=kube or KubeOverrides(),
     )
 
 
@@ -267,15 +269,10 @@ def run(
         from .spec import load_matrix
 
         chosen = _formats(formats)
-        kube = {"kubeconfig": kubeconfig, "context": kube_context}
-        options = _options(
-            concurrency,
-            timeout,
-            deadline,
-            select,
-            fail_on,
-            {key: value for key, value in kube.items() if value},
-        )
+        from .kube import KubeOverrides
+
+        chosen_cluster = KubeOverrides(kubeconfig or None, kube_context or None)
+        options = _options(concurrency, timeout, deadline, select, fail_on, chosen_cluster)
         loaded = load_matrix(matrix)
         return execute(
             loaded,

@@ -12,13 +12,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import anyio
 
 from ._version import __version__
 from .diagnose import diagnose
 from .errors import EngineError, ProbeEngineError
+from .kube import KubeOverrides
+from .model import CellRequest, Column, RunContext
 from .plan import Selection, expand, expectation_for
 from .results import (
     CellResult,
@@ -33,7 +35,7 @@ from .sources import SOURCES, RunSettings
 from .sources.base import failed_result
 from .spec import LoadedMatrix, Matrix
 from .status import Status
-from .targets import RESOLVERS, CellRequest, Column, ResolveContext
+from .targets import RESOLVERS
 
 log = logging.getLogger("probe_engine")
 LOCAL_ONLY = (
@@ -53,7 +55,7 @@ class RunOptions:
     timeout: float | None = None
     deadline: float | None = None
     fail_on: FailOn = "unmet"
-    target_options: Mapping[str, Any] = field(default_factory=dict)
+    kube: KubeOverrides = field(default_factory=KubeOverrides)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class _Collector:
                     self.result(failed_result(source, source, request, status, message))
 
 
-async def _resolve(matrix: Matrix, context: ResolveContext) -> dict[str, list[Column]]:
+async def _resolve(matrix: Matrix, context: RunContext) -> dict[str, list[Column]]:
     """Every target's columns, in matrix order. A few workers share the targets: resolvers
     that wait (API lookups) still overlap, and thousands of static targets do not cost a
     task each."""
@@ -191,7 +193,7 @@ async def run_matrix(
     options = options or RunOptions()
     matrix = loaded.matrix
     started_at, started = datetime.now(UTC), time.monotonic()
-    context = ResolveContext(matrix, dict(options.target_options))
+    context = RunContext(matrix, options.kube)
     settings = RunSettings(
         concurrency=options.concurrency or matrix.defaults.concurrency,
         timeout=options.timeout or matrix.defaults.timeout,

@@ -17,35 +17,32 @@ import errno
 import json
 import os
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from .agent.proxy import redact
 from .spec.matrix import KubernetesSettings
 
-if TYPE_CHECKING:  # a runtime import would be circular: targets.kubernetes imports this module
-    from .targets.base import ResolveContext
-
 __all__ = [
     "CHANNEL_PROTOCOL",
     "KubeApiError",
     "KubeClient",
     "KubeError",
+    "KubeHandle",
+    "KubeOverrides",
     "KubeSettings",
     "explain",
     "kube_settings",
     "open_client",
-    "shared_client",
 ]
 
 CHANNEL_PROTOCOL = "v4.channel.k8s.io"  # the kubelet's WebSocket framing (exec, port-forward)
 DEFAULT_KUBECONFIG = "~/.kube/config"
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-_CLIENT_KEY = "kubernetes.client"
-_LOCK_KEY = "kubernetes.lock"
 
 
 class KubeError(Exception):
@@ -75,15 +72,23 @@ class KubeSettings:
     timeout: float = 10.0
 
 
+@dataclass(frozen=True)
+class KubeOverrides:
+    """--kubeconfig and --context: the command line's say on which cluster."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
 def kube_settings(
-    section: KubernetesSettings | None, options: Mapping[str, Any] | None = None
+    section: KubernetesSettings | None, overrides: KubeOverrides | None = None
 ) -> KubeSettings:
     """The command line wins over the matrix file."""
-    options = options or {}
+    overrides = overrides or KubeOverrides()
     base = section or KubernetesSettings()
     return KubeSettings(
-        kubeconfig=options.get("kubeconfig") or base.kubeconfig,
-        context=options.get("context") or base.context,
+        kubeconfig=overrides.kubeconfig or base.kubeconfig,
+        context=overrides.context or base.context,
         namespace=base.namespace,
         cluster_domain=base.cluster_domain,
         timeout=base.timeout,
@@ -231,25 +236,41 @@ def _config_problem(message: str, context: str | None, files: list[str]) -> str:
     return f"kubeconfig {', '.join(files)}: {message}"
 
 
-async def shared_client(context: ResolveContext) -> KubeClient:
-    """The run's client: made once (targets and sources share it), closed when the run ends.
-    A failure to make it is remembered, so every column and row tells the same reason."""
-    lock = context.shared.setdefault(_LOCK_KEY, anyio.Lock())
-    async with lock:
-        found = context.shared.get(_CLIENT_KEY)
-        if isinstance(found, KubeClient):
-            return found
-        if isinstance(found, str):
-            raise KubeError(found)
-        settings = kube_settings(context.matrix.kubernetes, context.options)
-        try:
-            made = await open_client(settings)
-        except KubeError as exc:
-            context.shared[_CLIENT_KEY] = str(exc)
-            raise
-        context.resources.push_async_callback(made.aclose)
-        context.shared[_CLIENT_KEY] = made
-        return made
+class KubeHandle:
+    """The run's Kubernetes client: opened on first use (targets and sources share it) and
+    closed with the run's resources. A failure to open it is remembered, so every column and
+    row tells the same reason."""
+
+    def __init__(
+        self,
+        section: KubernetesSettings | None,
+        overrides: KubeOverrides,
+        resources: AsyncExitStack,
+    ) -> None:
+        self.section = section
+        self.overrides = overrides
+        self.resources = resources
+        self._client: KubeClient | None = None
+        self._failure: str | None = None
+        self._lock: anyio.Lock | None = None
+
+    async def client(self) -> KubeClient:
+        """The client, or KubeError with why there is none."""
+        if self._lock is None:  # made on first use: no await since the check, so no race
+            self._lock = anyio.Lock()
+        async with self._lock:
+            if self._client is not None:
+                return self._client
+            if self._failure is not None:
+                raise KubeError(self._failure)
+            try:
+                made = await open_client(kube_settings(self.section, self.overrides))
+            except KubeError as exc:
+                self._failure = str(exc)
+                raise
+            self.resources.push_async_callback(made.aclose)
+            self._client = made
+            return made
 
 
 # --- failures in words ----------------------------------------------------------------------

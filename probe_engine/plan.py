@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import SpecError
+from .model import CellRequest, Column
 from .spec import CellPattern, Matrix
 from .status import Status
-from .targets.base import CellRequest, Column
 
 
 @dataclass(frozen=True)

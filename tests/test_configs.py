@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from probe_engine.model import Column
 from probe_engine.plan import expectation_for
 from probe_engine.spec import Matrix, load_matrix
-from probe_engine.targets import Column
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))

@@ -33,11 +33,12 @@ import anyio
 import pytest
 
 from probe_engine import MatrixResult, SpecError
-from probe_engine.kube import CHANNEL_PROTOCOL, KubeSettings, open_client
+from probe_engine.kube import CHANNEL_PROTOCOL, KubeOverrides, KubeSettings, open_client
+from probe_engine.model import Column, RunContext
 from probe_engine.results import SourceInfo, TargetInfo
 from probe_engine.sources.kubernetes import exec_in_pod
 from probe_engine.spec import load_matrix_text
-from probe_engine.targets import RESOLVERS, Column, ResolveContext
+from probe_engine.targets import RESOLVERS
 from probe_engine.targets.kubernetes import label_selector_matches, policy_facts
 from probe_engine.targets.portforward import PortForward
 from tests.conftest import cell, require, run_text
@@ -186,12 +187,12 @@ def matrix_text(
     )
 
 
-def resolve(text: str, **options: Any) -> dict[str, Column]:
+def resolve(text: str, **overrides: Any) -> dict[str, Column]:
     """The columns of every target of a matrix (tunnels closed again on return)."""
     loaded = load_matrix_text(text, "k.yaml", {})
 
     async def main() -> dict[str, Column]:
-        context = ResolveContext(loaded.matrix, options)
+        context = RunContext(loaded.matrix, KubeOverrides(**overrides))
         async with context.resources:
             columns: dict[str, Column] = {}
             for name, spec in loaded.matrix.targets.items():
@@ -1372,7 +1373,7 @@ def test_resolving_a_service_with_3_nodes_and_10_endpoints(
     without_tunnel = spec.model_copy(update={"via": [v for v in VIAS if v != "port-forward"]})
     tunnel_only = spec.model_copy(update={"via": ["port-forward"]})
 
-    async def timed(what: str, times: int, target: Any, context: ResolveContext) -> list[Column]:
+    async def timed(what: str, times: int, target: Any, context: RunContext) -> list[Column]:
         started = time.perf_counter()
         for _ in range(times):
             columns = await RESOLVERS[spec.kind]("api", target, context)
@@ -1380,7 +1381,7 @@ def test_resolving_a_service_with_3_nodes_and_10_endpoints(
         return columns
 
     async def main() -> list[Column]:
-        context = ResolveContext(loaded.matrix, {})
+        context = RunContext(loaded.matrix)
         async with context.resources:
             columns = await timed("first", 1, spec, context)
             await timed("warm", 20, without_tunnel, context)

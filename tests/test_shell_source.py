@@ -11,10 +11,10 @@ import anyio
 import pytest
 
 from probe_engine.demo.fixtures import LoopbackLab
+from probe_engine.model import CellRequest, Column
 from probe_engine.results import CellResult, SourceInfo
 from probe_engine.sources.shell import ShellOutput, run_prober_process
 from probe_engine.sources.shell_tools import shell_command
-from probe_engine.targets.base import CellRequest, Column
 
 from .conftest import cell, require, run_text
 

@@ -10,7 +10,7 @@ import pytest
 
 from probe_engine import SpecError, load_matrix
 from probe_engine.spec import load_matrix_dict, load_matrix_text
-from probe_engine.spec.targets import TcpTarget
+from probe_engine.spec.targets import TcpTargetSpec
 
 BAD = Path(__file__).parent / "data" / "bad"
 
@@ -95,7 +95,7 @@ targets:
 """
     loaded = load_matrix_text(text, "m.yaml", {"NODE_IP": "192.168.49.2"})
     api = loaded.matrix.targets["api"]
-    assert isinstance(api, TcpTarget)
+    assert isinstance(api, TcpTargetSpec)
     assert (api.host, api.port) == ("192.168.49.2", 30080)
     assert loaded.matrix.targets["price"].url == "http://192.168.49.2/cost?currency=$"  # type: ignore[union-attr]
 
@@ -106,7 +106,7 @@ sources: {here: {kind: local}}
 targets: {scan: {kind: tcp, host: 127.0.0.1, ports: [443, 80, "30000-30002", 80]}}
 """
     scan = load_matrix_text(text).matrix.targets["scan"]
-    assert isinstance(scan, TcpTarget)
+    assert isinstance(scan, TcpTargetSpec)
     assert scan.port_list() == [443, 80, 30000, 30001, 30002]
 
 

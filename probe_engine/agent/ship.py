@@ -12,7 +12,18 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Mapping
 
-SHIPPED = ("__init__", "classify", "proxy", "dns", "tcp", "http", "runner", "facts", "stdio")
+SHIPPED = (
+    "__init__",
+    "address",
+    "classify",
+    "proxy",
+    "dns",
+    "tcp",
+    "http",
+    "runner",
+    "facts",
+    "stdio",
+)
 
 # Python 3.8 compatible; kept short because it travels as a command-line argument. The finder
 # is duck-typed: importing importlib.abc costs ~25 ms (it pulls in importlib.resources).

@@ -14,7 +14,7 @@ from anyio.abc import ByteReceiveStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from ..agent.proxy import redact
-from ..targets.base import CellRequest
+from ..model import CellRequest
 from .base import Sink, make_result
 
 MAX_LINE = 4 << 20

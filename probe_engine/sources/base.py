@@ -17,9 +17,9 @@ from typing import Any, ClassVar, Protocol
 from pydantic import TypeAdapter
 
 from ..agent.proxy import redact
+from ..model import CellRequest, RunContext
 from ..results import CellResult, SourceInfo
 from ..status import Status
-from ..targets.base import CellRequest, ResolveContext
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,9 @@ class RunSettings:
     concurrency: int
     timeout: float
     http_client: str
-    # The run's resolve context: options, and resources shared with the targets (a Kubernetes
-    # API client) that live until the run ends.
-    context: ResolveContext | None = None
+    # The run's context: the matrix, and what is shared with the targets (the Kubernetes
+    # client) and lives until the run ends.
+    context: RunContext
 
 
 class Sink(Protocol):

@@ -14,7 +14,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 from ..agent.proxy import redact
-from ..targets.base import CellRequest
+from ..model import CellRequest
 from .agent_session import AgentSession
 from .base import Sink, fail_batch
 

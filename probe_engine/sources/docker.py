@@ -31,8 +31,8 @@ import anyio
 
 from ..agent.proxy import proxy_environment, redact
 from ..agent.ship import agent_command, agent_payload
+from ..model import CellRequest
 from ..results import CellResult, SourceInfo
-from ..targets.base import CellRequest
 from .agent_session import MAX_LINE, AgentSession, LineSplitter
 from .base import Sink, Source, fail_batch
 from .child import STDERR_LIMIT

@@ -25,8 +25,8 @@ import anyio
 
 from ..agent.proxy import redact
 from ..agent.ship import agent_command, agent_payload
-from ..kube import CHANNEL_PROTOCOL, KubeApiError, KubeClient, KubeError, explain, shared_client
-from ..targets.base import CellRequest
+from ..kube import CHANNEL_PROTOCOL, KubeApiError, KubeClient, KubeError, explain
+from ..model import CellRequest
 from .agent_session import MAX_LINE, AgentSession, LineSplitter
 from .base import Sink, Source, fail_batch
 from .child import STDERR_LIMIT
@@ -249,22 +249,12 @@ class KubernetesSource(Source):
     kind = "kubernetes"
 
     async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
-        owned = None
         try:
-            if self.settings.context is not None:
-                kube = await shared_client(self.settings.context)
-            else:  # used on its own, outside an engine run: a client of its own
-                from ..kube import kube_settings, open_client
-
-                kube = owned = await open_client(kube_settings(None))
+            kube = await self.settings.context.kube.client()
         except KubeError as exc:
             self.fail_row(sink, batch, str(exc))
             return
-        try:
-            await self._run(kube, batch, sink)
-        finally:
-            if owned is not None:
-                await owned.aclose()
+        await self._run(kube, batch, sink)
 
     async def _run(self, kube: KubeClient, batch: Sequence[CellRequest], sink: Sink) -> None:
         spec = self.spec

@@ -13,7 +13,7 @@ import anyio.to_thread
 
 from ..agent.facts import gather
 from ..agent.runner import run_batch
-from ..targets.base import CellRequest
+from ..model import CellRequest
 from .base import Sink, Source, make_results
 
 

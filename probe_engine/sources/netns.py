@@ -24,7 +24,7 @@ from anyio.abc import Process
 from ..agent.facts import has_default_route, ipv4_routes, local_addresses, resolv_conf
 from ..agent.proxy import proxy_environment
 from ..agent.ship import agent_command, agent_payload
-from ..targets.base import CellRequest
+from ..model import CellRequest
 from .base import Sink, Source, fail_batch
 from .child import run_agent_process
 from .process import child_environment

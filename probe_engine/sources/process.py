@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..agent.ship import agent_command, agent_payload
-from ..targets.base import CellRequest
+from ..model import CellRequest
 from .base import Sink, Source, fail_batch
 from .child import run_agent_process
 

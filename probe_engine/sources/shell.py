@@ -14,7 +14,7 @@ from anyio.abc import ByteReceiveStream, Process
 
 from ..agent.facts import gather
 from ..agent.proxy import decide
-from ..targets.base import CellRequest
+from ..model import CellRequest
 from .agent_session import read_lines
 from .base import Sink, Source, fail_batch, make_result
 from .child import run_child

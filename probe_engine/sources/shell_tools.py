@@ -24,7 +24,7 @@ from ..agent.classify import (
 )
 from ..agent.http import status_matches
 from ..agent.proxy import redact
-from ..targets.base import CellRequest
+from ..model import CellRequest
 
 _CURL_ATTEMPT = re.compile(
     r"connect to (?P<address>\S+) port (?P<port>\d+) failed: (?P<reason>[^\x1f]+)"

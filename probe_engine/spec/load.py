@@ -7,7 +7,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path as FilePath
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 
 from ..errors import SpecError, SpecErrors
 from .matrix import Matrix
-from .yamlfile import Document, Path, load_document
+from .yamlfile import Document, KeyPath, load_document
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,9 @@ def _message(error: ErrorDetails) -> str:
     return message
 
 
-def _field_path(document: Document, loc: tuple[Any, ...]) -> Path:
+def _field_path(document: Document, loc: tuple[Any, ...]) -> KeyPath:
     """Drop pydantic's union tags from loc, keeping only keys that exist in the document."""
-    path: Path = ()
+    path: KeyPath = ()
     for part in loc:
         candidate = (*path, part)
         if candidate in document.positions or candidate in document.key_positions:
@@ -78,12 +78,12 @@ def _field_path(document: Document, loc: tuple[Any, ...]) -> Path:
     return path
 
 
-def _is_tag(document: Document, path: Path, part: Any) -> bool:
+def _is_tag(document: Document, path: KeyPath, part: Any) -> bool:
     node = _value_at(document.data, path)
     return isinstance(node, dict) and node.get("kind") == part
 
 
-def _value_at(data: Any, path: Path) -> Any:
+def _value_at(data: Any, path: KeyPath) -> Any:
     for part in path:
         if isinstance(data, dict):
             data = data.get(part)
@@ -96,7 +96,7 @@ def _value_at(data: Any, path: Path) -> Any:
 
 def _validation_errors(document: Document, exc: ValidationError) -> SpecErrors:
     errors: list[SpecError] = []
-    seen_paths: set[Path] = set()
+    seen_paths: set[KeyPath] = set()
     for error in exc.errors():
         path = _field_path(document, tuple(error["loc"]))
         if error["type"] in ("union_tag_invalid",) and (*path, "kind") in document.positions:
@@ -173,7 +173,7 @@ def load_matrix(
     """Read and validate a matrix file; raise SpecError naming FILE:LINE:COL: field."""
     file = os.fspath(path)
     try:
-        text = FilePath(file).read_text(encoding="utf-8")
+        text = Path(file).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError("no such file", file=file) from None
     except (OSError, UnicodeDecodeError) as exc:

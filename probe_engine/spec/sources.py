@@ -32,13 +32,13 @@ def _check_agent_options(source: PythonSourceOptions, tool: str | None) -> None:
         )
 
 
-class LocalSource(PythonSourceOptions):
+class LocalSourceSpec(PythonSourceOptions):
     """This process: embedded in an Airflow task, the PythonOperator's own view."""
 
     kind: Literal["local"]
 
 
-class ProcessSource(PythonSourceOptions):
+class ProcessSourceSpec(PythonSourceOptions):
     """A child Python process with its own environment (e.g. a task's proxy variables)."""
 
     kind: Literal["process"]
@@ -50,7 +50,7 @@ class ProcessSource(PythonSourceOptions):
 ShellTool = Literal["curl", "wget", "bash", "nc"]
 
 
-class ShellSource(SpecModel):
+class ShellSourceSpec(SpecModel):
     """A command-line tool run as a user would run it: curl, wget, bash's /dev/tcp, nc."""
 
     kind: Literal["shell"]
@@ -60,7 +60,7 @@ class ShellSource(SpecModel):
     description: str | None = None
 
 
-class NetnsSource(PythonSourceOptions):
+class NetnsSourceSpec(PythonSourceOptions):
     """A Linux network namespace (`ip netns`): the agent, or with `tool:` a shell tool, runs
     inside it as `ip netns exec NAME ...` does, so /etc/netns/NAME/resolv.conf, hosts and
     nsswitch.conf apply as they would to a container there. Needs root (CAP_SYS_ADMIN)."""
@@ -75,7 +75,7 @@ class NetnsSource(PythonSourceOptions):
     python: str | None = Field(None, description="Interpreter to run (default: this one).")
 
     @model_validator(mode="after")
-    def _agent_options_need_the_agent(self) -> NetnsSource:
+    def _agent_options_need_the_agent(self) -> NetnsSourceSpec:
         _check_agent_options(self, self.tool)
         return self
 
@@ -83,21 +83,21 @@ class NetnsSource(PythonSourceOptions):
 DOCKER_HOST_SCHEMES = ("unix://", "tcp://", "http://", "https://", "ssh://", "npipe://")
 
 
-class ComposeService(SpecModel):
+class ComposeServiceSpec(SpecModel):
     """The containers of one Docker Compose service (by its com.docker.compose labels)."""
 
     project: Name = Field(description="The Compose project (`docker compose -p`).")
     service: Name = Field(description="The service, as named in docker-compose.yml.")
 
 
-class DockerSource(PythonSourceOptions):
+class DockerSourceSpec(PythonSourceOptions):
     """A running container, exactly as `docker exec` would reach it: the agent (python3, if
     the image has it; otherwise a shell tool), or with `tool:` that tool, runs inside it.
     `compose:` fans out to every container of a Compose service, one row each."""
 
     kind: Literal["docker"]
     container: Name | None = Field(None, description="Container name or id.")
-    compose: ComposeService | None = Field(
+    compose: ComposeServiceSpec | None = Field(
         None, description="Every container of this Compose service: one row per container."
     )
     tool: ShellTool | Literal["auto"] | None = Field(
@@ -117,7 +117,7 @@ class DockerSource(PythonSourceOptions):
     )
 
     @model_validator(mode="after")
-    def _one_way_to_name_containers(self) -> DockerSource:
+    def _one_way_to_name_containers(self) -> DockerSourceSpec:
         if (self.container is None) == (self.compose is None):
             raise ValueError("give exactly one of container: or compose:")
         _check_agent_options(self, self.tool)
@@ -129,7 +129,7 @@ class DockerSource(PythonSourceOptions):
         return self
 
 
-class KubernetesSource(PythonSourceOptions):
+class KubernetesSourceSpec(PythonSourceOptions):
     """Every Running pod named by `pod` or matched by `selector`: the agent runs in each (one
     exec per pod, through the API server), one row per pod named SOURCE/POD. Without python3
     in the container, the shell prober runs instead (curl, wget, nc or bash, whichever is
@@ -150,7 +150,7 @@ class KubernetesSource(PythonSourceOptions):
     max_pods: int | None = Field(None, ge=1, description="Probe from at most this many pods.")
 
     @model_validator(mode="after")
-    def _one_way_to_name_pods(self) -> KubernetesSource:
+    def _one_way_to_name_pods(self) -> KubernetesSourceSpec:
         if (self.pod is None) == (self.selector is None):
             raise ValueError("give exactly one of pod: or selector:")
         if self.selector is not None and not self.selector.strip():
@@ -160,6 +160,11 @@ class KubernetesSource(PythonSourceOptions):
 
 
 SourceSpec = Annotated[
-    LocalSource | ProcessSource | ShellSource | NetnsSource | DockerSource | KubernetesSource,
+    LocalSourceSpec
+    | ProcessSourceSpec
+    | ShellSourceSpec
+    | NetnsSourceSpec
+    | DockerSourceSpec
+    | KubernetesSourceSpec,
     Field(discriminator="kind"),
 ]

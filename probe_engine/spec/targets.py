@@ -55,7 +55,7 @@ class TargetOptions(SpecModel):
     description: str | None = None
 
 
-class TcpTarget(TargetOptions):
+class TcpTargetSpec(TargetOptions):
     """host:port, or host with a list of ports and ranges (one cell per port)."""
 
     kind: Literal["tcp"]
@@ -74,7 +74,7 @@ class TcpTarget(TargetOptions):
         return value
 
     @model_validator(mode="after")
-    def _one_of(self) -> TcpTarget:
+    def _one_of(self) -> TcpTargetSpec:
         if (self.port is None) == (self.ports is None):
             raise ValueError("give either port or ports")
         return self
@@ -83,7 +83,7 @@ class TcpTarget(TargetOptions):
         return [self.port] if self.port is not None else expand_ports(list(self.ports or []))
 
 
-class HttpTarget(TargetOptions):
+class HttpTargetSpec(TargetOptions):
     """A URL; its host is resolved and connected to, then one request is sent."""
 
     kind: Literal["http"]
@@ -109,7 +109,7 @@ class HttpTarget(TargetOptions):
         return value
 
 
-class DnsTarget(TargetOptions):
+class DnsTargetSpec(TargetOptions):
     """A name to resolve, through the source's resolver or one nameserver queried directly."""
 
     kind: Literal["dns"]
@@ -160,7 +160,7 @@ _PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
 _SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-class KubernetesServiceTarget(TargetOptions):
+class KubernetesServiceSpec(TargetOptions):
     """A Service, looked up live in the API server; one column per way of reaching it."""
 
     kind: Literal["kubernetes-service"]
@@ -231,6 +231,6 @@ class KubernetesServiceTarget(TargetOptions):
 
 
 TargetSpec = Annotated[
-    TcpTarget | HttpTarget | DnsTarget | KubernetesServiceTarget,
+    TcpTargetSpec | HttpTargetSpec | DnsTargetSpec | KubernetesServiceSpec,
     Field(discriminator="kind"),
 ]

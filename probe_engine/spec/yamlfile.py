@@ -21,7 +21,8 @@ try:
 except AttributeError:  # PyYAML built without libyaml: slower, same result
     _Loader = yaml.SafeLoader
 
-Path = tuple[str | int, ...]
+# Where a value sits in the document: its keys and list indexes from the root.
+KeyPath = tuple[str | int, ...]
 _VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\})")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -51,19 +52,19 @@ class Document:
     data: Any
     file: str
     root: yaml.Node | None = field(default=None, repr=False)
-    _found: tuple[dict[Path, Position], dict[Path, Position]] | None = field(
+    _found: tuple[dict[KeyPath, Position], dict[KeyPath, Position]] | None = field(
         default=None, repr=False
     )
 
     @property
-    def positions(self) -> dict[Path, Position]:
+    def positions(self) -> dict[KeyPath, Position]:
         return self._locate()[0]
 
     @property
-    def key_positions(self) -> dict[Path, Position]:
+    def key_positions(self) -> dict[KeyPath, Position]:
         return self._locate()[1]
 
-    def _locate(self) -> tuple[dict[Path, Position], dict[Path, Position]]:
+    def _locate(self) -> tuple[dict[KeyPath, Position], dict[KeyPath, Position]]:
         if self._found is None:
             walker = _Walker(self.file, {}, record=True)
             if self.root is not None:
@@ -71,7 +72,7 @@ class Document:
             self._found = (walker.positions, walker.key_positions)
         return self._found
 
-    def position(self, path: Path) -> Position | None:
+    def position(self, path: KeyPath) -> Position | None:
         """The position of the deepest node on `path` that exists."""
         for end in range(len(path), -1, -1):
             found = self.positions.get(path[:end])
@@ -79,7 +80,7 @@ class Document:
                 return found
         return None
 
-    def error(self, path: Path, message: str, *, key: bool = False) -> SpecError:
+    def error(self, path: KeyPath, message: str, *, key: bool = False) -> SpecError:
         where = (self.key_positions.get(path) if key else None) or self.position(path)
         return SpecError(
             message,
@@ -90,7 +91,7 @@ class Document:
         )
 
 
-def dotted(path: Path) -> str:
+def dotted(path: KeyPath) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -104,15 +105,15 @@ class _Walker:
         self.file = file
         self.environ = environ
         self.record = record
-        self.positions: dict[Path, Position] = {}
-        self.key_positions: dict[Path, Position] = {}
+        self.positions: dict[KeyPath, Position] = {}
+        self.key_positions: dict[KeyPath, Position] = {}
         self.errors: list[SpecError] = []
         self.constructor = yaml.constructor.SafeConstructor()
 
     def mark(self, node: yaml.Node) -> Position:
         return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
-    def walk(self, node: yaml.Node, path: Path) -> Any:
+    def walk(self, node: yaml.Node, path: KeyPath) -> Any:
         if self.record:
             self.positions[path] = self.mark(node)
         if isinstance(node, yaml.MappingNode):
@@ -132,7 +133,7 @@ class _Walker:
             return construct(self.constructor, node)
         return self.constructor.construct_object(node, deep=True)  # timestamps, errors...
 
-    def mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+    def mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
@@ -159,13 +160,13 @@ class _Walker:
             result[key] = self.walk(value_node, key_path)
         return result
 
-    def first_key(self, node: yaml.MappingNode, path: Path, key_path: Path) -> Position:
+    def first_key(self, node: yaml.MappingNode, path: KeyPath, key_path: KeyPath) -> Position:
         """Where a key first appears in a mapping (or in what it merges): an error's detail."""
         finder = _Walker(self.file, {}, record=True)
         finder.walk(node, path)
         return finder.key_positions[key_path]
 
-    def interpolate(self, text: str, node: yaml.Node, path: Path) -> str:
+    def interpolate(self, text: str, node: yaml.Node, path: KeyPath) -> str:
         def substitute(match: re.Match[str]) -> str:
             name = match.group("name")
             if name is None:
@@ -185,7 +186,7 @@ class _Walker:
 
         return _VARIABLE.sub(substitute, text)
 
-    def fail(self, node: yaml.Node, path: Path, message: str) -> None:
+    def fail(self, node: yaml.Node, path: KeyPath, message: str) -> None:
         where = self.mark(node)
         self.errors.append(
             SpecError(

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from .base import CellRequest, Column, ResolveContext, TargetResolver
+from typing import Any, Protocol
+
+from ..model import Column, RunContext
 from .kubernetes import resolve_kubernetes_service
 from .static import resolve_dns, resolve_http, resolve_tcp
+
+
+class TargetResolver(Protocol):
+    async def __call__(self, name: str, spec: Any, context: RunContext) -> list[Column]: ...
+
 
 # One entry per target kind; a test checks these keys equal the spec's `kind` values.
 RESOLVERS: dict[str, TargetResolver] = {
@@ -14,4 +21,4 @@ RESOLVERS: dict[str, TargetResolver] = {
     "kubernetes-service": resolve_kubernetes_service,
 }
 
-__all__ = ["RESOLVERS", "CellRequest", "Column", "ResolveContext", "TargetResolver"]
+__all__ = ["RESOLVERS", "TargetResolver"]

@@ -23,10 +23,11 @@ from typing import Any
 
 import anyio
 
-from ..kube import CHANNEL_PROTOCOL, KubeApiError, KubeClient, KubeError, explain, shared_client
-from ..spec.targets import KubernetesServiceTarget, Via
+from ..agent.address import hostport
+from ..kube import CHANNEL_PROTOCOL, KubeApiError, KubeClient, KubeError, explain
+from ..model import Column, RunContext
+from ..spec.targets import KubernetesServiceSpec, Via
 from ..status import Status
-from .base import Column, ResolveContext, hostport
 from .portforward import PortForward
 
 LISTED_ADDRESSES = 50  # addresses named in facts; counts are always complete
@@ -388,7 +389,7 @@ def _node_fact(node: Mapping[str, Any]) -> dict[str, Any]:
 class _Builder:
     """Makes the columns of one target, all sharing its facts."""
 
-    def __init__(self, name: str, spec: KubernetesServiceTarget, facts: dict[str, Any]) -> None:
+    def __init__(self, name: str, spec: KubernetesServiceSpec, facts: dict[str, Any]) -> None:
         self.name = name
         self.spec = spec
         self.facts = facts
@@ -447,13 +448,13 @@ class _Builder:
 
 
 async def resolve_kubernetes_service(
-    name: str, spec: KubernetesServiceTarget, context: ResolveContext
+    name: str, spec: KubernetesServiceSpec, context: RunContext
 ) -> list[Column]:
     """One column per `via`, each either probe-ready or carrying why it cannot be."""
     vias = spec.vias()
     facts: dict[str, Any] = {"service": spec.service, "namespace": spec.namespace}
     try:
-        kube = await shared_client(context)
+        kube = await context.kube.client()
     except KubeError as exc:
         builder = _Builder(name, spec, facts)
         return [builder.failed(via, str(exc)) for via in vias]
@@ -586,7 +587,7 @@ async def _column(
     via: Via,
     builder: _Builder,
     kube: KubeClient,
-    context: ResolveContext,
+    context: RunContext,
     svc: Mapping[str, Any],
     chosen: Mapping[str, Any],
     found: _Lookups,
@@ -651,7 +652,7 @@ async def _column(
 async def _port_forward(
     builder: _Builder,
     kube: KubeClient,
-    context: ResolveContext,
+    context: RunContext,
     where: str,
     ready: Sequence[Endpoint],
     not_ready: Sequence[Endpoint],

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..agent.address import hostport
 from ..agent.proxy import redact, strip_credentials
-from ..spec.targets import DnsTarget, HttpTarget, TcpTarget
-from .base import Column, ResolveContext, hostport
+from ..model import Column, RunContext
+from ..spec.targets import DnsTargetSpec, HttpTargetSpec, TcpTargetSpec
 
 
-async def resolve_tcp(name: str, spec: TcpTarget, context: ResolveContext) -> list[Column]:
+async def resolve_tcp(name: str, spec: TcpTargetSpec, context: RunContext) -> list[Column]:
     ports = spec.port_list()
     return [
         Column(
@@ -25,7 +26,7 @@ async def resolve_tcp(name: str, spec: TcpTarget, context: ResolveContext) -> li
     ]
 
 
-async def resolve_http(name: str, spec: HttpTarget, context: ResolveContext) -> list[Column]:
+async def resolve_http(name: str, spec: HttpTargetSpec, context: RunContext) -> list[Column]:
     parts = urlsplit(spec.url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     plan: dict[str, Any] = {
@@ -42,7 +43,7 @@ async def resolve_http(name: str, spec: HttpTarget, context: ResolveContext) -> 
     return [Column(name, name, "http", redact(strip_credentials(spec.url)), plan, spec.timeout)]
 
 
-async def resolve_dns(name: str, spec: DnsTarget, context: ResolveContext) -> list[Column]:
+async def resolve_dns(name: str, spec: DnsTargetSpec, context: RunContext) -> list[Column]:
     plan: dict[str, Any] = {
         "kind": "dns",
         "host": spec.name,

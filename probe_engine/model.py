@@ -1,19 +1,21 @@
-"""What a target becomes before probing: columns with a concrete plan, and the cells to run."""
+"""The run model: what a run is made of between the spec and the results.
+
+A target becomes one or more Columns (one per port, per Kubernetes `via`), each with the plan
+the agent runs; a CellRequest is one source x column to run; the RunContext is what target
+resolvers and sources share while a run lasts (the matrix, the Kubernetes client, resources
+closed when the run ends).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from ..spec import Matrix
-from ..status import Status
-
-
-def hostport(host: str, port: int) -> str:
-    """'10.0.0.1:80', or '[::1]:80': an IPv6 address is bracketed before its port."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+from .kube import KubeHandle, KubeOverrides
+from .spec import Matrix
+from .status import Status
 
 
 @dataclass(frozen=True)
@@ -46,15 +48,15 @@ class CellRequest:
 
 
 @dataclass
-class ResolveContext:
-    """What target resolvers share during a run: the matrix, options, and resources
-    (tunnels, API clients) that must live until the run ends (closed by `resources`)."""
+class RunContext:
+    """What target resolvers and sources share during a run: the matrix, the run's Kubernetes
+    client (opened on first use), and resources (tunnels, API clients) that must live until
+    the run ends: `resources` closes them."""
 
     matrix: Matrix
-    options: Mapping[str, Any] = field(default_factory=dict)
+    kube_overrides: KubeOverrides = field(default_factory=KubeOverrides)
     resources: AsyncExitStack = field(default_factory=AsyncExitStack)
-    shared: dict[str, Any] = field(default_factory=dict)
+    kube: KubeHandle = field(init=False)
 
-
-class TargetResolver(Protocol):
-    async def __call__(self, name: str, spec: Any, context: ResolveContext) -> list[Column]: ...
+    def __post_init__(self) -> None:
+        self.kube = KubeHandle(self.matrix.kubernetes, self.kube_overrides, self.resources)
