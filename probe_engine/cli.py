@@ -25,12 +25,11 @@ if TYPE_CHECKING:
     from .results import MatrixResult
     from .spec import LoadedMatrix
 
-EXIT_USAGE, EXIT_ENGINE = 2, 3
-
 
 def _guard(action: Callable[[], int]) -> NoReturn:
     """Run a command: bad input and engine faults become one line and an exit status."""
     from .errors import EngineError, SpecError
+    from .status import EXIT_ENGINE, EXIT_USAGE
 
     try:
         status = action()
@@ -297,8 +296,9 @@ def validate(matrices: tuple[Path, ...]) -> None:
     def action() -> int:
         from .errors import SpecError
         from .spec import load_matrix
+        from .status import EXIT_OK, EXIT_USAGE
 
-        status = 0
+        status = EXIT_OK
         for path in matrices:
             try:
                 loaded = load_matrix(path)
@@ -401,6 +401,7 @@ def wait(
         import anyio
 
         from .plan import Selection
+        from .status import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNMET
         from .wait import Attempt, load_wait_target, wait_until_ready
 
         total = _duration(timeout, "--timeout") or 0.0
@@ -427,9 +428,9 @@ def wait(
             )
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            return 130
+            return EXIT_INTERRUPTED
         click.echo(outcome.describe())
-        return 0 if outcome.ready else 1
+        return EXIT_OK if outcome.ready else EXIT_UNMET
 
     _guard(action)
 

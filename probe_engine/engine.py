@@ -34,7 +34,7 @@ from .results import (
 from .sources import SOURCES, RunSettings
 from .sources.base import failed_result
 from .spec import LoadedMatrix, Matrix
-from .status import Status
+from .status import EXIT_ENGINE, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNMET, Status
 from .targets import RESOLVERS
 
 log = logging.getLogger("probe_engine")
@@ -44,7 +44,6 @@ LOCAL_ONLY = (
     "probe it from a local, process or shell source"
 )
 FailOn = Literal["unmet", "any-failure", "never"]
-EXIT_OK, EXIT_UNMET, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 RESOLVE_WORKERS = 32
 
 

@@ -15,24 +15,28 @@
 | target-error | the target could not be turned into an address (no such Service, ...) |
 | cancelled    | the run was interrupted or its deadline passed before the cell ran    |
 
-The errno table itself lives in `probe_engine.agent.classify`, which the agent carries.
+The statuses and the errno table live in `probe_engine.agent.classify`, which the agent
+carries; this module re-exports the vocabulary for the engine, with the run's exit statuses.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from .agent.classify import FAILED, STATUSES, Status
 
-Status = Literal[
-    "ok",
-    "refused",
-    "timeout",
-    "unreachable",
-    "dns-error",
-    "reset",
-    "http-error",
-    "tls-error",
-    "proxy-error",
-    "source-error",
-    "target-error",
-    "cancelled",
+__all__ = [
+    "EXIT_ENGINE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_UNMET",
+    "EXIT_USAGE",
+    "FAILED",
+    "STATUSES",
+    "Status",
 ]
+
+# The exit status of a run (and of every command): what a CI job or a shell script reads.
+EXIT_OK = 0  # every expectation met (or none declared and --fail-on allows)
+EXIT_UNMET = 1  # some cell missed its expectation (a wait: not ready in time)
+EXIT_USAGE = 2  # bad input or usage, before any probe was sent
+EXIT_ENGINE = 3  # the engine itself failed
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; reports are still written

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import errno
+import re
 import socket
 import ssl
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +15,11 @@ from probe_engine.agent import classify
 from probe_engine.status import Status
 
 
-def test_status_literal_and_agent_table_list_the_same_statuses() -> None:
-    assert typing.get_args(Status) == classify.STATUSES
+def test_the_readme_documents_every_status_in_order() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("### Statuses and the errno behind each", 1)[1].split("###", 1)[0]
+    documented = tuple(re.findall(r"^\| `([a-z-]+)` \|", table, flags=re.MULTILINE))
+    assert documented == typing.get_args(Status) == classify.STATUSES
 
 
 @pytest.mark.parametrize(

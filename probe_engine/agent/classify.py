@@ -1,6 +1,8 @@
-"""The one table from low-level failures (errno, getaddrinfo codes, curl exit codes) to a Status.
+"""The statuses, and the one table from low-level failures (errno, getaddrinfo codes, curl exit
+codes) to a status.
 
-Standard library only and Python 3.8 compatible: this module is shipped inside the agent.
+Standard library only and Python 3.8 compatible: this module is shipped inside the agent, and
+the engine takes the status vocabulary from here (probe_engine.status re-exports it).
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ import errno
 import os
 import socket
 import ssl
-from typing import Iterator
+import typing
+from typing import Iterator, Literal
 
 # The closed set of cell and check outcomes, in report order.
-STATUSES = (
+Status = Literal[
     "ok",
     "refused",
     "timeout",
@@ -25,10 +28,19 @@ STATUSES = (
     "source-error",
     "target-error",
     "cancelled",
-)
+]
+STATUSES: tuple[Status, ...] = typing.get_args(Status)
+# A network answer that says no: what a diagnosis explains. The rest are ok, or say that no
+# probe ran (the source or the target could not be made to work, or the run was cut short).
+FAILED: frozenset[Status] = frozenset(STATUSES) - {
+    "ok",
+    "source-error",
+    "target-error",
+    "cancelled",
+}
 
 # errno -> status. EAGAIN/EWOULDBLOCK is what a Python socket timeout leaves behind.
-ERRNO_STATUS: dict[int, str] = {
+ERRNO_STATUS: dict[int, Status] = {
     errno.ECONNREFUSED: "refused",
     errno.ETIMEDOUT: "timeout",
     errno.EAGAIN: "timeout",
@@ -75,7 +87,7 @@ GAI_REASON: dict[str, str] = {
 }
 
 # curl exit code -> status; 7 is refined from curl's message (refused, unreachable, timeout).
-CURL_EXIT_STATUS: dict[int, str] = {
+CURL_EXIT_STATUS: dict[int, Status] = {
     0: "ok",
     5: "proxy-error",  # could not resolve proxy
     6: "dns-error",  # could not resolve host
@@ -123,7 +135,7 @@ def errno_name(number: int | None) -> str | None:
     return errno.errorcode.get(number)
 
 
-def status_for_errno(number: int | None, default: str = "unreachable") -> str:
+def status_for_errno(number: int | None, default: Status = "unreachable") -> Status:
     if number is None:
         return default
     if number in GAI_CODE_NAME:
@@ -191,7 +203,7 @@ def iter_causes(exc: BaseException) -> Iterator[BaseException]:
             stack.append(current.__context__)
 
 
-def classify_exception(exc: BaseException) -> tuple[str, int | None, str]:
+def classify_exception(exc: BaseException) -> tuple[Status, int | None, str]:
     """(status, errno or getaddrinfo code, message) for a failure raised by a probe."""
     causes = list(iter_causes(exc))
     # The most specific fact wins: a resolver code, a TLS failure, an errno, then a bare timeout.
@@ -222,7 +234,7 @@ def classify_exception(exc: BaseException) -> tuple[str, int | None, str]:
     return "unreachable", None, message
 
 
-def classify_curl(exit_code: int, message: str) -> tuple[str, int | None]:
+def classify_curl(exit_code: int, message: str) -> tuple[Status, int | None]:
     """(status, errno) from curl's exit code and its error text (-sS or -v)."""
     status = CURL_EXIT_STATUS.get(exit_code, "unreachable")
     if exit_code == 28:

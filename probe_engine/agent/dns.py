@@ -8,13 +8,13 @@ small standard-library query (A/AAAA over UDP) where it is not, as inside a cont
 from __future__ import annotations
 
 import functools
-import ipaddress
 import random
 import socket
 import struct
 import time
 from typing import Any, Sequence
 
+from .address import ip_literal
 from .classify import GAI_REASON, errno_name
 
 FAMILIES = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
@@ -27,9 +27,8 @@ def family_name(family: int) -> str:
 @functools.lru_cache(maxsize=4096)  # called per cell: thousands of cells share a few hosts
 def literal_family(host: str) -> int | None:
     """AF_INET/AF_INET6 when host is an address literal (no lookup needed), else None."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
+    address = ip_literal(host)
+    if address is None:
         return None
     return socket.AF_INET6 if address.version == 6 else socket.AF_INET
 

@@ -14,6 +14,7 @@ import time
 from typing import Any, Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
+from .address import hostport
 from .classify import classify_exception, errno_name
 from .proxy import proxy_address, redact
 
@@ -48,8 +49,8 @@ def _target_url(url: str, address: str | None) -> str:
     if not address:
         return url
     parts = urlsplit(url)
-    host = f"[{address}]" if ":" in address else address
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    bracketed = f"[{address}]" if ":" in address else address
+    netloc = bracketed if parts.port is None else hostport(address, parts.port)
     return parts._replace(netloc=netloc).geturl()
 
 
@@ -233,7 +234,6 @@ def http_exchange(
     verify: bool = True,
     timeout: float = 2.0,
     contexts: SSLContexts | None = None,
-    transport: str = "auto",
 ) -> dict[str, Any]:
     """One HTTP request; a CheckRecord-shaped dict. Network failures are data, never raised."""
     record: dict[str, Any] = {"name": "http", "url": redact(url)}
@@ -243,7 +243,7 @@ def http_exchange(
     request_url = _target_url(url, address)
     if address:
         send_headers.setdefault("Host", urlsplit(url).netloc.rpartition("@")[2])
-    httpx = _httpx_module() if transport in ("auto", "httpx") else None
+    httpx = _httpx_module()
     try:
         if httpx is not None:
             record["client"] = f"httpx {httpx.__version__}"

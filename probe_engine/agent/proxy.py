@@ -17,6 +17,8 @@ import re
 from typing import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
+from .address import ip_literal
+
 # A password may itself hold "@" (clients split at the last one): it runs to the last "@"
 # before the host. A user part without a password is often a token: hidden whole.
 _PASSWORD = re.compile(
@@ -59,25 +61,18 @@ def _no_proxy_entries(env: Mapping[str, str], client: str) -> tuple[list[str], s
     return [e.strip() for e in value.split(",") if e.strip()], variable
 
 
-def _as_ip(host: str) -> ipaddress._BaseAddress | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-
-
 def _matches(entry: str, host: str, port: int | None, client: str) -> bool:
     """Does one NO_PROXY entry exempt host[:port] for this client?"""
     if entry == "*":
         return True
     host = host.lower()
     entry_l = entry.lower()
-    ip = _as_ip(host)
+    ip = ip_literal(host)
     if client == "httpx":
         if "://" in entry_l:
             parts = urlsplit(entry_l)
             return parts.hostname == host and (parts.port is None or parts.port == port)
-        entry_ip = _as_ip(entry_l.split("/")[0])
+        entry_ip = ip_literal(entry_l.split("/")[0])
         if entry_ip is not None:
             # httpx turns "10.0.0.0/8" into the pattern all://10.0.0.0: only that address.
             return ip is not None and ip == entry_ip
@@ -92,7 +87,7 @@ def _matches(entry: str, host: str, port: int | None, client: str) -> bool:
             except ValueError:
                 return False
         entry_host = entry_l.rsplit(":", 1)[0] if entry_l.count(":") == 1 else entry_l
-        return _as_ip(entry_host) == ip
+        return ip_literal(entry_host) == ip
     if client == "requests":
         with_port = f"{host}:{port}" if port else host
         return host.endswith(entry_l) or with_port.endswith(entry_l)

@@ -143,7 +143,6 @@ class Runner:
         self.client = str(request.get("http_client", "requests"))
         if not request.get("trust_env", True):
             self.client = "none"
-        self.transport = str(request.get("http_transport", "auto"))
         self.env = os.environ if env is None else env
         # Cells are made as they start, and dropped once reported: a large batch keeps only
         # the cells in flight alive.
@@ -177,7 +176,7 @@ class Runner:
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
         waiting = list(reversed(self.specs))
-        if self.transport != "http.client" and any(s["plan"]["kind"] == "http" for s in self.specs):
+        if any(s["plan"]["kind"] == "http" for s in self.specs):
             self.workers.submit(warm_up, (), {}, lambda _result: None)
         last_flush = time.monotonic()
         try:
@@ -389,7 +388,6 @@ class Runner:
             "verify": plan.get("verify", True),
             "timeout": remaining,
             "contexts": self.contexts,
-            "transport": self.transport,
         }
 
         def answered(record: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..agent.address import family_of, ip_literal
 from ..results import (
     CellResult,
     CheckRecord,
@@ -18,20 +19,6 @@ from ..results import (
     Severity,
     SourceInfo,
     TargetInfo,
-)
-
-# A network answer that says "no": these are what a diagnosis explains.
-FAILED = frozenset(
-    {
-        "refused",
-        "timeout",
-        "unreachable",
-        "dns-error",
-        "reset",
-        "http-error",
-        "tls-error",
-        "proxy-error",
-    }
 )
 
 
@@ -167,20 +154,9 @@ def endpoint_host_port(endpoint: str) -> tuple[str, int | None]:
     return text, None
 
 
-def family_of(address: str | None) -> str | None:
-    """'ipv4' / 'ipv6' for an address literal, None for a name."""
-    try:
-        version = ipaddress.ip_address((address or "").strip("[]")).version
-    except ValueError:
-        return None
-    return "ipv6" if version == 6 else "ipv4"
-
-
 def is_loopback(address: str | None) -> bool:
-    try:
-        return ipaddress.ip_address((address or "").strip("[]")).is_loopback
-    except ValueError:
-        return False
+    found = ip_literal(address)
+    return found is not None and found.is_loopback
 
 
 def route_for(address: str, routes: object) -> dict[str, str] | None:

@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..results import CellResult, Finding, MatrixResult, SourceInfo
+from ..status import FAILED
 from .common import (
-    FAILED,
     by_source,
     by_target,
     endpoint_host_port,

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..agent.address import family_of
 from ..results import CellResult, SourceInfo
-from .common import describe_route, family_of, hops, is_loopback, listing, route_for
+from .common import describe_route, hops, is_loopback, listing, route_for
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ names the errno and the concrete address; none guesses beyond what the errno pro
 
 from __future__ import annotations
 
+from ..agent.address import hostport
 from ..results import CellResult, CheckRecord
 from .common import first_failure, hops
 
@@ -14,16 +15,11 @@ def where(cell: CellResult) -> str:
     """'127.0.0.1:8000' (the address that failed), or the cell's endpoint."""
     failed = first_failure(cell)
     if failed is not None and failed.address and failed.role != "proxy":
-        return address_port(failed.address, failed.port)
+        return hostport(failed.address, failed.port)
     tried = [h for h in hops(cell) if h.status != "ok"] or hops(cell)
     if tried:
-        return address_port(tried[0].address, tried[0].port)
+        return hostport(tried[0].address, tried[0].port)
     return cell.endpoint
-
-
-def address_port(address: str, port: int | None) -> str:
-    shown = f"[{address}]" if ":" in address else address
-    return f"{shown}:{port}" if port else shown
 
 
 def meaning(cell: CellResult) -> str:

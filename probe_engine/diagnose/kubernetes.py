@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..results import CellResult, Finding, MatrixResult, SourceInfo, TargetInfo
+from ..status import FAILED
 from .common import (
-    FAILED,
     by_target,
     evidence,
     first_failure,

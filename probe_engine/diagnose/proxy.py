@@ -12,8 +12,8 @@ from typing import Any
 
 from ..agent.proxy import decide
 from ..results import CellResult, Finding, MatrixResult, ProxyInfo, SourceInfo
+from ..status import FAILED
 from .common import (
-    FAILED,
     by_target,
     endpoint_host_port,
     evidence,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..results import CellResult, Finding, MatrixResult, SourceInfo, TargetInfo
+from ..status import FAILED
 from .common import (
-    FAILED,
     by_source,
     by_target,
     evidence,

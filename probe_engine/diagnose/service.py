@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..results import CellResult, Finding, MatrixResult, TargetInfo
-from .common import FAILED, by_target, evidence, listing, severity
+from ..status import FAILED
+from .common import by_target, evidence, listing, severity
 
 SERVICE_KINDS = ("kubernetes-service", "kubernetes")
 

@@ -7,7 +7,8 @@ Failures through a proxy are left to "proxy-differs", which knows each client's 
 from __future__ import annotations
 
 from ..results import CellResult, Finding, MatrixResult, SourceInfo
-from .common import FAILED, by_target, evidence, failure_words, listing, severity, source_info
+from ..status import FAILED
+from .common import by_target, evidence, failure_words, listing, severity, source_info
 from .differences import compare
 from .explain import meaning, next_step
 

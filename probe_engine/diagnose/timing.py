@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..agent.address import hostport
 from ..results import CellResult, Finding, MatrixResult
 from .common import Hop, evidence, hops, severity
-from .explain import address_port
 
 WAIT = (
     "Wait for readiness before the tests: `probe-engine wait TARGET --timeout 2m` (or the "
@@ -92,7 +92,7 @@ def _race(
     t0, bad, _ = refused
     t1, good, _ = ok
     gap = (t1 - t0).total_seconds()
-    at = address_port(address, port)
+    at = hostport(address, port)
     who = bad.source if bad.source == good.source else f"{bad.source} and {good.source}"
     return Finding(
         rule="readiness-race",
@@ -125,7 +125,7 @@ def _stopped(
     t0, good, _ = ok
     t1, bad, _ = refused
     gap = (t1 - t0).total_seconds()
-    at = address_port(address, port)
+    at = hostport(address, port)
     return Finding(
         rule="readiness-race",
         severity=severity([bad], contradiction=True),

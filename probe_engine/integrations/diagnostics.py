@@ -22,6 +22,7 @@ from ..reports import DEFAULT_FORMATS, REPORTERS, write_reports
 from ..results import MatrixResult
 from ..spec import LoadedMatrix, load_matrix, load_matrix_dict
 from ..spec.common import parse_duration
+from ..status import EXIT_OK, EXIT_UNMET
 from ._runner import run_blocking
 
 FAIL_ON: tuple[str, ...] = get_args(FailOn)
@@ -80,9 +81,9 @@ def local_rows(result: MatrixResult) -> list[str]:
 
 def verdict(result: MatrixResult) -> Verdict:
     """pass (exit 0), fail (exit 1: the network, judged by fail_on), fault (the engine)."""
-    if result.exit_status == 0:
+    if result.exit_status == EXIT_OK:
         return "pass"
-    return "fail" if result.exit_status == 1 else "fault"
+    return "fail" if result.exit_status == EXIT_UNMET else "fault"
 
 
 def summarize(result: MatrixResult, reports: Mapping[str, str]) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def summarize(result: MatrixResult, reports: Mapping[str, str]) -> dict[str, Any
     unmet = [c for c in result.cells if c.met is False]
     failed = [c for c in result.cells if c.met is None and c.status != "ok"]
     return {
-        "passed": result.exit_status == 0,
+        "passed": result.exit_status == EXIT_OK,
         "exit_status": result.exit_status,
         "fail_on": result.fail_on,
         "duration_s": result.duration_s,

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from ..agent.address import hostport
 from ..results import CellResult, MatrixResult
-from .view import cell_label, cell_reason, grid, host_port
+from .view import cell_label, cell_reason, grid
 
 # Characters XML 1.0 cannot carry even escaped (ElementTree writes them raw, and the file no
 # longer parses): a tool's ANSI colours or a NUL in a message must not break the CI report.
@@ -51,7 +52,7 @@ def _details(cell: CellResult) -> str:
     for check in cell.checks:
         parts: list[str] = [check.name, check.status]
         if check.address:
-            parts.append(host_port(check.address, check.port))
+            parts.append(hostport(check.address, check.port))
         if check.errno_name:
             parts.append(check.errno_name)
         if check.http_status:

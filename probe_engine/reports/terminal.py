@@ -16,6 +16,7 @@ from rich.text import Text
 
 from ..engine import CellDone, Event, Planned, RowSeen
 from ..results import CellResult, MatrixResult
+from ..status import EXIT_INTERRUPTED, EXIT_OK
 from .view import cell_label, grid
 
 STYLE = {
@@ -208,11 +209,11 @@ def print_result(console: Console, result: MatrixResult) -> None:
     console.print(result_table(result))
     verdict = (
         "[bold green]PASS[/]"
-        if result.exit_status == 0
+        if result.exit_status == EXIT_OK
         else f"[bold red]FAIL (exit {result.exit_status})[/]"
     )
     if result.interrupted:
-        verdict = "[bold]INTERRUPTED (exit 130)[/]"
+        verdict = f"[bold]INTERRUPTED (exit {EXIT_INTERRUPTED})[/]"
     console.print(
         f"{verdict}  {result.summary.total} cells in {result.duration_s:.2f}s · "
         f"expectations met {e.met}, unmet {e.unmet}, none {e.none}"

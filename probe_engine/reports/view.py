@@ -37,13 +37,6 @@ def cell_label(cell: CellResult) -> str:
     return cell.status
 
 
-def host_port(address: str, port: int | None) -> str:
-    """'10.0.0.1:80', '[::1]:80' (an IPv6 address is bracketed before a port), or the address."""
-    if not port:
-        return address
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
 def cell_reason(cell: CellResult) -> str:
     failed = next((c for c in cell.checks if c.status != "ok"), None)
     if failed is not None and failed.message:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import anyio
 
+from ..agent.address import ip_literal
 from ..agent.proxy import proxy_environment, redact
 from ..agent.ship import agent_command, agent_payload
 from ..model import CellRequest
@@ -278,16 +279,6 @@ def _target_hosts(batch: Sequence[CellRequest]) -> list[str]:
     return list(dict.fromkeys(hosts))
 
 
-def _is_address(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 class DockerSource(Source):
     kind = "docker"
 
@@ -321,7 +312,7 @@ class DockerSource(Source):
                 self.fail_row(sink, batch, str(fault), {"docker_host": redact(url)})
                 return
             view = _DaemonView()
-            want_names = any(not _is_address(h) for h in _target_hosts(batch))
+            want_names = any(ip_literal(h) is None for h in _target_hosts(batch))
             async with anyio.create_task_group() as group:
                 group.start_soon(view.load, client, want_names, url, origin)
                 for row, info in infos:

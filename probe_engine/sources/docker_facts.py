@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..agent.address import ip_literal
 from ..agent.facts import has_default_route, ipv4_routes, local_addresses, resolv_conf
 
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -141,13 +142,6 @@ def why_not_running(info: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        return None
-
-
 def names_on_networks(summaries: Iterable[Mapping[str, Any]]) -> dict[str, list[NamedEndpoint]]:
     """Names Docker's embedded DNS answers, from `GET /containers/json`: each container's
     name and its compose service name, on each of its user-defined networks."""
@@ -186,7 +180,7 @@ def target_networks(
     shared = mode == "host" or mode.startswith("container:")
     result: dict[str, dict[str, Any]] = {}
     for host in dict.fromkeys(hosts):
-        address = _address(host)
+        address = ip_literal(host)
         entry: dict[str, Any]
         candidates: list[tuple[str, str | None]]
         if address is not None:

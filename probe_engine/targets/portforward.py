@@ -22,7 +22,7 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..agent.classify import errno_from_message, status_for_errno
 from ..status import Status
@@ -175,7 +175,7 @@ def classify_error(text: str) -> Status:
     """The kubelet's words ("... connect: connection refused") as a status."""
     number = errno_from_message(text)
     if number is not None:
-        return cast(Status, status_for_errno(number))
+        return status_for_errno(number)
     lowered = text.lower()
     if "timeout" in lowered or "timed out" in lowered:
         return "timeout"
