@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 
 from ._version import __version__
 from .diagnose import diagnose
 from .errors import EngineError, ProbeEngineError
+from .invariants import broken_invariants
 from .kube import KubeOverrides
 from .model import CellRequest, Column, RunContext
 from .plan import Selection, expand, expectation_for
@@ -83,10 +84,12 @@ EventHandler = Callable[[Event], None]
 class _Collector:
     """The sink every source reports to: keeps results, rows, and sends progress events."""
 
-    def __init__(self, on_event: EventHandler | None) -> None:
+    def __init__(self, on_event: EventHandler | None, faults: list[str]) -> None:
         self.on_event = on_event
+        self.faults = faults
         self.rows: dict[str, SourceInfo] = {}
         self.results: dict[tuple[str, str], CellResult] = {}
+        self.plans: dict[str, Mapping[str, Any] | None] = {}  # by column, once resolved
         # Cells answered without probing, per source, once its rows are known: columns that
         # could not be resolved, and tunnels on our loopback that the source cannot reach.
         self.held: dict[str, list[tuple[CellRequest, Status, str]]] = {}
@@ -107,9 +110,23 @@ class _Collector:
         key = (result.source, result.target)
         if key in self.results:
             return
+        broken = broken_invariants(result, self.plans.get(result.target))
+        if broken:
+            result = self._engine_fault(result, broken)
         self.results[key] = result
         if self.on_event:
             self.on_event(CellDone(result))
+
+    def _engine_fault(self, result: CellResult, broken: Sequence[str]) -> CellResult:
+        """A result its own checks contradict is no network fact: never report it."""
+        what = "; ".join(broken)
+        message = (
+            f"engine fault: the {result.tool or 'agent'} answered {result.status}, which breaks "
+            f"an invariant ({what}); the answer was discarded"
+        )
+        log.error("cell %s x %s: %s", result.source, result.target, message)
+        self.faults.append(f"{result.source} x {result.target}: {message}")
+        return result.model_copy(update={"status": "source-error", "message": message})
 
     def finish_held(self) -> None:
         """Held cells of sources that reported no row at all."""
@@ -200,8 +217,8 @@ async def run_matrix(
         context=context,
     )
     deadline = options.deadline or matrix.defaults.deadline
-    collector = _Collector(on_event)
     faults: list[str] = []
+    collector = _Collector(on_event, faults)
     cells: list[CellRequest] = []
     columns: dict[str, list[Column]] = {}
     interrupted = False
@@ -221,6 +238,7 @@ async def run_matrix(
             outer.start_soon(watch_interrupt)
             with run_scope:
                 columns = await _resolve(matrix, context)
+                collector.plans = {c.name: c.plan for cs in columns.values() for c in cs}
                 cells = expand(matrix, columns, options.select, options.timeout)
                 if on_event:
                     on_event(

@@ -55,6 +55,7 @@ def test_public_api_is_exactly_what_all_lists() -> None:
         "status",
         "targets",
         "integrations",
+        "invariants",
         "wait",
         "annotations",
     }

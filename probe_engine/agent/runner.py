@@ -30,7 +30,13 @@ Job = Tuple[
     Callable[..., Dict[str, Any]], Tuple[Any, ...], Dict[str, Any], Callable[[Dict[str, Any]], None]
 ]
 
-MAX_WORKERS = 64
+# A cell waits on at most one blocking call at a time (a lookup or a request), so one worker
+# per cell in flight means no cell ever queues behind its neighbours' calls: a lookup stuck
+# behind 64 hanging requests would time out and report a working name as broken. Threads are
+# made only when needed; past this many, cells that may block start no faster than workers free.
+MAX_WORKERS = 1024
+# Lookup failures that a second question would get again (the resolver answered).
+DEFINITE_ANSWERS = frozenset({"nxdomain", "no-address", "no-address-of-family", "invalid"})
 FLUSH_SECONDS = 0.02
 FLUSH_CELLS = 512
 
@@ -95,6 +101,7 @@ class Cell:
         "done",
         "host",
         "id",
+        "may_block",
         "phase",
         "phase_started",
         "plan",
@@ -125,6 +132,17 @@ class Cell:
         self.started_at = 0.0
         self.deadline = 0.0
         self.done = False
+        self.may_block = False
+
+
+def _may_block(plan: Mapping[str, Any]) -> bool:
+    """Whether a cell may need a worker thread: a lookup, a nameserver query or a request.
+    A tcp connect to an address needs none (the selector does it)."""
+    if plan["kind"] != "tcp":
+        return True
+    if plan.get("addresses"):
+        return False
+    return dns_check.literal_family(str(plan["host"])) is None
 
 
 class Runner:
@@ -157,13 +175,16 @@ class Runner:
         self.completions: queue.SimpleQueue[
             tuple[Callable[[dict[str, Any]], None], dict[str, Any]]
         ] = queue.SimpleQueue()
-        self.workers = Workers(min(MAX_WORKERS, self.concurrency), self.completions, self.wake_w)
+        # One more than the cells that may block at once: the httpx warm-up takes one too.
+        self.blocking_limit = min(MAX_WORKERS - 1, self.concurrency)
+        self.workers = Workers(self.blocking_limit + 1, self.completions, self.wake_w)
         self.timers: list[tuple[float, int, Cell]] = []
-        self.lookups: dict[tuple[Any, ...], list[Cell]] = {}
+        self.lookups: dict[tuple[Any, ...], list[tuple[Cell, bool]]] = {}
         self.lookup_results: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.contexts = SSLContexts()
         self.out: list[dict[str, Any]] = []
         self.active = 0
+        self.blocking = 0  # cells in flight that may wait on a worker
         self.stats: dict[str, Any] = {
             "cells": len(self.specs),
             "lookups": 0,
@@ -182,6 +203,8 @@ class Runner:
         try:
             while (waiting or self.active) and not self.stop.is_set():
                 while waiting and self.active < self.concurrency:
+                    if self.blocking >= self.blocking_limit and _may_block(waiting[-1]["plan"]):
+                        break  # every worker may be taken: it waits for a cell to end
                     self._start(Cell(waiting.pop(), self.default_timeout))
                     if len(self.out) >= FLUSH_CELLS:  # cells answered at once (loopback)
                         self._flush()
@@ -239,6 +262,8 @@ class Runner:
 
     def _start(self, cell: Cell) -> None:
         self.active += 1
+        cell.may_block = _may_block(cell.plan)
+        self.blocking += cell.may_block
         cell.started = time.monotonic()
         cell.started_at = time.time()
         cell.deadline = cell.started + cell.timeout
@@ -274,21 +299,28 @@ class Runner:
             self._lookup(cell, cell.host, target_check=False)
 
     def _lookup(self, cell: Cell, host: str, target_check: bool) -> None:
+        """Resolve `host` for `cell`. Cells of the batch asking the same question share one
+        lookup, but each waiting cell is continued with its own plan and its own copy of the
+        answer: no state of one cell may reach another."""
         plan = cell.plan
         family = plan.get("family", "any") if (target_check or not cell.proxy_url) else "any"
         nameserver = plan.get("nameserver") if target_check else None
         search = tuple(plan.get("search") or ()) if target_check else ()
         ndots = int(plan.get("ndots", 1)) if target_check else 1
-        key = (host, family, nameserver, search, ndots)
+        key: tuple[Any, ...] = (host, family, nameserver, search, ndots)
+        if nameserver:
+            # A nameserver query gives up at the deadline of the cell that asks: a cell with
+            # another timeout asks for itself, or it would inherit that cell's patience.
+            key += (cell.timeout,)
         cell.phase, cell.phase_started = "dns", time.monotonic()
         if key in self.lookup_results:
-            self._looked_up(cell, dict(self.lookup_results[key]), target_check)
+            self._looked_up(cell, _copy_record(self.lookup_results[key]), target_check)
             return
         waiters = self.lookups.get(key)
         if waiters is not None:
-            waiters.append(cell)
+            waiters.append((cell, target_check))
             return
-        self.lookups[key] = [cell]
+        self.lookups[key] = [(cell, target_check)]
         self.stats["lookups"] += 1
         if nameserver:
             remaining = max(cell.deadline - time.monotonic(), 0.001)
@@ -298,10 +330,13 @@ class Runner:
             args, function = (host, family), dns_check.system_lookup
 
         def answered(record: dict[str, Any]) -> None:
-            self.lookup_results[key] = record
-            for waiter in self.lookups.pop(key, []):
+            if record.get("status") == "ok" or record.get("reason") in DEFINITE_ANSWERS:
+                # Cells that ask later get it too; a timeout or a failing server is not
+                # kept, or one cell's bad luck would become the answer of all that follow.
+                self.lookup_results[key] = record
+            for waiter, waiter_target_check in self.lookups.pop(key, []):
                 if not waiter.done:
-                    self._looked_up(waiter, dict(record), target_check)
+                    self._looked_up(waiter, _copy_record(record), waiter_target_check)
 
         self.workers.submit(function, args, {}, answered)
 
@@ -439,6 +474,7 @@ class Runner:
             return
         cell.done = True
         self.active -= 1
+        self.blocking -= cell.may_block
         status = next((c["status"] for c in cell.checks if c.get("status") != "ok"), "ok")
         result: dict[str, Any] = {
             "id": cell.id,
@@ -450,6 +486,11 @@ class Runner:
         if cell.proxy is not None:
             result["proxy"] = cell.proxy
         self.out.append(result)
+
+
+def _copy_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A check record of one's own: its lists too, as cells annotate what they are given."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in record.items()}
 
 
 def run_batch(

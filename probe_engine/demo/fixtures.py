@@ -110,9 +110,17 @@ def _hang(acceptor: _Acceptor, conn: socket.socket) -> None:
 
 
 def _reset(acceptor: _Acceptor, conn: socket.socket) -> None:
-    # SO_LINGER 0 turns close() into a RST: the client sees ECONNRESET.
+    # SO_LINGER 0 turns close() into a RST: the client sees ECONNRESET. The whole request is
+    # read first (to the blank line ending its headers, or to the client's EOF): a client that
+    # writes in pieces would otherwise see EPIPE or ECONNRESET depending on timing.
+    received = b""
+    conn.settimeout(2.0)
     with contextlib.suppress(OSError):
-        conn.recv(1024)
+        while b"\r\n\r\n" not in received and len(received) < 65536:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            received += chunk
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()
 

@@ -40,7 +40,8 @@ Targets on the node IP (10.231.49.2):
 ClusterIP 10.104.33.17:80: DNAT to 10.244.0.5:8000. Route-less address: 10.231.63.254 (101).
 Hairpin (pod -> its own NodePort) is MASQUERADEd as kube-proxy does, so it works.
 DNS: dnsmasq on 10.231.49.53 answers health-predict-api-service.default.svc.cluster.local with
-the ClusterIP and NXDOMAIN for every other name (--local=/#/: it never forwards anything).
+the ClusterIP, v6-only.default.svc.cluster.local with fd00:10:244::5 (no lab namespace has IPv6
+beyond loopback), and NXDOMAIN for every other name (--local=/#/: it never forwards anything).
 
 Measured on the project VM (Debian 12, kernel 6.18, 2 cores); test_netlab.py asserts them:
   up 0.10-0.19 s (idle or at load 3.6 on 2 cores; the CLI command ~0.2 s more), down 0.02-0.05 s
@@ -511,6 +512,9 @@ class Lab:
     service_namespace: str = "default"
     cluster_domain: str = "cluster.local"
     unknown_name: str = "no-such-service.default.svc.cluster.local"
+    # A name with an IPv6 address only, in a lab whose namespaces have no IPv6 but loopback.
+    ipv6_only_name: str = "v6-only.default.svc.cluster.local"
+    ipv6_only_ip: str = "fd00:10:244::5"
     # Failure targets on the node IP, and an address no lab namespace routes.
     drop_port: int = 30081
     reject_port: int = 30082
@@ -845,6 +849,7 @@ class Lab:
             f"--listen-address={self.dns_ip}",
             "--port=53",
             f"--host-record={self.service_fqdn},{self.cluster_ip}",
+            f"--host-record={self.ipv6_only_name},{self.ipv6_only_ip}",
             f"--local=/{self.cluster_domain}/",  # unknown cluster names: NXDOMAIN not REFUSED
             "--local=/#/",  # ... and every other name too (no upstream exists to refuse for)
             "--log-facility=-",

@@ -1,0 +1,140 @@
+"""What every cell result must satisfy, checked by the engine on each one as it arrives.
+
+A place reports a cell as a status and the checks behind it. A status that its own checks do
+not support (an `ok` tcp cell that never connected to its port, a dns cell about another name)
+cannot be a network fact: it is a fault of the engine or the agent, and reporting it would be
+the worst answer this tool can give, "reachable" when it is not. The engine turns such a cell
+into a source-error naming the broken invariant and the run exits 3.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from .results import CellResult, CheckRecord
+
+# The phases a cell of each target kind may record, in order of appearance.
+CHECKS_OF_KIND: Mapping[str, frozenset[str]] = {
+    "dns": frozenset({"dns"}),
+    "tcp": frozenset({"dns", "tcp"}),
+    "http": frozenset({"dns", "tcp", "http"}),
+}
+# Statuses that are not answers from the network: they need no check behind them.
+NOT_ANSWERS = frozenset({"source-error", "target-error", "cancelled"})
+
+
+def broken_invariants(cell: CellResult, plan: Mapping[str, Any] | None) -> list[str]:
+    """Why `cell` cannot be a true result of `plan` (empty when it can)."""
+    if plan is None:
+        return []
+    kind = str(plan.get("kind"))
+    allowed = CHECKS_OF_KIND.get(kind)
+    problems: list[str] = []
+    if allowed is not None:
+        foreign = sorted({c.name for c in cell.checks} - allowed)
+        if foreign:
+            problems.append(f"a {kind} cell carries {'/'.join(foreign)} checks")
+    if cell.status in NOT_ANSWERS:
+        return problems
+    failed = next((c for c in cell.checks if c.status != "ok"), None)
+    if cell.checks and (failed.status if failed else "ok") != cell.status:
+        said = f"{failed.name} {failed.status}" if failed else "every check ok"
+        problems.append(f"the cell says {cell.status} but its checks say {said}")
+    if kind == "dns":
+        host = str(plan.get("host"))
+        if not any(c.name == "dns" and _same_name(c.host, host) for c in cell.checks):
+            problems.append(f"a dns cell has no dns check for its own name {host}")
+    elif kind in ("tcp", "http") and cell.status == "ok":
+        problems.extend(_connected_problems(cell, plan))
+        if kind == "http" and not any(c.name == "http" and c.status == "ok" for c in cell.checks):
+            problems.append("an ok http cell has no ok http check")
+    return problems
+
+
+def _connected_problems(cell: CellResult, plan: Mapping[str, Any]) -> list[str]:
+    """An ok tcp or http cell connected to an address of its own target and port (or of the
+    proxy its client chose)."""
+    proxied = cell.proxy is not None and cell.proxy.used
+    if proxied:
+        host, port = _proxy_endpoint(cell.proxy.url if cell.proxy else None)
+        addresses: Sequence[str] = ()
+        role = "proxy"
+    else:
+        host, port = str(plan.get("host") or ""), _int(plan.get("port"))
+        addresses = [str(a) for a in plan.get("addresses") or ()]
+        role = "target"
+    wanted = f"{'the proxy ' if proxied else ''}{_hostport(host, port)}"
+    for check in cell.checks:
+        if check.name != "tcp" or check.status != "ok" or (check.role or "target") != role:
+            continue
+        if port is not None and check.port is not None and check.port != port:
+            continue
+        if _address_of(check, host, addresses, cell.checks):
+            return []
+    return [f"an ok {plan.get('kind')} cell has no tcp check that connected to {wanted}"]
+
+
+def _address_of(
+    check: CheckRecord, host: str, addresses: Sequence[str], checks: Sequence[CheckRecord]
+) -> bool:
+    """Whether the connected address belongs to `host`: an address the plan named, the host
+    literal itself, or an address this very cell resolved the host to. A tool that resolves
+    inside itself (curl) leaves no dns check: then only the port can be checked."""
+    address = check.address
+    if address is None:
+        return True
+    if addresses:
+        return any(_same_address(address, a) for a in addresses)
+    if _is_literal(host) or _same_name(address, host):
+        return _same_address(address, host) or _same_name(address, host)
+    lookups = [c for c in checks if c.name == "dns" and _same_name(c.host, host)]
+    if not lookups:
+        return True
+    return any(_same_address(address, a) for c in lookups for a in c.addresses or ())
+
+
+def _proxy_endpoint(url: str | None) -> tuple[str, int | None]:
+    if not url:
+        return "", None
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower(), 1080)
+    return parts.hostname or "", port or default
+
+
+def _same_name(one: str | None, other: str) -> bool:
+    return (one or "").rstrip(".").lower() == other.rstrip(".").lower()
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _same_address(one: str, other: str) -> bool:
+    try:
+        return ipaddress.ip_address(one.strip("[]")) == ipaddress.ip_address(other.strip("[]"))
+    except ValueError:
+        return False
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _hostport(host: str, port: int | None) -> str:
+    if port is None:
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
