@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from probe_engine.demo.fixtures import DnsServer, LoopbackLab
-from probe_engine.diagnose.names import dns_failure
+from probe_engine.diagnose.dns_failure import dns_failure
 from probe_engine.results import Finding, MatrixResult
 
 from .conftest import cell, require, run_text

@@ -29,6 +29,12 @@ def family_of(text: str | None) -> str | None:
     return "ipv6" if address.version == 6 else "ipv4"
 
 
+def is_loopback(text: str | None) -> bool:
+    """127.0.0.0/8 or ::1."""
+    address = ip_literal(text)
+    return address is not None and address.is_loopback
+
+
 def hostport(host: str, port: int | None) -> str:
     """'10.0.0.1:80', '[::1]:80' (an IPv6 address is bracketed before its port), or the host
     alone when there is no port."""

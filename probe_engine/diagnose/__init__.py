@@ -1,5 +1,9 @@
 """Explains a run: rules compare cells and say, in plain words, why one path works and another
-does not. Each rule is a function `rule(result) -> list[Finding]`, registered in RULES.
+does not. Each rule is a function `rule(result) -> list[Finding]` in a module named by its id
+(via-differs is via_differs.py), registered in RULES. What rules share: cells.py (reading and
+grouping cells), facts.py (reading row and column facts), phrasing.py (the words),
+severity.py (how loud), differences.py (what differs between two rows), service_causes.py
+(what a Service's facts say is wrong), no_proxy.py (why NO_PROXY did not exempt a host).
 
 RULES is in priority order, and the order matters: a finding whose failing cells are all
 explained by an earlier finding is dropped as a repeat. Row-level first (a container off the
@@ -7,25 +11,31 @@ target's network, a source that cannot run or fails everything: that explains al
 then the rules that link columns (ways to one Service, address families, search lists,
 readiness races), then column-level (a target that fails from every source), then per-cell
 comparisons and facts, most generic last. Each finding's severity follows one policy
-(common.severity): a healthy matrix raises no warning or error.
+(severity.py): a healthy matrix raises no warning or error.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ..results import Finding, MatrixResult
-from .common import Rule
+from .address_family import address_family
 from .container_network import container_network
-from .kubernetes import via_differs
-from .names import address_family, dns_failure, search_list
-from .proxy import proxy_differs
-from .scope import source_down, target_down
-from .service import service_facts
-from .sources import source_differs
-from .timing import readiness_race
+from .dns_failure import dns_failure
+from .proxy_differs import proxy_differs
+from .readiness_race import readiness_race
+from .search_list import search_list
+from .service_facts import service_facts
+from .source_differs import source_differs
+from .source_down import source_down
+from .target_down import target_down
+from .via_differs import via_differs
 
 log = logging.getLogger("probe_engine.diagnose")
+
+# Every rule has this one signature: the whole result in, its findings out.
+Rule = Callable[[MatrixResult], list[Finding]]
 
 RULES: dict[str, Rule] = {
     "container-network": container_network,

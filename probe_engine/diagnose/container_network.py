@@ -18,16 +18,9 @@ from typing import Any
 
 from ..results import CellResult, Finding, MatrixResult, SourceInfo
 from ..status import FAILED
-from .common import (
-    by_source,
-    by_target,
-    endpoint_host_port,
-    evidence,
-    failure_words,
-    hops,
-    listing,
-    severity,
-)
+from .cells import by_source, by_target, endpoint_host_port, evidence, hops
+from .phrasing import failure_words, listing
+from .severity import severity
 
 RULE = "container-network"
 

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..agent.address import family_of
+from ..agent.address import family_of, is_loopback
 from ..results import CellResult, SourceInfo
-from .common import describe_route, hops, is_loopback, listing, route_for
+from .cells import hops
+from .facts import route_for
+from .phrasing import describe_route, listing
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,49 @@
-"""What one failed cell says about the network, in plain words, and what to try next.
+"""Words: what one failed cell says about the network and what to try next, lists that stay
+one line, routes as `ip route` prints them, each client's proxy rules.
 
 Rules compose findings from these clauses so a refusal reads the same everywhere. Each clause
-names the errno and the concrete address; none guesses beyond what the errno proves.
-"""
+names the errno and the concrete address; none guesses beyond what the errno proves."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..agent.address import hostport
-from ..results import CellResult, CheckRecord
-from .common import first_failure, hops
+from ..results import CellResult, CheckRecord, ProxyInfo
+from .cells import first_failure, hops
+
+
+def listing(names: Sequence[str], limit: int = 4) -> str:
+    """'a, b, c and 2 more': a readable list that stays one line."""
+    names = list(dict.fromkeys(names))
+    if len(names) <= 1:
+        return "".join(names)
+    if len(names) <= limit:
+        return ", ".join(names[:-1]) + " and " + names[-1]
+    return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
+
+
+def failure_words(cell: CellResult) -> str:
+    """'refused (ECONNREFUSED)' from the first failed check."""
+    failed = first_failure(cell)
+    if failed is None:
+        return cell.status
+    if failed.errno_name:
+        return f"{cell.status} ({failed.errno_name})"
+    if failed.http_status:
+        return f"{cell.status} (HTTP {failed.http_status})"
+    return cell.status
+
+
+def describe_route(route: dict[str, str]) -> str:
+    """'10.96.0.0/12 via 192.168.49.2 dev eth0' as `ip route` prints it."""
+    text = str(route.get("destination"))
+    gateway = route.get("gateway")
+    if gateway and gateway != "0.0.0.0":
+        text += f" via {gateway}"
+    if route.get("device"):
+        text += f" dev {route['device']}"
+    return text
 
 
 def where(cell: CellResult) -> str:
@@ -219,3 +254,30 @@ def next_step(cell: CellResult) -> str:
     if status == "target-error":
         return "Fix the target's definition (name, namespace, port) so it resolves."
     return "Run the probe again and compare."
+
+
+CLIENT_RULES = {
+    "curl": "curl ignores upper-case HTTP_PROXY and reads only lower-case http_proxy",
+    "requests": "requests honours both HTTP_PROXY and http_proxy",
+    "httpx": "httpx honours both HTTP_PROXY and http_proxy",
+    "urllib": "urllib honours both HTTP_PROXY and http_proxy",
+}
+
+
+def route(cell: CellResult) -> str:
+    """'connects directly' or 'goes through HTTP_PROXY=http://proxy:3128'."""
+    proxy = cell.proxy
+    if proxy is None or not proxy.used:
+        return "connects directly"
+    return f"goes through {proxy.variable}={proxy.url}"
+
+
+def why_direct(proxy: ProxyInfo | None) -> str:
+    if proxy is None:
+        return ""
+    if proxy.ignored:
+        rule = CLIENT_RULES.get(proxy.client, proxy.client + " ignores it")
+        return f" ({', '.join(proxy.ignored)} is set but {rule})"
+    if proxy.no_proxy_match:
+        return f" ({proxy.no_proxy_variable} entry {proxy.no_proxy_match!r} exempts the host)"
+    return ""

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..agent.address import hostport
 from ..results import CellResult, Finding, MatrixResult
-from .common import Hop, evidence, hops, severity
+from .cells import Hop, evidence, hops
+from .severity import severity
 
 WAIT = (
     "Wait for readiness before the tests: `probe-engine wait TARGET --timeout 2m` (or the "

@@ -20,18 +20,11 @@ from typing import Any
 
 from ..results import CellResult, Finding, MatrixResult, SourceInfo, TargetInfo
 from ..status import FAILED
-from .common import (
-    by_target,
-    evidence,
-    first_failure,
-    hops,
-    listing,
-    route_for,
-    severity,
-    source_info,
-)
-from .explain import dns_meaning, meaning
-from .service import causes, service_name, service_ports
+from .cells import by_target, evidence, first_failure, hops, source_info
+from .facts import route_for, service_name, service_ports
+from .phrasing import dns_meaning, listing, meaning
+from .service_causes import causes
+from .severity import severity
 
 # Closest to the pod first: the order in which a reader narrows the problem down.
 VIA_ORDER = ("port-forward", "endpoints", "cluster-ip", "dns", "dns-short", "node-port")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from ..results import CellResult, Finding, MatrixResult, SourceInfo
 from ..status import FAILED
-from .common import by_target, evidence, failure_words, listing, severity, source_info
+from .cells import by_target, evidence, source_info
 from .differences import compare
-from .explain import meaning, next_step
+from .phrasing import failure_words, listing, meaning, next_step
+from .severity import severity
 
 
 def _reference(failed: CellResult, ok: list[CellResult], infos: dict[str, SourceInfo]) -> str:
