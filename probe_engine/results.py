@@ -61,6 +61,32 @@ class ProxyInfo(ResultModel):
     no_proxy_variable: str | None = None
     no_proxy_match: str | None = None
     ignored: list[str] | None = Field(None, description="Variables set but ignored by this client")
+    rules: str | None = Field(
+        None,
+        description='Who decided: the client itself ("requests 2.34.2") or its re-implemented '
+        'rules where it is absent ("requests rules (emulated)")',
+    )
+    error: str | None = Field(
+        None, description="Why this client cannot send at all here (its own exception)"
+    )
+
+
+class TlsInfo(ResultModel):
+    """For https cells: whom the client trusts, and what the server presented."""
+
+    client: str
+    ca: str = Field(
+        description='Where the CAs came from: "REQUESTS_CA_BUNDLE=/path", "certifi 2025.x '
+        '(/path)", "SSL_CERT_FILE=/path", "system (...)", or "not verified"'
+    )
+    verify: bool = True
+    verify_error: str | None = Field(None, description="OpenSSL's reason the chain was refused")
+    subject: str | None = None
+    issuer: str | None = None
+    sans: list[str] | None = None
+    not_before: str | None = None
+    not_after: str | None = None
+    self_signed: bool | None = None
 
 
 class CellResult(ResultModel):
@@ -75,6 +101,7 @@ class CellResult(ResultModel):
     duration_ms: float = 0.0
     started_at: datetime | None = None
     proxy: ProxyInfo | None = None
+    tls: TlsInfo | None = None
     checks: list[CheckRecord] = Field(default_factory=list)
     message: str | None = Field(None, description="Why, when no check says it (source-error...)")
     tool: str | None = Field(None, description="What ran the probe: agent, curl, wget, nc...")

@@ -18,7 +18,7 @@ from probe_engine.demo.fixtures import LoopbackLab
 
 from .conftest import require
 
-OPTIONAL = {"httpx", "dns"}  # used when importable, never required
+OPTIONAL = {"httpx", "requests", "certifi", "dns"}  # used when importable, never required
 
 
 def sources() -> dict[str, str]:
@@ -75,7 +75,9 @@ def test_the_agent_runs_from_stdin_in_a_bare_interpreter(loopback: LoopbackLab) 
     assert lines[-1]["stats"]["connects"] == 2
 
 
-def test_without_httpx_the_agent_falls_back_to_http_client(loopback: LoopbackLab) -> None:
+def test_without_requests_the_agent_falls_back_to_http_client_and_says_so(
+    loopback: LoopbackLab,
+) -> None:
     request = {
         "timeout": 1.0,
         "cells": [
@@ -98,10 +100,11 @@ def test_without_httpx_the_agent_falls_back_to_http_client(loopback: LoopbackLab
     result = next(json.loads(line) for line in run.stdout.splitlines() if b'"result"' in line)
     http = result["checks"][-1]
     assert (http["client"], http["http_status"], result["status"]) == (
-        "http.client",
+        "http.client (requests rules (emulated))",
         500,
         "http-error",
     )
+    assert result["proxy"]["rules"] == "requests rules (emulated)"
 
 
 def test_an_httpx_older_than_0_26_is_left_aside_for_http_client(
@@ -117,6 +120,7 @@ def test_an_httpx_older_than_0_26_is_left_aside_for_http_client(
     )
     request = {
         "timeout": 1.0,
+        "http_client": "httpx",
         "cells": [
             {
                 "id": 1,
@@ -139,7 +143,11 @@ def test_an_httpx_older_than_0_26_is_left_aside_for_http_client(
     )
     result = next(json.loads(line) for line in run.stdout.splitlines() if b'"result"' in line)
     http = result["checks"][-1]
-    assert (http["client"], http["http_status"], result["status"]) == ("http.client", 200, "ok")
+    assert (http["client"], http["http_status"], result["status"]) == (
+        "http.client (httpx rules (emulated))",
+        200,
+        "ok",
+    )
 
 
 def test_without_dnspython_the_agent_queries_a_nameserver_itself(loopback: LoopbackLab) -> None:

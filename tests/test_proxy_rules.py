@@ -112,7 +112,12 @@ def test_the_model_predicts_what_each_client_really_does(
 def test_curl_ignores_upper_case_http_proxy_and_says_so() -> None:
     record, url = decide("http://10.0.0.1/", {"HTTP_PROXY": "http://p:3128"}, "curl")
     assert url is None
-    assert record == {"client": "curl", "used": False, "ignored": ["HTTP_PROXY"]}
+    assert record == {
+        "client": "curl",
+        "used": False,
+        "rules": "curl rules (emulated)",
+        "ignored": ["HTTP_PROXY"],
+    }
 
 
 def test_httpx_does_not_understand_cidr_in_no_proxy_but_requests_does() -> None:
@@ -121,6 +126,7 @@ def test_httpx_does_not_understand_cidr_in_no_proxy_but_requests_does() -> None:
     assert decide("http://10.96.0.10/", env, "requests")[0] == {
         "client": "requests",
         "used": False,
+        "rules": "requests rules (emulated)",
         "no_proxy_variable": "NO_PROXY",
         "no_proxy_match": "10.96.0.0/12",
     }

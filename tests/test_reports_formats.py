@@ -168,6 +168,7 @@ CELL_KEYS = CONTRACT_CELL | {
     "started_at",
     "message",
     "tool",
+    "tls",
 }
 CHECK_KEYS = CONTRACT_CHECK | {
     "host",
@@ -181,7 +182,17 @@ CHECK_KEYS = CONTRACT_CHECK | {
     "peer",
     "timings",
 }
-PROXY_KEYS = {"client", "used", "url", "variable", "no_proxy_variable", "no_proxy_match", "ignored"}
+PROXY_KEYS = {
+    "client",
+    "used",
+    "url",
+    "variable",
+    "no_proxy_variable",
+    "no_proxy_match",
+    "ignored",
+    "rules",
+    "error",
+}
 FINDING_KEYS = {"rule", "severity", "title", "detail", "evidence", "next_step", "facts"}
 
 

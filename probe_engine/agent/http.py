@@ -1,8 +1,10 @@
-"""The http check: one request, through the proxy the source's client would use.
+"""The http check: one request, sent by the source's own client, through the proxy it chose.
 
-Runs on the runner's worker threads. httpx is used where it is importable (this process, or a
-place whose Python has it); elsewhere http.client. Both record the same fields, so cells from
-different sources stay comparable. Standard library only at import time; Python 3.8 compatible.
+Runs on the runner's worker threads. requests, httpx and urllib send their own requests where
+the place has them (agent/clients.py says which); elsewhere http.client does, with the proxy
+and CA trust that client would have. All record the same fields, so cells from different
+sources stay comparable; https cells also get the CA source and certificate facts (tls.py).
+Standard library only at import time; Python 3.8 compatible.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ import base64
 import http.client
 import ssl
 import time
+import urllib.error
+import urllib.request
 from typing import Any, Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
 from .address import hostport
 from .classify import classify_exception, errno_name
+from .clients import HttpClient, Trust
 from .proxy import proxy_address, redact
+from .tls import decode, fetch_certificate, peer_certificate, verify_error
 
 BODY_LIMIT = 1 << 20  # a health check body is small; never buffer more than this
 PROXY_FAILURE_CODES = (407, 502, 503, 504)
@@ -26,22 +32,6 @@ def status_matches(code: int, expect: Sequence[int] | None) -> bool:
     if expect:
         return code in expect
     return 200 <= code < 400
-
-
-class SSLContexts:
-    """One verifying and one non-verifying context per run: creating them costs milliseconds."""
-
-    def __init__(self) -> None:
-        self._contexts: dict[bool, ssl.SSLContext] = {}
-
-    def get(self, verify: bool) -> ssl.SSLContext:
-        if verify not in self._contexts:
-            context = ssl.create_default_context()
-            if not verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            self._contexts[verify] = context
-        return self._contexts[verify]
 
 
 def _target_url(url: str, address: str | None) -> str:
@@ -58,7 +48,7 @@ def _failure(record: dict[str, Any], exc: BaseException, via_proxy: bool) -> Non
     status, number, message = classify_exception(exc)
     if not isinstance(exc, OSError):
         message = f"{type(exc).__name__}: {message}"  # ReadTimeout vs ConnectTimeout
-    if via_proxy and (status in ("refused", "unreachable") or type(exc).__name__ == "ProxyError"):
+    if via_proxy and (status in ("refused", "unreachable") or "ProxyError" in type(exc).__name__):
         status = "proxy-error"
     record.update(
         status=status, errno=number, errno_name=errno_name(number), message=redact(message)
@@ -82,16 +72,43 @@ def _judge(
         record.update(status="http-error", message=f"HTTP {code} {reason} (expected {wanted})")
 
 
-def _with_httpx(
-    httpx: Any,
-    record: dict[str, Any],
-    url: str,
-    method: str,
-    headers: Mapping[str, str],
-    proxy: str | None,
-    verify: ssl.SSLContext,
-    timeout: float,
-) -> tuple[int, str]:
+class Exchange:
+    """One request's parameters, and what the sender saw besides the status."""
+
+    def __init__(
+        self,
+        url: str,
+        method: str,
+        headers: Mapping[str, str],
+        proxy: str | None,
+        trust: Trust,
+        timeout: float,
+    ) -> None:
+        self.url = url
+        self.method = method
+        self.headers = headers
+        self.proxy = proxy
+        self.trust = trust
+        self.timeout = timeout
+        self.certificate: bytes | None = None
+
+    def socket_of(self, response: Any) -> Any:
+        """The socket under an http.client response (requests and urllib hide it there)."""
+        try:
+            return response.fp.raw._sock
+        except AttributeError:
+            return None
+
+    def note_socket(self, record: dict[str, Any], sock: Any) -> None:
+        try:
+            peer = sock.getpeername() if sock is not None else None
+        except OSError:
+            peer = None
+        record["peer"] = f"{peer[0]}:{peer[1]}" if peer else None
+        self.certificate = peer_certificate(sock)
+
+
+def _with_httpx(httpx: Any, record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
     """The exchange through httpx: fills `record` (peer, bytes, timings), returns the status."""
     timings: dict[str, float] = {}
     started = time.monotonic()
@@ -100,18 +117,21 @@ def _with_httpx(
     def trace(event: str, info: Mapping[str, Any]) -> None:
         marks[event] = time.monotonic()
 
-    client = httpx.Client(proxy=proxy, verify=verify, trust_env=False, timeout=timeout)
+    verify = ex.trust.context if ex.trust.context is not None else ex.trust.verify
+    client = httpx.Client(proxy=ex.proxy, verify=verify, trust_env=False, timeout=ex.timeout)
     try:
         with client.stream(
-            method, url, headers=dict(headers), extensions={"trace": trace}
+            ex.method, ex.url, headers=dict(ex.headers), extensions={"trace": trace}
         ) as response:
             # Ask for the peer before reading: an HTTP/1.0 server closes the socket at the end.
             stream = response.extensions.get("network_stream")
             try:
                 peer = stream.get_extra_info("server_addr") if stream is not None else None
+                tls = stream.get_extra_info("ssl_object") if stream is not None else None
             except OSError:  # reset already (ENOTCONN): reading the body says how
-                peer = None
+                peer = tls = None
             record["peer"] = f"{peer[0]}:{peer[1]}" if peer else None
+            ex.certificate = peer_certificate(tls)
             body = 0
             for chunk in response.iter_raw():
                 body += len(chunk)
@@ -139,29 +159,99 @@ def _with_httpx(
     return code, reason
 
 
-def _with_http_client(
-    record: dict[str, Any],
-    url: str,
-    method: str,
-    headers: Mapping[str, str],
-    proxy: str | None,
-    verify: ssl.SSLContext,
-    timeout: float,
-) -> tuple[int, str]:
-    """The same through http.client, where httpx is not importable."""
-    parts = urlsplit(url)
+def _with_requests(requests: Any, record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
+    """The exchange through requests, with the proxy and CA it chose from the environment
+    (already decided: this session reads nothing more from it)."""
+    started = time.monotonic()
+    session = requests.Session()
+    session.trust_env = False
+    proxies = {"http": ex.proxy, "https": ex.proxy} if ex.proxy else None
+    try:
+        response = session.request(
+            ex.method,
+            ex.url,
+            headers=dict(ex.headers),
+            proxies=proxies,
+            verify=ex.trust.verify,
+            timeout=ex.timeout,
+            stream=True,
+            allow_redirects=False,
+        )
+        answered = time.monotonic()
+        try:
+            ex.note_socket(record, ex.socket_of(getattr(response.raw, "_fp", None)))
+            body = 0
+            for chunk in response.raw.stream(1 << 16, decode_content=False):
+                body += len(chunk)
+                if body >= BODY_LIMIT:
+                    break
+            record["bytes"] = body
+            code, reason = response.status_code, response.reason or ""
+        finally:
+            response.close()
+    finally:
+        session.close()
+    _timings(record, started, answered)
+    return code, reason
+
+
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is the answer, as for the other clients: not followed."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _with_urllib(record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
+    """The exchange through urllib.request, as urlopen makes it, with the proxy it chose."""
+    started = time.monotonic()
+    scheme = urlsplit(ex.url).scheme.lower()
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({scheme: ex.proxy} if ex.proxy else {}),
+        urllib.request.HTTPSHandler(context=ex.trust.context),
+        _KeepRedirects(),
+    )
+    request = urllib.request.Request(ex.url, headers=dict(ex.headers), method=ex.method)
+    try:
+        response: Any = opener.open(request, timeout=ex.timeout)
+    except urllib.error.HTTPError as exc:  # a status outside 2xx is still an answer
+        response = exc
+    answered = time.monotonic()
+    try:
+        ex.note_socket(record, ex.socket_of(getattr(response, "fp", None)))
+        record["bytes"] = len(response.read(BODY_LIMIT))
+        code, reason = int(response.code), str(response.reason or "")
+    finally:
+        response.close()
+    _timings(record, started, answered)
+    return code, reason
+
+
+def _timings(record: dict[str, Any], started: float, answered: float) -> None:
+    ended = time.monotonic()
+    record["timings"] = {
+        "headers": round((answered - started) * 1000.0, 3),
+        "receive": round((ended - answered) * 1000.0, 3),
+        "total": round((ended - started) * 1000.0, 3),
+    }
+
+
+def _with_http_client(record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
+    """The same through http.client, where the client's library is not importable."""
+    parts = urlsplit(ex.url)
     https = parts.scheme == "https"
     host, port = parts.hostname or "", parts.port or (443 if https else 80)
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    send_headers = dict(headers)
+    send_headers = dict(ex.headers)
     send_headers.setdefault("Host", parts.netloc.rpartition("@")[2])
     started = time.monotonic()
+    context = ex.trust.context
     connection: http.client.HTTPConnection
-    if proxy:
-        proxy_host, proxy_port, _scheme = proxy_address(proxy)
-        proxy_parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    if ex.proxy:
+        proxy_host, proxy_port, _scheme = proxy_address(ex.proxy)
+        proxy_parts = urlsplit(ex.proxy if "://" in ex.proxy else "http://" + ex.proxy)
         auth = {}
         if proxy_parts.username is not None:
             token = "{}:{}".format(
@@ -170,23 +260,22 @@ def _with_http_client(
             auth["Proxy-Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
         if https:
             connection = http.client.HTTPSConnection(
-                proxy_host, proxy_port, timeout=timeout, context=verify
+                proxy_host, proxy_port, timeout=ex.timeout, context=context
             )
             connection.set_tunnel(host, port, headers=auth)
         else:
-            connection = http.client.HTTPConnection(proxy_host, proxy_port, timeout=timeout)
+            connection = http.client.HTTPConnection(proxy_host, proxy_port, timeout=ex.timeout)
             send_headers.update(auth)
-            path = url  # absolute form for a forward proxy
+            path = ex.url  # absolute form for a forward proxy
     elif https:
-        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=verify)
+        connection = http.client.HTTPSConnection(host, port, timeout=ex.timeout, context=context)
     else:
-        connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        connection = http.client.HTTPConnection(host, port, timeout=ex.timeout)
     try:
         connection.connect()
         connected = time.monotonic()
-        peer = connection.sock.getpeername() if connection.sock else None
-        record["peer"] = f"{peer[0]}:{peer[1]}" if peer else None
-        connection.request(method, path, headers=send_headers)
+        ex.note_socket(record, connection.sock)
+        connection.request(ex.method, path, headers=send_headers)
         sent = time.monotonic()
         response = connection.getresponse()
         answered = time.monotonic()
@@ -204,28 +293,39 @@ def _with_http_client(
         connection.close()
 
 
-def warm_up() -> dict[str, Any]:
-    """Import httpx ahead of the first request (a fifth of a second) while DNS and TCP run."""
-    _httpx_module()
+def warm_up(client: HttpClient) -> dict[str, Any]:
+    """Import the client's library and load its CAs (a fifth of a second) while DNS and TCP
+    run, so the first request does not pay for them."""
+    client.trust(True)
     return {}
 
 
-def _httpx_module() -> Any:
-    try:
-        import httpx
-    except ImportError:
-        return None
-    # `proxy=` came in httpx 0.26: with an older httpx (an old image at the far end) every
-    # request would fail with a TypeError that reads as a network failure.
-    try:
-        major, minor = (int(part) for part in httpx.__version__.split(".")[:2])
-    except ValueError:
-        return httpx
-    return httpx if (major, minor) >= (0, 26) else None
+def _tls_facts(
+    record: dict[str, Any],
+    ex: Exchange,
+    client: HttpClient,
+    verify: bool,
+    host: str,
+    address: str | None,
+    failure: BaseException | None,
+    deadline: float,
+) -> dict[str, Any]:
+    tls: dict[str, Any] = {"client": client.name, "ca": ex.trust.ca, "verify": verify}
+    if failure is not None:
+        tls["verify_error"] = verify_error(failure)
+    der = ex.certificate
+    if der is None and record.get("status") == "tls-error":
+        remaining = deadline - time.monotonic()
+        parts = urlsplit(ex.url)
+        if remaining > 0.05:
+            der = fetch_certificate(host, parts.port or 443, address, ex.proxy, min(remaining, 2.0))
+    tls.update(decode(der or b""))
+    return tls
 
 
 def http_exchange(
     url: str,
+    client: HttpClient,
     method: str = "GET",
     headers: Mapping[str, str] | None = None,
     expect_status: Sequence[int] | None = None,
@@ -233,38 +333,48 @@ def http_exchange(
     address: str | None = None,
     verify: bool = True,
     timeout: float = 2.0,
-    contexts: SSLContexts | None = None,
 ) -> dict[str, Any]:
-    """One HTTP request; a CheckRecord-shaped dict. Network failures are data, never raised."""
-    record: dict[str, Any] = {"name": "http", "url": redact(url)}
+    """One HTTP request; a CheckRecord-shaped dict. Network failures are data, never raised.
+
+    The cell's `tls` facts (CA source, certificate, verify error) ride along under "tls" for
+    https URLs; the runner moves them to the cell."""
+    record: dict[str, Any] = {"name": "http", "url": redact(url), "client": client.label()}
     started = time.monotonic()
-    contexts = contexts or SSLContexts()
     send_headers = dict(headers or {})
     request_url = _target_url(url, address)
     if address:
         send_headers.setdefault("Host", urlsplit(url).netloc.rpartition("@")[2])
-    httpx = _httpx_module()
+    trust = client.trust(verify)
+    ex = Exchange(request_url, method, send_headers, proxy, trust, timeout)
+    https = urlsplit(url).scheme.lower() == "https"
+    failure: BaseException | None = None
     try:
-        if httpx is not None:
-            record["client"] = f"httpx {httpx.__version__}"
-            code, reason = _with_httpx(
-                httpx,
-                record,
-                request_url,
-                method,
-                send_headers,
-                proxy,
-                contexts.get(verify),
-                timeout,
-            )
+        if https and trust.error:
+            raise ssl.SSLError(trust.error)
+        sender = client.sender()
+        if sender == "requests":
+            code, reason = _with_requests(client.library, record, ex)
+        elif sender == "httpx":
+            code, reason = _with_httpx(client.library, record, ex)
+        elif sender == "urllib":
+            code, reason = _with_urllib(record, ex)
         else:
-            record["client"] = "http.client"
-            code, reason = _with_http_client(
-                record, request_url, method, send_headers, proxy, contexts.get(verify), timeout
-            )
+            code, reason = _with_http_client(record, ex)
     except Exception as exc:
+        failure = exc
         _failure(record, exc, via_proxy=proxy is not None)
     else:
         _judge(record, code, reason, expect_status, via_proxy=proxy is not None)
+    if https:
+        record["tls"] = _tls_facts(
+            record,
+            ex,
+            client,
+            verify,
+            urlsplit(url).hostname or "",
+            address,
+            failure,
+            started + timeout,
+        )
     record["duration_ms"] = (time.monotonic() - started) * 1000.0
     return record

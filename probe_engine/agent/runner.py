@@ -21,8 +21,9 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 from . import dns as dns_check
-from .http import SSLContexts, http_exchange, warm_up
-from .proxy import decide, proxy_address
+from .clients import HttpClient
+from .http import http_exchange, warm_up
+from .proxy import proxy_address
 from .tcp import Attempt, Connector, raise_fd_limit
 
 Emit = Callable[[List[Dict[str, Any]]], None]
@@ -112,6 +113,7 @@ class Cell:
         "started_at",
         "tcp_records",
         "timeout",
+        "tls",
     )
 
     def __init__(self, spec: Mapping[str, Any], default_timeout: float) -> None:
@@ -121,6 +123,7 @@ class Cell:
         self.checks: list[dict[str, Any]] = []
         self.proxy: dict[str, Any] | None = None
         self.proxy_url: str | None = None
+        self.tls: dict[str, Any] | None = None
         self.host = ""
         self.port = 0
         self.addresses: list[tuple[int, str]] = []
@@ -158,10 +161,12 @@ class Runner:
         raise_fd_limit()
         self.default_timeout = float(request.get("timeout", 2.0))
         self.concurrency = max(1, int(request.get("concurrency", 256)))
-        self.client = str(request.get("http_client", "requests"))
-        if not request.get("trust_env", True):
-            self.client = "none"
         self.env = os.environ if env is None else env
+        self.client = HttpClient(
+            str(request.get("http_client", "requests")),
+            bool(request.get("trust_env", True)),
+            self.env,
+        )
         # Cells are made as they start, and dropped once reported: a large batch keeps only
         # the cells in flight alive.
         self.specs: list[Mapping[str, Any]] = list(request.get("cells", []))
@@ -181,7 +186,6 @@ class Runner:
         self.timers: list[tuple[float, int, Cell]] = []
         self.lookups: dict[tuple[Any, ...], list[tuple[Cell, bool]]] = {}
         self.lookup_results: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.contexts = SSLContexts()
         self.out: list[dict[str, Any]] = []
         self.active = 0
         self.blocking = 0  # cells in flight that may wait on a worker
@@ -198,7 +202,7 @@ class Runner:
         started = time.monotonic()
         waiting = list(reversed(self.specs))
         if any(s["plan"]["kind"] == "http" for s in self.specs):
-            self.workers.submit(warm_up, (), {}, lambda _result: None)
+            self.workers.submit(warm_up, (self.client,), {}, lambda _result: None)
         last_flush = time.monotonic()
         try:
             while (waiting or self.active) and not self.stop.is_set():
@@ -223,6 +227,7 @@ class Runner:
             self._flush()
         finally:
             self.workers.close()
+            self.client.close()
             self.selector.close()
             self.wake_r.close()
             self.wake_w.close()
@@ -278,7 +283,23 @@ class Runner:
             self._lookup(cell, plan["host"], target_check=True)
             return
         if kind == "http":
-            cell.proxy, cell.proxy_url = decide(plan["url"], self.env, self.client)
+            cell.proxy, cell.proxy_url = self.client.decide(plan["url"])
+            if cell.proxy.get("error"):
+                # The client refuses to send at all here (a NO_PROXY entry it cannot parse,
+                # a SOCKS proxy without its package): the user's code fails the same way.
+                cell.checks.append(
+                    {
+                        "name": "http",
+                        "status": "source-error",
+                        "url": plan["url"],
+                        "client": self.client.label(),
+                        "message": "{} cannot send this request here: {}".format(
+                            self.client.name, cell.proxy["error"]
+                        ),
+                    }
+                )
+                self._finish(cell)
+                return
             if cell.proxy_url:
                 cell.host, cell.port, _scheme = proxy_address(cell.proxy_url)
             else:
@@ -422,17 +443,17 @@ class Runner:
             "address": address if plan.get("addresses") else None,
             "verify": plan.get("verify", True),
             "timeout": remaining,
-            "contexts": self.contexts,
         }
 
         def answered(record: dict[str, Any]) -> None:
             if cell.done:
                 return
             record.setdefault("name", "http")
+            cell.tls = record.pop("tls", None)
             cell.checks.append(record)
             self._finish(cell)
 
-        self.workers.submit(http_exchange, (plan["url"],), kwargs, answered)
+        self.workers.submit(http_exchange, (plan["url"], self.client), kwargs, answered)
 
     # --- endings --------------------------------------------------------------------------
 
@@ -485,6 +506,8 @@ class Runner:
         }
         if cell.proxy is not None:
             result["proxy"] = cell.proxy
+        if cell.tls is not None:
+            result["tls"] = cell.tls
         self.out.append(result)
 
 

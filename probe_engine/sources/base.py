@@ -120,6 +120,7 @@ def _cell_data(
         "duration_ms": data.get("duration_ms") or 0.0,
         "started_at": datetime.fromtimestamp(started, UTC) if started else datetime.now(UTC),
         "proxy": data.get("proxy"),
+        "tls": data.get("tls"),
         "checks": data.get("checks") or [],
         "message": data.get("message"),
         "tool": data.get("tool") or "agent",

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from anyio.abc import ByteReceiveStream, Process
 
 from ..agent.facts import gather
-from ..agent.proxy import decide
 from ..model import CellRequest
 from .agent_session import read_lines
 from .base import Sink, Source, fail_batch, make_result
@@ -56,15 +55,15 @@ class ShellOutput:
         request = self.by_id.get(line.split("\t", 2)[1])
         if request is None or request.id in self.answered:
             return
-        data = classify_line(line, request)
+        data = classify_line(line, request, self.env)
         if data["duration_ms"] is None:  # no nanosecond clock there: time of arrival
             data["duration_ms"] = (time.monotonic() - self.started) * 1000.0
+        proxy = data.get("proxy")
         plan = request.column.plan or {}
-        if self.env is not None and data.get("tool") == "curl" and plan.get("kind") == "http":
-            # What curl's rules say for this environment, with what curl itself reported.
-            modelled, _url = decide(plan["url"], self.env, "curl")
-            seen = data.get("proxy") or {}
-            data["proxy"] = {**modelled, **{k: v for k, v in seen.items() if v is not None}}
+        url = str(plan.get("url", ""))
+        upper = bool(self.env and self.env.get("HTTP_PROXY")) and url.startswith("http:")
+        if proxy is not None and upper and proxy.get("variable") != "HTTP_PROXY":
+            proxy["ignored"] = ["HTTP_PROXY"]  # set, and curl never reads it (httpoxy)
         self.answered.add(request.id)
         self.sink.result(make_result(self.row, self.source_name, request, data))
 

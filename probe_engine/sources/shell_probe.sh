@@ -20,7 +20,7 @@ now_ms() {
     *) echo $((t / 1000000)) ;;
   esac
 }
-squash() { tr '\t\r\n' '  \037' | cut -c1-1800; }
+squash() { tr '\t\r\n' '  \037' | cut -c1-6000; }
 # GNU timeout puts the tool in a process group of its own (and kills all of it at the
 # deadline); the engine stops such stragglers by session when the run ends.
 limit() { if has timeout; then timeout "$@"; else shift; "$@"; fi; }
@@ -45,9 +45,12 @@ run_curl() {
   target=$url
   [ "$mode" = tcp ] && target="http://$host:$port/"
   out=$(curl -sS -v -o /dev/null -X "$method" --connect-timeout "$t" --max-time "$t" \
-    -w '\n@@W %{http_code} %{remote_ip}\n' "$@" "$target" 2>&1)
+    -w '\n@@W %{http_code} %{remote_ip} %{remote_port} %{local_ip} %{local_port}\n' \
+    "$@" "$target" 2>&1)
   rc=$?
-  extra=$(printf '%s\n' "$out" | sed -n 's/^@@W //p' | head -n 1)
+  # curl's version, from its own User-Agent line (the only request header kept).
+  version=$(printf '%s\n' "$out" | sed -n 's/^> User-Agent: curl\/\([0-9][0-9.]*\).*/\1/p' | head -n 1)
+  extra="$(printf '%s\n' "$out" | sed -n 's/^@@W //p' | head -n 1) ${version:--}"
   # Only curl's own lines: never the request headers (-v prints them; they may hold tokens).
   msg=$(printf '%s\n' "$out" | grep -E '^(\* |curl: )' | squash)
 }

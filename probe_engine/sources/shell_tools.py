@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -25,13 +25,17 @@ from ..agent.classify import (
 from ..agent.http import status_matches
 from ..agent.proxy import redact
 from ..model import CellRequest
+from .curl_verbose import proxy_record, self_connected, tls_record
 
 _CURL_ATTEMPT = re.compile(
     r"connect to (?P<address>\S+) port (?P<port>\d+) failed: (?P<reason>[^\x1f]+)"
 )
 _CURL_CONNECTED = re.compile(r"Connected to \S+ \((?P<address>[^)]+)\) port (?P<port>\d+)")
-_CURL_PROXY = re.compile(r"Uses proxy env variable (?P<variable>\w+) == '(?P<url>[^']*)'")
 SEPARATOR = "\x1f"
+SELF_CONNECT = (
+    "connected to itself (TCP simultaneous open: the kernel picked this very port as the "
+    "source): nothing listens on this port"
+)
 
 
 @lru_cache(maxsize=1)
@@ -120,17 +124,13 @@ def _failure(rc: int, words: str) -> tuple[str, int | None]:
 
 def _curl_checks(
     plan: dict[str, Any], rc: int, extra: str, text: str
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """curl's connect attempts and answer, and the proxy record as curl told it."""
     checks: list[dict[str, Any]] = []
-    proxy_match = _CURL_PROXY.search(text)
-    proxy = None
-    if proxy_match:
-        proxy = {
-            "client": "curl",
-            "used": True,
-            "url": redact(proxy_match["url"]),
-            "variable": proxy_match["variable"],
-        }
+    fields = extra.split()
+    version = fields[5] if len(fields) > 5 and fields[5] != "-" else None
+    told = proxy_record(text, version)
+    proxy = told if told["used"] else None
     role = "proxy" if proxy else None
     for match in _CURL_ATTEMPT.finditer(text):
         number = errno_from_message(match["reason"])
@@ -162,7 +162,7 @@ def _curl_checks(
                 "reason": "nxdomain-or-no-answer",
             },
         )
-        return checks, proxy
+        return checks, told
     if not connected:
         status, number = classify_curl(rc, text)
         if proxy:
@@ -177,10 +177,19 @@ def _curl_checks(
             for check in checks:
                 if proxy and check["status"] != "ok":
                     check["status"] = "proxy-error"
-        return checks, proxy
+        return checks, told
+    if self_connected(extra):
+        # TCP simultaneous open: curl's connection is its own peer, nothing listens there.
+        checks[-1].update(
+            status="refused",
+            errno=errno.ECONNREFUSED,
+            errno_name="ECONNREFUSED",
+            message=SELF_CONNECT,
+        )
+        return checks, told
     if plan.get("kind") != "http":
-        return checks, proxy
-    code_text = extra.split(" ", maxsplit=1)[0] if extra else ""
+        return checks, told
+    code_text = fields[0] if fields else ""
     record: dict[str, Any] = {"name": "http", "url": redact(plan.get("url", "")), "client": "curl"}
     if rc == 0 and code_text.isdigit() and int(code_text) > 0:
         _judge_http(record, int(code_text), plan, via_proxy=proxy is not None)
@@ -193,7 +202,7 @@ def _curl_checks(
             message=_message(text),
         )
     checks.append(record)
-    return checks, proxy
+    return checks, told
 
 
 def _judge_http(record: dict[str, Any], code: int, plan: dict[str, Any], via_proxy: bool) -> None:
@@ -283,8 +292,11 @@ def _dns_checks(
     return [record]
 
 
-def classify_line(line: str, request: CellRequest) -> dict[str, Any]:
-    """One `@@R` line into an agent-shaped result dict (status, checks, proxy, tool)."""
+def classify_line(
+    line: str, request: CellRequest, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """One `@@R` line into an agent-shaped result dict (status, checks, proxy, tls, tool).
+    `env` (the tool's environment, where known) names the variables curl's CAs came from."""
     fields = line.rstrip("\n").split("\t")
     fields += ["-"] * (7 - len(fields))
     _marker, _id, tool, rc_text, ms, extra, text = fields[:7]
@@ -294,6 +306,7 @@ def classify_line(line: str, request: CellRequest) -> dict[str, Any]:
     if plan.get("addresses"):
         plan["host"] = plan["addresses"][0]
     proxy = None
+    tls = None
     if tool == "-":
         checks: list[dict[str, Any]] = []
         status = "source-error"
@@ -310,6 +323,8 @@ def classify_line(line: str, request: CellRequest) -> dict[str, Any]:
             checks = _dns_checks(plan, tool, rc, extra, text)
         elif tool == "curl":
             checks, proxy = _curl_checks(plan, rc, extra, text)
+            if plan.get("kind") == "http" and str(plan.get("url", "")).startswith("https:"):
+                tls = tls_record(text, env, plan.get("verify") is not False)
         else:
             checks = _plain_checks(plan, tool, rc, extra, text)
         status = next((c["status"] for c in checks if c["status"] != "ok"), "ok")
@@ -321,8 +336,8 @@ def classify_line(line: str, request: CellRequest) -> dict[str, Any]:
         "tool": tool if tool != "-" else None,
         "message": message,
     }
-    if proxy:
+    if proxy is not None and plan.get("kind") == "http":
         result["proxy"] = proxy
-    elif tool == "curl" and plan.get("kind") == "http":
-        result["proxy"] = {"client": "curl", "used": False}
+    if tls is not None:
+        result["tls"] = tls
     return result
