@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import platform
 import ssl
+import threading
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .proxy import decide, note_cgi, verdict_record
@@ -167,6 +168,8 @@ class HttpClient:
         own = env is os.environ
         self.library: Any = _library(name) if own else None
         self.asked = own and (self.library is not None or name == "urllib")
+        # Cells ask from several worker threads; the library's client is built once.
+        self._lock = threading.Lock()
         self._decider: Any = None
         self._decider_error: str | None = None
         self._trust: dict[bool, Trust] = {}
@@ -196,6 +199,11 @@ class HttpClient:
             return f"http.client ({self.rules()})"
         return f"{self.name} {self.version}"
 
+    def prepare(self) -> None:
+        """Everything a first request would pay for: the decision machinery and the CAs."""
+        self.decide("http://prepare.invalid/")
+        self.trust(True)
+
     # --- proxies --------------------------------------------------------------------------
 
     def decide(self, url: str) -> Decision:
@@ -204,6 +212,10 @@ class HttpClient:
             return {"client": "none", "used": False, "rules": "trust_env: false"}, None
         if not self.asked:
             return decide(url, self.env, self.name)
+        with self._lock:
+            return self._asked(url)
+
+    def _asked(self, url: str) -> Decision:
         try:
             verdict = {"urllib": self._urllib, "requests": self._requests, "httpx": self._httpx}[
                 self.name
@@ -282,9 +294,10 @@ class HttpClient:
 
     def trust(self, verify: bool) -> Trust:
         """The CAs this client trusts here (or none, when the cell does not verify)."""
-        if verify not in self._trust:
-            self._trust[verify] = self._make_trust(verify)
-        return self._trust[verify]
+        with self._lock:
+            if verify not in self._trust:
+                self._trust[verify] = self._make_trust(verify)
+            return self._trust[verify]
 
     def _make_trust(self, verify: bool) -> Trust:
         if not verify:

@@ -201,12 +201,23 @@ class Runner:
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
         waiting = list(reversed(self.specs))
-        if any(s["plan"]["kind"] == "http" for s in self.specs):
-            self.workers.submit(warm_up, (self.client,), {}, lambda _result: None)
+        # HTTP cells start once their client is ready (its library imported, its CAs loaded:
+        # up to a few tenths of a second): that is the process starting, not the network,
+        # and must not eat into a cell's timeout. The other cells start at once.
+        held: list[Mapping[str, Any]] = []
+        ready = [not any(s["plan"]["kind"] == "http" for s in self.specs)]
+        if not ready[0]:
+            self.workers.submit(warm_up, (self.client,), {}, lambda _r: ready.__setitem__(0, True))
         last_flush = time.monotonic()
         try:
-            while (waiting or self.active) and not self.stop.is_set():
+            while (waiting or held or self.active) and not self.stop.is_set():
+                if held and ready[0]:
+                    waiting.extend(reversed(held))
+                    held = []
                 while waiting and self.active < self.concurrency:
+                    if not ready[0] and waiting[-1]["plan"]["kind"] == "http":
+                        held.append(waiting.pop())
+                        continue
                     if self.blocking >= self.blocking_limit and _may_block(waiting[-1]["plan"]):
                         break  # every worker may be taken: it waits for a cell to end
                     self._start(Cell(waiting.pop(), self.default_timeout))
@@ -283,29 +294,61 @@ class Runner:
             self._lookup(cell, plan["host"], target_check=True)
             return
         if kind == "http":
-            cell.proxy, cell.proxy_url = self.client.decide(plan["url"])
-            if cell.proxy.get("error"):
-                # The client refuses to send at all here (a NO_PROXY entry it cannot parse,
-                # a SOCKS proxy without its package): the user's code fails the same way.
-                cell.checks.append(
-                    {
-                        "name": "http",
-                        "status": "source-error",
-                        "url": plan["url"],
-                        "client": self.client.label(),
-                        "message": "{} cannot send this request here: {}".format(
-                            self.client.name, cell.proxy["error"]
-                        ),
-                    }
-                )
-                self._finish(cell)
-                return
-            if cell.proxy_url:
-                cell.host, cell.port, _scheme = proxy_address(cell.proxy_url)
-            else:
-                cell.host, cell.port = plan["host"], int(plan["port"])
+            # The client's own decision may import its library and build a client: off the
+            # loop, on a worker, like every blocking call.
+            cell.phase, cell.phase_started = "proxy", time.monotonic()
+
+            def decided(result: dict[str, Any]) -> None:
+                if not cell.done:
+                    self._decided(cell, result)
+
+            self.workers.submit(self._decide, (plan["url"],), {}, decided)
+            return
+        cell.host, cell.port = plan["host"], int(plan["port"])
+        self._resolve(cell)
+
+    def _decide(self, url: str) -> dict[str, Any]:
+        record, proxy_url = self.client.decide(url)
+        return {"record": record, "url": proxy_url}
+
+    def _decided(self, cell: Cell, result: dict[str, Any]) -> None:
+        plan = cell.plan
+        if "record" not in result:  # the decision itself failed: an answer all the same
+            result = {
+                "record": {
+                    "client": self.client.name,
+                    "used": False,
+                    "error": result.get("message"),
+                },
+                "url": None,
+            }
+        cell.proxy, cell.proxy_url = result["record"], result["url"]
+        if cell.proxy.get("error"):
+            # The client refuses to send at all here (a NO_PROXY entry it cannot parse,
+            # a SOCKS proxy without its package): the user's code fails the same way.
+            cell.checks.append(
+                {
+                    "name": "http",
+                    "status": "source-error",
+                    "url": plan["url"],
+                    "client": self.client.label(),
+                    "message": "{} cannot send this request here: {}".format(
+                        self.client.name, cell.proxy["error"]
+                    ),
+                    "duration_ms": (time.monotonic() - cell.phase_started) * 1000.0,
+                }
+            )
+            self._finish(cell)
+            return
+        if cell.proxy_url:
+            cell.host, cell.port, _scheme = proxy_address(cell.proxy_url)
         else:
             cell.host, cell.port = plan["host"], int(plan["port"])
+        self._resolve(cell)
+
+    def _resolve(self, cell: Cell) -> None:
+        """Addresses for the cell's connect: given, literal, or looked up."""
+        plan = cell.plan
         if plan.get("addresses") and not cell.proxy_url:
             cell.addresses = [
                 (dns_check.literal_family(a) or socket.AF_INET, a) for a in plan["addresses"]
@@ -473,9 +516,9 @@ class Runner:
                 )
                 cell.tcp_records[index] = record
             cell.checks.extend(cell.tcp_records[i] for i in sorted(cell.tcp_records))
-        elif cell.phase in ("dns", "http"):
+        elif cell.phase in ("dns", "http", "proxy"):
             record = {
-                "name": cell.phase,
+                "name": "http" if cell.phase == "proxy" else cell.phase,
                 "status": "timeout",
                 "message": message,
                 "duration_ms": elapsed,

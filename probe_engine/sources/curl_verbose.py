@@ -96,19 +96,16 @@ def tls_record(text: str, env: Mapping[str, str] | None, verify: bool) -> dict[s
     return record
 
 
-def self_connected(extra: str) -> bool:
-    """-w '%{http_code} %{remote_ip} %{remote_port} %{local_ip} %{local_port}': a connection
-    whose local end is its own peer is TCP simultaneous open on a closed port."""
-    fields = extra.split()
-    if len(fields) < 5:
-        return False
+def write_out(extra: str) -> tuple[list[str], str | None]:
+    """The prober's curl line: '%{http_code}|%{remote_ip}|%{remote_port}|%{local_ip}|
+    %{local_port} VERSION' -> (the five fields, curl's version)."""
+    fields, _, version = extra.partition(" ")
+    parts = (fields.split("|") + [""] * 5)[:5]
+    return parts, (version.strip() or None) if version.strip() != "-" else None
+
+
+def self_connected(fields: list[str]) -> bool:
+    """A connection whose local end is its own peer is TCP simultaneous open on a closed
+    port: the kernel picked the target port as the source port."""
     _code, remote_ip, remote_port, local_ip, local_port = fields[:5]
-    return (
-        bool(remote_port)
-        and remote_port != "0"
-        and (remote_ip, remote_port)
-        == (
-            local_ip,
-            local_port,
-        )
-    )
+    return remote_port not in ("", "0") and (remote_ip, remote_port) == (local_ip, local_port)

@@ -25,6 +25,10 @@ squash() { tr '\t\r\n' '  \037' | cut -c1-6000; }
 # deadline); the engine stops such stragglers by session when the run ends.
 limit() { if has timeout; then timeout "$@"; else shift; "$@"; fi; }
 
+# curl's version, once: a cell's proxy record names the curl that decided.
+CURLV=""
+if has curl; then CURLV=$(curl --version 2>/dev/null | head -n 1 | cut -d' ' -f2); fi
+
 pick() {
   case "$TOOL:$1" in
     auto:tcp) for t in nc bash curl wget; do if has "$t"; then echo "$t"; return; fi; done ;;
@@ -45,12 +49,10 @@ run_curl() {
   target=$url
   [ "$mode" = tcp ] && target="http://$host:$port/"
   out=$(curl -sS -v -o /dev/null -X "$method" --connect-timeout "$t" --max-time "$t" \
-    -w '\n@@W %{http_code} %{remote_ip} %{remote_port} %{local_ip} %{local_port}\n' \
+    -w '\n@@W %{http_code}|%{remote_ip}|%{remote_port}|%{local_ip}|%{local_port}\n' \
     "$@" "$target" 2>&1)
   rc=$?
-  # curl's version, from its own User-Agent line (the only request header kept).
-  version=$(printf '%s\n' "$out" | sed -n 's/^> User-Agent: curl\/\([0-9][0-9.]*\).*/\1/p' | head -n 1)
-  extra="$(printf '%s\n' "$out" | sed -n 's/^@@W //p' | head -n 1) ${version:--}"
+  extra="$(printf '%s\n' "$out" | sed -n 's/^@@W //p' | head -n 1) ${CURLV:--}"
   # Only curl's own lines: never the request headers (-v prints them; they may hold tokens).
   msg=$(printf '%s\n' "$out" | grep -E '^(\* |curl: )' | squash)
 }

@@ -25,7 +25,7 @@ from ..agent.classify import (
 from ..agent.http import status_matches
 from ..agent.proxy import redact
 from ..model import CellRequest
-from .curl_verbose import proxy_record, self_connected, tls_record
+from .curl_verbose import proxy_record, self_connected, tls_record, write_out
 
 _CURL_ATTEMPT = re.compile(
     r"connect to (?P<address>\S+) port (?P<port>\d+) failed: (?P<reason>[^\x1f]+)"
@@ -127,8 +127,7 @@ def _curl_checks(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """curl's connect attempts and answer, and the proxy record as curl told it."""
     checks: list[dict[str, Any]] = []
-    fields = extra.split()
-    version = fields[5] if len(fields) > 5 and fields[5] != "-" else None
+    fields, version = write_out(extra)
     told = proxy_record(text, version)
     proxy = told if told["used"] else None
     role = "proxy" if proxy else None
@@ -178,7 +177,7 @@ def _curl_checks(
                 if proxy and check["status"] != "ok":
                     check["status"] = "proxy-error"
         return checks, told
-    if self_connected(extra):
+    if self_connected(fields):
         # TCP simultaneous open: curl's connection is its own peer, nothing listens there.
         checks[-1].update(
             status="refused",
@@ -189,7 +188,7 @@ def _curl_checks(
         return checks, told
     if plan.get("kind") != "http":
         return checks, told
-    code_text = fields[0] if fields else ""
+    code_text = fields[0]
     record: dict[str, Any] = {"name": "http", "url": redact(plan.get("url", "")), "client": "curl"}
     if rc == 0 and code_text.isdigit() and int(code_text) > 0:
         _judge_http(record, int(code_text), plan, via_proxy=proxy is not None)
