@@ -115,13 +115,27 @@ def _from_path(name: str, variable: str, path: str) -> Trust:
 
 def _certifi_trust(name: str) -> Trust:
     bundle, version = _certifi()
-    if bundle is None:
-        return Trust(
-            f"certifi (not installed here: {name} would fail to load it; system store used)",
-            True,
-            _context(),
-        )
-    return Trust(f"certifi {version} ({bundle})", bundle, _context(cafile=bundle))
+    if bundle is not None:
+        return Trust(f"certifi {version} ({bundle})", bundle, _context(cafile=bundle))
+    # certifi is absent with the library: the system's compiled-in bundle (Mozilla's list, as
+    # certifi's) stands in, loaded by path so that SSL_CERT_FILE and SSL_CERT_DIR, which the
+    # client ignores, do not count.
+    paths = ssl.get_default_verify_paths()
+    cafile = paths.openssl_cafile if os.path.exists(paths.openssl_cafile) else None
+    capath = (
+        paths.openssl_capath if cafile is None and os.path.isdir(paths.openssl_capath) else None
+    )
+    stand_in = cafile or capath or "nothing"
+    return Trust(
+        f"certifi (not installed here; the system bundle {stand_in} stands in)",
+        cafile or capath or True,
+        _context(cafile=cafile, capath=capath) if (cafile or capath) else _trusts_nothing(),
+    )
+
+
+def _trusts_nothing() -> ssl.SSLContext:
+    """A verifying context that trusts nothing: no store could be found."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def emulated_trust(name: str, env: Mapping[str, str], trust_env: bool) -> Trust:

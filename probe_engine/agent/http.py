@@ -26,6 +26,7 @@ from .tls import decode, fetch_certificate, peer_certificate, verify_error
 
 BODY_LIMIT = 1 << 20  # a health check body is small; never buffer more than this
 PROXY_FAILURE_CODES = (407, 502, 503, 504)
+FACTS_MARGIN = 0.2  # seconds left for the answer to reach the runner before the deadline
 
 
 def status_matches(code: int, expect: Sequence[int] | None) -> bool:
@@ -102,7 +103,7 @@ class Exchange:
     def note_socket(self, record: dict[str, Any], sock: Any) -> None:
         try:
             peer = sock.getpeername() if sock is not None else None
-        except OSError:
+        except Exception:  # a fact, never a reason to fail the cell
             peer = None
         record["peer"] = f"{peer[0]}:{peer[1]}" if peer else None
         self.certificate = peer_certificate(sock)
@@ -314,11 +315,13 @@ def _tls_facts(
     if failure is not None:
         tls["verify_error"] = verify_error(failure)
     der = ex.certificate
-    if der is None and record.get("status") == "tls-error":
-        remaining = deadline - time.monotonic()
-        parts = urlsplit(ex.url)
-        if remaining > 0.05:
-            der = fetch_certificate(host, parts.port or 443, address, ex.proxy, min(remaining, 2.0))
+    remaining = deadline - time.monotonic() - FACTS_MARGIN
+    if der is None and record.get("status") == "tls-error" and remaining > 0.1:
+        # The refused certificate, from one more handshake, only with time to spare: the
+        # facts must never turn the cell's answer into a timeout. Connect and handshake each
+        # get half of what is left.
+        port = urlsplit(ex.url).port or 443
+        der = fetch_certificate(host, port, address, ex.proxy, min(remaining / 2, 1.0))
     tls.update(decode(der or b""))
     return tls
 

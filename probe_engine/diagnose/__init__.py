@@ -30,6 +30,7 @@ from .service_facts import service_facts
 from .source_differs import source_differs
 from .source_down import source_down
 from .target_down import target_down
+from .tls_trust import tls_trust
 from .via_differs import via_differs
 
 log = logging.getLogger("probe_engine.diagnose")
@@ -46,6 +47,7 @@ RULES: dict[str, Rule] = {
     "readiness-race": readiness_race,
     "target-down": target_down,
     "proxy-differs": proxy_differs,
+    "tls-trust": tls_trust,
     "source-differs": source_differs,
     "service-facts": service_facts,
     "dns-failure": dns_failure,
