@@ -37,11 +37,11 @@ from probe_engine.results import (
 from probe_engine.sources.docker_facts import (
     DaemonNetwork,
     NamedEndpoint,
-    ShellFacts,
     container_facts,
     target_networks,
     why_not_running,
 )
+from probe_engine.sources.prober import ShellFacts
 from probe_engine.spec import load_matrix_text
 from tests.conftest import cell, run_text
 from tests.dockerlab.conftest_docker import (

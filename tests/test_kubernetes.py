@@ -36,7 +36,7 @@ from probe_engine import MatrixResult, SpecError
 from probe_engine.kube import CHANNEL_PROTOCOL, KubeOverrides, KubeSettings, open_client
 from probe_engine.model import Column, RunContext
 from probe_engine.results import SourceInfo, TargetInfo
-from probe_engine.sources.kubernetes import exec_in_pod
+from probe_engine.sources.pod_exec import PodExecChannel
 from probe_engine.spec import load_matrix_text
 from probe_engine.targets import RESOLVERS
 from probe_engine.targets.kubernetes import label_selector_matches, policy_facts
@@ -1215,6 +1215,44 @@ def test_an_exec_dropped_right_after_hello_fails_the_row(
     assert row(result, "workers/airflow-worker-0").status == "error"
 
 
+def test_a_run_cut_short_stops_the_agent_and_the_prober_from_a_second_exec(
+    kube_apiserver: kl.ApiServer, kubeconfig: Path, backend: int
+) -> None:
+    """A kubelet leaves an exec's process running when its stream closes: when the run's
+    deadline cuts the cells short, a second exec signals what the first one started, the
+    agent by the pid of its hello, the prober's process group by the pid of its preamble."""
+    (name,) = worker_pods(kube_apiserver.store, 1)
+    hang = _hanging_listener()
+    text = matrix_text(
+        kubeconfig,
+        f"fast: {{kind: tcp, host: 127.0.0.1, port: {backend}}}\n"
+        f"  slow: {{kind: http, url: 'http://127.0.0.1:{hang.getsockname()[1]}/', timeout: 60s}}",
+        "agent: {kind: kubernetes, selector: app=airflow-worker, trust_env: false}\n"
+        "  prober: {kind: kubernetes, selector: app=airflow-worker, tool: curl}",
+    )
+    try:
+        result = run(text, deadline=3.0)
+    finally:
+        hang.close()
+    for source in ("agent", "prober"):
+        assert cell(result, f"{source}/{name}", "fast").status == "ok"
+        assert cell(result, f"{source}/{name}", "slow").status == "cancelled"
+    agent_pid = row(result, f"agent/{name}").facts["pid"]
+    prober_pid = row(result, f"prober/{name}").facts["pid"]
+    kills = [e for e in kube_apiserver.execs if "kill" in " ".join(e.command)]
+    by_command = {e.command[0]: e for e in kills}
+    assert sorted(by_command) == ["python3", "sh"], [e.command for e in kills]
+    agent_kill = by_command["python3"]
+    assert agent_kill.command == [
+        "python3",
+        "-c",
+        f"import os, signal; os.kill({agent_pid}, signal.SIGTERM)",
+    ]
+    assert agent_kill.exit_code == 0  # the agent was still there to be signalled
+    assert by_command["sh"].command[-2:] == ["kill", str(prober_pid)]
+    assert {e.pod for e in kills} == {name}
+
+
 def _hanging_listener() -> Any:
     import socket
 
@@ -1235,15 +1273,9 @@ def _hello_size(server: kl.ApiServer, text: str, pod: str) -> int:
         kube = await open_client(KubeSettings(kubeconfig=kubeconfig))
         lines: list[bytes] = []
         try:
-            await exec_in_pod(
-                kube,
-                pod,
-                "default",
-                None,
-                agent_command(),
-                agent_payload({"cells": []}),
-                lines.append,
-            )
+            async with PodExecChannel(kube, pod, "default", None, agent_command()) as channel:
+                await channel.send(agent_payload({"cells": []}))
+                await channel.receive(lines.append)
         finally:
             await kube.aclose()
         return len(lines[0]) + 1

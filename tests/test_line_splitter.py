@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probe_engine.sources.agent_session import LineSplitter
+from probe_engine.sources.channel import LineSplitter
 
 
 def test_lines_are_reassembled_across_chunks_and_the_last_one_flushed() -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from probe_engine.demo.fixtures import LoopbackLab
 from probe_engine.model import CellRequest, Column
-from probe_engine.results import CellResult, SourceInfo
-from probe_engine.sources.shell import ShellOutput, run_prober_process
-from probe_engine.sources.shell_tools import shell_command
+from probe_engine.results import CellResult
+from probe_engine.sources.base import make_result
+from probe_engine.sources.child import ChildChannel
+from probe_engine.sources.prober import ProberSession, prober_launch
 
 from .conftest import cell, require, run_text
 
@@ -141,31 +144,28 @@ def test_busybox_nc_without_python_is_classified_too(loopback: LoopbackLab, tmp_
     assert cell(result, "nc", "api").checks[-1].http_status == 200
 
 
-class _Collect:
-    """A sink that keeps what the shell prober reports."""
-
-    def __init__(self) -> None:
-        self.results: list[CellResult] = []
-
-    def row(self, info: SourceInfo) -> None:
-        pass
-
-    def result(self, result: CellResult) -> None:
-        self.results.append(result)
-
-
 def _probe_with(tool: str, plan: dict[str, object]) -> CellResult:
     """Run the real shell prober with one cell whose plan the tool cannot accept (the matrix
     validation would refuse most such plans, so the cell is built here directly)."""
     require(shutil.which(tool) is not None, f"{tool} is not installed")
     column = Column("odd", "odd", str(plan["kind"]), "odd", plan)
     batch = [CellRequest(1, "tool", column, 2.0)]
-    sink = _Collect()
-    output = ShellOutput("tool", "tool", batch, sink)
+    results: list[CellResult] = []
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
-    reason = anyio.run(run_prober_process, shell_command(tool, 1), env, batch, output)
-    assert reason is None
-    (result,) = sink.results
+
+    def report(request: CellRequest, data: Mapping[str, Any]) -> None:
+        results.append(make_result("tool", "tool", request, data))
+
+    async def main() -> bool:
+        session = ProberSession(batch, report, env, lambda facts: None)
+        command, payload = prober_launch(tool, 1, batch)
+        async with ChildChannel(command, env) as channel:
+            await channel.send(payload)
+            await channel.receive(session.feed)
+        return session.complete
+
+    assert anyio.run(main)
+    (result,) = results
     return result
 
 

@@ -11,9 +11,9 @@ import abc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, ClassVar, Protocol
 
+from anyio.abc import AsyncResource
 from pydantic import TypeAdapter
 
 from ..agent.proxy import redact
@@ -42,7 +42,7 @@ class Sink(Protocol):
     def result(self, result: CellResult) -> None: ...
 
 
-class Source(abc.ABC):
+class Source(AsyncResource):
     """One declared source. Use as an async context manager; `run` reports through `sink`."""
 
     kind: ClassVar[str]
@@ -55,16 +55,8 @@ class Source(abc.ABC):
         self.spec = spec
         self.settings = settings
 
-    async def __aenter__(self) -> Source:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        return None
+    async def aclose(self) -> None:
+        """Release what the source holds for the run (nothing, unless a kind says so)."""
 
     @abc.abstractmethod
     async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:

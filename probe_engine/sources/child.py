@@ -1,32 +1,88 @@
-"""Running a child process that speaks the agent protocol (process and netns sources)."""
+"""The child-process channel: a program started here, in a session of its own (process and shell
+sources; netns wraps it in `ip netns exec`). Stopping it stops everything it started."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from subprocess import PIPE
-from typing import Any
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process
 
-from ..agent.proxy import redact
-from ..model import CellRequest
-from .agent_session import AgentSession
-from .base import Sink, fail_batch
+from .channel import Channel, ChannelError, ExitStatus, Leftover
 
-STDERR_LIMIT = 16 << 10
+TERM_GRACE = 1.0  # after SIGTERM, before SIGKILL: the agent stops probing and says done
+REAP_WITHIN = 3.0  # a SIGKILLed process is gone at once, unless stuck in the kernel
 
 
-async def collect_limited(stream: ByteReceiveStream | None, into: bytearray) -> None:
-    if stream is None:
-        return
-    async for chunk in stream:
-        if len(into) < STDERR_LIMIT:
-            into.extend(chunk[: STDERR_LIMIT - len(into)])
+class ChildChannel(Channel):
+    """`command` as a child of this process, with `env` (None: this process's)."""
+
+    def __init__(self, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        super().__init__(command)
+        self.env = dict(env) if env is not None else None
+        self.process: Process | None = None
+
+    async def open(self) -> None:
+        try:
+            # A session of its own: stopping it reaches the tools it started, whatever their
+            # process group.
+            self.process = await anyio.open_process(
+                self.command,
+                stdin=PIPE,
+                stdout=PIPE,
+                stderr=PIPE,
+                env=self.env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ChannelError(f"cannot start {self.command[0]}: {exc.strerror or exc}") from exc
+
+    async def send(self, data: bytes) -> None:
+        stdin = self._started().stdin
+        assert stdin is not None
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            await stdin.send(data)
+            await stdin.aclose()  # a child can be told the input ended
+
+    async def receive(self, on_line: Callable[[bytes], None]) -> None:
+        process = self._started()
+        assert process.stdout is not None
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._keep_stderr, process.stderr)
+            await _read(process.stdout, lambda chunk: self.take(chunk, on_line))
+            self.flush(on_line)
+            group.cancel_scope.cancel()  # a straggler of its own session may hold stderr
+
+    def _started(self) -> Process:
+        if self.process is None:
+            raise RuntimeError("the channel is not open")
+        return self.process
+
+    async def _keep_stderr(self, stream: ByteReceiveStream | None) -> None:
+        if stream is not None:
+            await _read(stream, self.stderr.add)
+
+    async def exit_status(self) -> ExitStatus:
+        code = await self._started().wait()
+        return ExitStatus(signal=-code) if code < 0 else ExitStatus(code=code)
+
+    async def stop(self, leftover: Leftover | None) -> None:
+        await self.aclose()  # the whole session goes, whatever the runner knows of it
+
+    async def aclose(self) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            await stop_process(process)
+
+
+async def _read(stream: ByteReceiveStream, on_chunk: Callable[[bytes], None]) -> None:
+    with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+        async for chunk in stream:
+            on_chunk(chunk)
 
 
 def _signal_group(process: Process, signal_number: int) -> bool:
@@ -60,108 +116,17 @@ def _kill_session(session: int) -> None:
 
 
 async def stop_process(process: Process) -> None:
-    """Terminate, then kill, the child and everything it started: nothing outlives the run."""
-    if process.returncode is None:
-        _signal_group(process, signal.SIGTERM)
-        with anyio.move_on_after(1.0, shield=True):
-            await process.wait()
-    # Even after the leader exits, tools it put in the background may still run.
-    _signal_group(process, signal.SIGKILL)
-    if os.path.isdir("/proc"):
-        _kill_session(process.pid)
-    if process.returncode is None:
-        with anyio.CancelScope(shield=True):
-            await process.wait()
-
-
-async def open_child(command: list[str], env: dict[str, str] | None) -> Process:
-    """Start a child in its own session, so that stopping it stops all it started."""
-    return await anyio.open_process(
-        command, stdin=PIPE, stdout=PIPE, stderr=PIPE, env=env, start_new_session=True
-    )
-
-
-def describe_exit(returncode: int | None, stderr: bytes) -> str:
-    tail = redact(stderr.decode(errors="replace").strip())[-600:]
-    if returncode is not None and returncode < 0:
-        what = f"killed by signal {-returncode}"
-    else:
-        what = f"exited with status {returncode}"
-    return f"the agent {what}" + (f": {tail}" if tail else "")
-
-
-@dataclass(frozen=True)
-class ChildExit:
-    """How a child ended: its exit status (negative: the signal that killed it), its stderr."""
-
-    returncode: int | None
-    stderr: bytes
-
-    def describe(self) -> str:
-        return describe_exit(self.returncode, self.stderr)
-
-
-async def run_child(
-    command: list[str],
-    env: dict[str, str] | None,
-    payload: bytes,
-    read: Callable[[ByteReceiveStream], Awaitable[None]],
-    on_started: Callable[[Process], Awaitable[None]] | None = None,
-) -> ChildExit | str:
-    """Start `command`, write `payload` to its stdin, let `read` consume its stdout, then stop
-    it and everything it started. How it ended, or (a str) why it could not start.
-
-    `on_started` sees the process before it gets its payload (the netns source reads the
-    namespace's routes through it)."""
-    stderr = bytearray()
-    try:
-        process = await open_child(command, env)
-    except OSError as exc:
-        return f"cannot start {command[0]}: {exc.strerror or exc}"
-    try:
-        async with anyio.create_task_group() as group:
-            assert process.stdin is not None
-            assert process.stdout is not None
-            group.start_soon(collect_limited, process.stderr, stderr)
-            if on_started is not None:
-                await on_started(process)
-            try:
-                await process.stdin.send(payload)
-                await process.stdin.aclose()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                pass  # it died at once; its exit status and stderr will say why
-            await read(process.stdout)
-            await process.wait()
-    finally:
-        await stop_process(process)
-    return ChildExit(process.returncode, bytes(stderr))
-
-
-async def run_agent_process(
-    command: list[str],
-    env: dict[str, str] | None,
-    payload: bytes,
-    row: str,
-    source_name: str,
-    batch: Sequence[CellRequest],
-    sink: Sink,
-    on_hello: Callable[[dict[str, Any]], None],
-) -> str | None:
-    """Run the agent as a child; report its cells. Returns why it failed, or None if it did not.
-
-    Cells the agent did not answer are reported here as source-error (with the reason).
-    """
-    session = AgentSession(row, source_name, batch, sink, on_hello)
-    ended = await run_child(command, env, payload, session.read)
-    if isinstance(ended, str):
-        return ended
-    if session.complete:
-        return None
-    reason = ended.describe()
-    if session.noise and not ended.stderr:
-        reason += ": " + " | ".join(session.noise[:3])
-    if session.answered or session.finished:
-        # Part of the batch ran: report the rest with the reason, and say nothing more.
-        fail_batch(sink, row, source_name, batch, reason, done=session.answered)
-        return None
-    return reason
+    """Terminate, then kill, the child and everything it started: nothing outlives the run.
+    Shielded from cancellation and bounded in time."""
+    with anyio.CancelScope(shield=True):
+        if process.returncode is None:
+            _signal_group(process, signal.SIGTERM)
+            with anyio.move_on_after(TERM_GRACE):
+                await process.wait()
+        # Even after the leader exits, tools it put in the background may still run.
+        _signal_group(process, signal.SIGKILL)
+        if os.path.isdir("/proc"):
+            _kill_session(process.pid)
+        if process.returncode is None:
+            with anyio.move_on_after(REAP_WITHIN):
+                await process.wait()

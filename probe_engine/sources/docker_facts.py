@@ -1,8 +1,8 @@
 """What a container looks like from the Docker API, and which network holds each target.
 
-Pure functions over `docker inspect` / `docker network ls` documents and the shell prober's
-fact lines, so they are tested without an engine. The docker source puts their output in the
-row's facts; the diagnosis rule "container-network" reads `target_networks`.
+Pure functions over `docker inspect` / `docker network ls` documents, so they are tested
+without an engine. The docker source puts their output in the row's facts; the diagnosis rule
+"container-network" reads `target_networks`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..agent.address import ip_literal
-from ..agent.facts import has_default_route, ipv4_routes, local_addresses, resolv_conf
 
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
@@ -226,78 +225,3 @@ def subnets_of(facts: Mapping[str, Any], networks: Sequence[DaemonNetwork]) -> N
             endpoint["driver"] = network.driver
             if network.internal:
                 endpoint["internal"] = True
-
-
-# --- the shell prober's facts ---------------------------------------------------------------
-
-# Printed before the prober's own lines when it runs in a container (no Python there to say
-# hello): its pid, the network namespace, the files the agent's facts come from, the tools
-# found, and whether the requested tool exists (@@X and exit 127 if not). POSIX sh builtins
-# only; values from the matrix never appear here.
-SHELL_PREAMBLE = r"""
-printf '@@P\t%s\t%s\n' "$$" "$(readlink /proc/$$/ns/net 2>/dev/null)"
-for f in /etc/hostname /etc/resolv.conf /proc/net/route /proc/net/fib_trie /proc/net/if_inet6; do
-  if [ -r "$f" ]; then
-    while IFS= read -r l || [ -n "$l" ]; do printf '@@F\t%s\t%s\n' "$f" "$l"; done < "$f"
-  fi
-done
-for t in curl wget nc bash getent nslookup timeout; do
-  p=$(command -v "$t" 2>/dev/null) && printf '@@T\t%s\t%s\n' "$t" "$p"
-done
-if [ "${1:-auto}" != auto ] && ! command -v "$1" >/dev/null 2>&1; then
-  printf '@@X\t%s\n' "$1"
-  exit 127
-fi
-printf '@@E\n'
-"""
-
-
-class ShellFacts:
-    """Collects the preamble's lines into the same facts the agent's hello carries."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, list[str]] = {}
-        self.tools: dict[str, str] = {}
-        self.pid: int | None = None
-        self.netns: str | None = None
-        self.missing: str | None = None
-        self.ended = False
-
-    def feed(self, line: str) -> bool:
-        """Take a preamble line; False if it is not one."""
-        fields = line.rstrip("\r\n").split("\t")
-        marker = fields[0]
-        if marker == "@@F" and len(fields) >= 3:
-            self.files.setdefault(fields[1], []).append("\t".join(fields[2:]))
-        elif marker == "@@T" and len(fields) >= 3:
-            self.tools[fields[1]] = fields[2]
-        elif marker == "@@P" and len(fields) >= 2:
-            self.pid = int(fields[1]) if fields[1].isdigit() else None
-            self.netns = fields[2] if len(fields) > 2 and fields[2] else None
-        elif marker == "@@X" and len(fields) >= 2:
-            self.missing = fields[1]
-        elif marker == "@@E":
-            self.ended = True
-        else:
-            return False
-        return True
-
-    def _text(self, path: str) -> str | None:
-        lines = self.files.get(path)
-        return None if lines is None else "\n".join(lines) + "\n"
-
-    def facts(self) -> dict[str, Any]:
-        routes = ipv4_routes(self._text("/proc/net/route"))
-        hostname = (self._text("/etc/hostname") or "").strip() or None
-        return {
-            "hostname": hostname,
-            "pid": self.pid,
-            "netns": self.netns,
-            "resolv_conf": resolv_conf(self._text("/etc/resolv.conf")),
-            "routes": routes,
-            "default_route": has_default_route(routes),
-            "addresses": local_addresses(
-                self._text("/proc/net/fib_trie"), self._text("/proc/net/if_inet6")
-            ),
-            "tools": dict(self.tools),
-        }

@@ -9,34 +9,28 @@ the row a source-error with the reason, and the rest of the matrix runs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import anyio
-from anyio.abc import Process
-
-from ..agent.facts import has_default_route, ipv4_routes, local_addresses, resolv_conf
+from ..agent.facts import resolv_conf
 from ..agent.proxy import proxy_environment
-from ..agent.ship import agent_command, agent_payload
 from ..model import CellRequest
-from .base import Sink, Source, fail_batch
-from .child import run_agent_process
+from .base import Sink, Source
+from .child import ChildChannel
 from .process import child_environment
-from .shell import ShellOutput, run_prober_process
-from .shell_tools import shell_command
+from .remote import Place, RemoteRow
 
 NETNS_RUN = Path("/run/netns")  # where `ip netns add` pins namespaces by name
 NETNS_ETC = Path("/etc/netns")  # per-namespace files that `ip netns exec` bind-mounts on /etc
 # A root shell without a login, or a virtual environment, may lack the sbin directories.
 SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 CAP_SYS_ADMIN = 21  # setns() into a network namespace and the mounts of `ip netns exec`
-ENTERED_WITHIN = 2.0  # seconds for `ip` to switch namespace before the facts are read
 # What `ip netns exec` says when it cannot enter, and what that means to a user.
 IP_FAILURES = (
     ("Cannot open network namespace", "the namespace does not exist (any more)"),
@@ -131,127 +125,49 @@ def resolver_files(name: str) -> dict[str, Any]:
     return {"resolv_conf": resolv_conf(text), "resolv_conf_path": str(path)}
 
 
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return None
+class NetnsChannel(ChildChannel):
+    """`ip netns exec NAME COMMAND`: a child of this process inside the named namespace, with
+    the namespace's /etc/netns/NAME files mounted over /etc. `ip` execs the command, so the
+    child is the program itself (its pid, its exit status)."""
 
+    def __init__(
+        self, ip: str, name: str, command: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__([ip, "netns", "exec", name, *command], env)
+        self.name = name
 
-async def facts_through(process: Process, name: str) -> dict[str, Any]:
-    """The namespace's routes and addresses, read through /proc/PID/net of a process that
-    `ip netns exec` has moved into it: no second exec. Empty if it never got there."""
-    want = f"net:[{namespace_inode(name)}]"
-    link = f"/proc/{process.pid}/ns/net"
-    with anyio.move_on_after(ENTERED_WITHIN):
-        while process.returncode is None:
-            with contextlib.suppress(OSError):
-                if os.readlink(link) == want:
-                    break
-            await anyio.sleep(0.002)
-    # It may have exited (and its pid been reused) meanwhile: check again after reading.
-    net = f"/proc/{process.pid}/net"
-    routes_text = _read(f"{net}/route")
-    fib_trie, if_inet6 = _read(f"{net}/fib_trie"), _read(f"{net}/if_inet6")
-    try:
-        entered = os.readlink(link) == want
-    except OSError:
-        entered = False
-    if not entered:
-        return {}
-    routes = ipv4_routes(routes_text)
-    return {
-        "netns": want,
-        "routes": routes,
-        "default_route": has_default_route(routes),
-        "addresses": local_addresses(fib_trie, if_inet6),
-    }
+    def explain(self, reason: str) -> str:
+        return explain_failure(self.name, reason)
 
 
 class NetnsSource(Source):
     kind = "netns"
 
-    def ip(self, env: Mapping[str, str]) -> str | None:
-        return find_ip(env.get("PATH"))
-
-    def command(self, ip: str, inner: Sequence[str]) -> list[str]:
-        return [ip, "netns", "exec", self.spec.name, *inner]
-
-    def environment(self) -> dict[str, str]:
-        return child_environment(self.spec.env, self.spec.inherit_env)
-
     def base_facts(self) -> dict[str, Any]:
         return {"netns_name": self.spec.name, **resolver_files(self.spec.name)}
 
     async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
-        env = self.environment()
-        ip = self.ip(env)
-        problem = preflight(self.spec.name, ip)
-        if problem is not None or ip is None:
-            self.fail_row(sink, batch, problem or "`ip` not found", self.base_facts())
-            return
-        if self.spec.tool is None:
-            await self._run_agent(ip, env, batch, sink)
-        else:
-            await self._run_tool(ip, env, batch, sink)
-
-    async def _run_agent(
-        self, ip: str, env: dict[str, str], batch: Sequence[CellRequest], sink: Sink
-    ) -> None:
+        spec = self.spec
+        env = child_environment(spec.env, spec.inherit_env)
+        ip = find_ip(env.get("PATH"))
         facts = self.base_facts()
-        said_hello = False
-
-        def hello(seen: dict[str, Any]) -> None:
-            nonlocal said_hello
-            said_hello = True
-            # The agent's own view (from inside) wins over what was read from outside.
-            facts.update(seen)
-            sink.row(self.row_info(facts=facts))
-
-        outcome = await run_agent_process(
-            self.command(ip, agent_command(self.spec.python or sys.executable)),
-            env,
-            agent_payload(self.agent_request(batch)),
-            self.name,
-            self.name,
-            batch,
-            sink,
-            hello,
-        )
-        if outcome is None:
+        problem = preflight(spec.name, ip)
+        if problem is not None or ip is None:
+            self.fail_row(sink, batch, problem or "`ip` not found", facts)
             return
-        if said_hello:
-            fail_batch(sink, self.name, self.name, batch, outcome)
-        else:
-            self.fail_row(sink, batch, explain_failure(self.spec.name, outcome), facts)
+        if spec.tool is not None:
+            # No Python inside to say hello: the prober's preamble reads the namespace's
+            # routes and addresses from inside; this process adds what it sees from outside.
+            facts.update(
+                hostname=socket.gethostname(),
+                proxy_env=proxy_environment(env),
+                tool=spec.tool,
+                tool_path=shutil.which(spec.tool, path=env.get("PATH")),
+            )
+            if facts["tool_path"] is None:
+                message = f"{spec.tool} is not installed here (not found on PATH)"
+                self.fail_row(sink, batch, message, facts)
+                return
 
-    async def _run_tool(
-        self, ip: str, env: dict[str, str], batch: Sequence[CellRequest], sink: Sink
-    ) -> None:
-        tool = self.spec.tool
-        # No Python inside to say hello: the namespace's routes and addresses are read through
-        # the child once it is in there (facts_through), never from this process's namespace.
-        facts: dict[str, Any] = {
-            "hostname": socket.gethostname(),
-            "proxy_env": proxy_environment(env),
-            **self.base_facts(),
-            "tool": tool,
-            "tool_path": shutil.which(tool, path=env.get("PATH")),
-        }
-        if facts["tool_path"] is None:
-            self.fail_row(sink, batch, f"{tool} is not installed here (not found on PATH)", facts)
-            return
-
-        async def started(process: Process) -> None:
-            facts.update(await facts_through(process, self.spec.name))
-            sink.row(self.row_info(facts=facts))
-
-        output = ShellOutput(self.name, self.name, batch, sink, env)
-        command = self.command(ip, shell_command(tool, self.settings.concurrency))
-        reason = await run_prober_process(command, env, batch, output, on_started=started)
-        if reason is None:
-            return
-        if output.answered:
-            fail_batch(sink, self.name, self.name, batch, reason, output.answered)
-        else:
-            self.fail_row(sink, batch, explain_failure(self.spec.name, reason), facts)
+        place = Place(partial(NetnsChannel, ip, spec.name, env=env), facts, env)
+        await RemoteRow(self, self.name, batch, sink, place).run()

@@ -1,5 +1,6 @@
 # probe-engine's shell prober: for places without Python, and for tools run as a user would.
-# Usage: sh -c "$(cat this)" probe TOOL CONCURRENCY   (TOOL: curl, wget, bash, nc or auto)
+# Usage: sh -c "$(cat this)" probe TOOL CONCURRENCY   (TOOL: curl, wget, bash, nc or auto);
+# where a command must stay short (a pod exec), on stdin behind a loader (see prober.py).
 # Reads one cell per line on stdin, tab-separated, "-" for an empty field, up to "@@END":
 #   id  mode(tcp|http|dns)  host  port  url  timeout_s  method  headers(\037-separated)  verify(1|0)
 # Prints one line per finished cell:  @@R id tool rc ms extra message   (tab-separated)

@@ -43,10 +43,6 @@ def script() -> str:
     return (resources.files(__package__ or "probe_engine.sources") / "shell_probe.sh").read_text()
 
 
-def shell_command(tool: str, concurrency: int, shell: str = "sh") -> list[str]:
-    return [shell, "-c", script(), "probe", tool, str(concurrency)]
-
-
 def _field(value: Any) -> str:
     text = "" if value is None else str(value)
     # Tabs and newlines would break the line format; the script treats "-" as empty.

@@ -1,0 +1,299 @@
+"""The remote runner: one policy for probing from another place, whatever the channel.
+
+For one row (a child process, a network namespace, a container, a pod) it starts the agent
+(`python3 -c BOOTSTRAP`, modules and batch on stdin), takes its hello as the row's facts, and
+where the place has no usable Python (and `python` was not asked for by name) runs the shell
+prober instead with `tool: auto`. Every exec gets one time budget; a program that answered no
+cell fails the whole row, one that did fails only its unanswered cells; every ending is
+told in the same words; whatever a cut-short program leaves in the place is stopped, shielded
+from cancellation and within a bound. Sources only find their places, open channels (see
+channel.py) and contribute the facts they read from outside.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+
+from ..agent.proxy import redact
+from ..agent.ship import agent_command, agent_payload
+from ..model import CellRequest
+from ..results import SourceInfo
+from .base import Sink, Source, fail_batch, make_result
+from .channel import MAX_LINE, Channel, ChannelError, ExitStatus
+from .prober import ProberSession, prober_launch
+from .session import AgentSession, Session
+
+STARTUP_GRACE = 30.0  # an exec starting and an interpreter loading, through an API server
+WAVE_SLACK = 2.0  # per wave of cells, beyond its longest timeout: the agent's own work
+EXIT_WAIT = 5.0  # the place may report the exit a moment after the output ended
+STOP_WITHIN = 3.0  # stopping leftovers and closing the channel, whatever cancelled us
+EVIDENCE = 600  # characters of stderr (or stray output) kept in a failure message
+# What runtimes and shells say when the program of an exec does not exist.
+NOT_FOUND_WORDS = ("executable file not found", "no such file or directory", "not found in $path")
+
+OpenChannel = Callable[[Sequence[str]], Channel]
+
+
+@dataclass
+class Place:
+    """Where one row's probes run, as its source found it: how to start a program there
+    (`open`: a Channel class with the place's arguments bound), the facts the source read from
+    outside (the program's own view wins where both speak), and the environment programs see
+    there, when the source knows it (curl's proxy rules are modelled from it)."""
+
+    open: OpenChannel
+    facts: dict[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] | None = None
+    # Its commands travel in a URL (pod exec): the prober's script goes on stdin instead.
+    short_commands: bool = False
+
+
+def budget(batch: Sequence[CellRequest], concurrency: int, default_timeout: float) -> float:
+    """How long one exec may take for `batch` before it is declared stuck: the cells run in
+    waves of `concurrency`, each wave within its longest timeout."""
+    waves = math.ceil(len(batch) / max(1, concurrency))
+    longest = max((r.timeout for r in batch), default=default_timeout)
+    return STARTUP_GRACE + waves * (longest + WAVE_SLACK)
+
+
+def command_missing(status: ExitStatus, words: str) -> bool:
+    """The place could not find the program: the runtime's words, with no exit status or the
+    shells' 126/127."""
+    if status.code not in (None, 126, 127):
+        return False
+    lowered = words.lower()
+    return any(needle in lowered for needle in NOT_FOUND_WORDS)
+
+
+@dataclass
+class Ended:
+    """How one exec went: its channel (for its words), exit status, and whether it was cut off
+    at the time budget."""
+
+    channel: Channel
+    status: ExitStatus
+    timed_out: bool
+
+
+class RemoteRow:
+    """One row probed from one place. What runs there follows the source's spec: `tool:` (the
+    shell prober), else `python` (default: python3 in other places, this interpreter here)."""
+
+    def __init__(
+        self, source: Source, row: str, batch: Sequence[CellRequest], sink: Sink, place: Place
+    ) -> None:
+        self.source, self.row, self.batch, self.sink = source, row, batch, sink
+        self.place, self.facts = place, place.facts
+        spec = source.spec
+        self.tool: str | None = getattr(spec, "tool", None)
+        self.python: str = getattr(spec, "python", None) or sys.executable
+        # Named in the matrix, its absence is an error; by default, the shell prober takes over.
+        self.python_given = "python" in spec.model_fields_set
+        self.status: Literal["ok", "error"] = "ok"
+        self.message: str | None = None
+        self.answered: set[int] = set()
+        self.budget = budget(batch, source.settings.concurrency, source.settings.timeout)
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def emit(self) -> None:
+        """Report the row as it stands (the last report of a row wins)."""
+        self.sink.row(
+            SourceInfo(
+                name=self.row,
+                source_name=self.source.name,
+                kind=self.source.kind,
+                status=self.status,
+                message=self.message,
+                facts=dict(self.facts),
+            )
+        )
+
+    def report(self, request: CellRequest, data: Mapping[str, Any]) -> None:
+        """One cell's answer, agent-shaped."""
+        self.sink.result(make_result(self.row, self.source.name, request, data))
+
+    def fail(self, message: str, whole_row: bool = True) -> None:
+        """Unanswered cells become source-error; `whole_row`: the row itself failed."""
+        message = redact(message)
+        if whole_row:
+            self.status, self.message = "error", message
+            self.emit()
+        fail_batch(self.sink, self.row, self.source.name, self.batch, message, self.answered)
+
+    # --- the policy ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Probe every cell of the batch from this place; report rows and cells."""
+        self.emit()
+        await self._probe()
+        self.emit()  # the last word: how each exec ended
+
+    async def _probe(self) -> None:
+        tool = self.tool
+        if tool is None:
+            missing = await self._agent()
+            if missing is None:
+                return
+            if self.python_given:
+                self.fail(missing)
+                return
+            self.facts["note"] = (
+                f"{missing}: probed with the shell prober instead (tool: auto); each cell's "
+                "`tool` says which tool ran"
+            )
+            self.facts["python"] = None
+            tool = "auto"
+        await self._prober(tool)
+
+    async def _agent(self) -> str | None:
+        """Run the agent. Why it cannot run here when the shell prober should take over (no
+        usable python), else None (every cell is reported)."""
+        python = self.python
+        begun = time.monotonic()
+
+        def hello(seen: dict[str, Any]) -> None:
+            self.facts.update(seen)
+            self.facts.update(runner="agent", tool="agent")
+            self.facts["exec"] = {"command": python, "hello_ms": _ms(begun)}
+            self.emit()
+
+        session = AgentSession(self.batch, self.report, python, hello)
+        payload = agent_payload(self.source.agent_request(self.batch))
+        ended = await self._exchange(agent_command(python), payload, session)
+        if ended is None:
+            return None
+        if session.complete:
+            return None
+        stderr = ended.channel.stderr.text()
+        if not session.started and ended.status.code == 1 and "SyntaxError" in stderr:
+            return f"{python}{ended.channel.in_place()} is too old for the agent (needs 3.8+)"
+        if self._judge(ended, session, python):
+            return f"no {python}{ended.channel.in_place()}"
+        return None
+
+    async def _prober(self, tool: str) -> None:
+        """Run the shell prober with `tool` (auto: whichever the place has)."""
+        self.facts.update(runner="shell", tool=tool)
+        self.facts["exec"] = {"command": "sh"}
+        begun = time.monotonic()
+
+        def facts(seen: dict[str, Any]) -> None:
+            self.facts.update(seen)
+            self.facts["exec"]["facts_ms"] = _ms(begun)
+            self.emit()
+
+        session = ProberSession(self.batch, self.report, self.place.env, facts)
+        command, payload = prober_launch(
+            tool, self.source.settings.concurrency, self.batch, loader=self.place.short_commands
+        )
+        ended = await self._exchange(command, payload, session)
+        if ended is None:
+            return
+        where = ended.channel.in_place()
+        if session.missing_tool:
+            self.facts.update(session.preamble.facts())
+            self.fail(f"{session.missing_tool} is not installed{where} (not on PATH)")
+            return
+        if session.complete or not self._judge(ended, session, "sh"):
+            return
+        if self.tool is None:  # python was missing too
+            why = f"neither {self.python} nor sh can run{where}: nothing here can probe"
+        else:
+            why = f"no sh{where}: the shell prober cannot run {tool}"
+        self.fail(ended.channel.explain(f"{why} ({self._describe(ended, session)})"))
+
+    def _judge(self, ended: Ended, session: Session, program: str) -> bool:
+        """Report the cells an exec left unanswered. True, with nothing reported, when the
+        place has no `program` at all (the caller knows what that means)."""
+        channel, status = ended.channel, ended.status
+        noise, stderr = _noise(session), channel.stderr.text()
+        if not session.started and not ended.timed_out:
+            if command_missing(status, " ".join((status.words or "", noise, stderr))):
+                return True
+            if status.code in (126, 127):  # found, but it could not be run
+                why = f"cannot exec {program}{channel.in_place()}: {noise or stderr}"
+                self.fail(channel.explain(why))
+                return False
+        reason = self._describe(ended, session)
+        self.facts["exec"]["failure"] = reason
+        if session.ran:
+            self.fail(reason, whole_row=False)  # the row ran: its answers stand
+        else:
+            self.fail(channel.explain(reason))
+        return False
+
+    # --- one exec -----------------------------------------------------------------------------
+
+    async def _exchange(self, command: list[str], payload: bytes, session: Session) -> Ended | None:
+        """Start `command` in the place, give it `payload`, feed its lines to `session` within
+        the budget; stop what it leaves behind if cut short. None if it did not start (the row
+        has failed then)."""
+        channel = self.place.open(command)
+        begun = time.monotonic()
+        try:
+            await channel.open()
+        except ChannelError as exc:
+            self.fail(channel.explain(str(exc)))
+            return None
+        cut_short = True  # until its output ended within the budget
+        try:
+            with anyio.move_on_after(self.budget) as scope:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(channel.send, payload)
+                    await channel.receive(session.feed)
+                    group.cancel_scope.cancel()  # stdin may still be in flight if it died
+            cut_short = scope.cancelled_caught
+            status = ExitStatus()
+            if not cut_short:
+                with anyio.move_on_after(EXIT_WAIT):
+                    status = await channel.exit_status()
+        finally:
+            self.answered = session.answered
+            leftover = session.leftover(cut_short)
+            with anyio.CancelScope(shield=True):
+                if leftover is not None:
+                    with anyio.move_on_after(STOP_WITHIN):
+                        await channel.stop(leftover)
+                with anyio.move_on_after(STOP_WITHIN):
+                    await channel.aclose()
+        self.facts.setdefault("exec", {"command": command[0]}).update(
+            exit_code=status.code, seconds=round(time.monotonic() - begun, 3)
+        )
+        return Ended(channel, status, cut_short)
+
+    def _describe(self, ended: Ended, session: Session) -> str:
+        """Why the cells of this exec got no answer: one sentence for every place."""
+        channel = ended.channel
+        evidence = channel.stderr.text() or _noise(session)
+        subject = f"{session.program}{channel.in_place() if channel.where else ''}"
+        labelled = False  # the place's own words come first; stderr follows, named
+        if ended.timed_out:
+            sentence = f"{subject} did not finish within {self.budget:.0f} s and was stopped"
+        elif not ended.status.known and channel.lost:
+            sentence, labelled = channel.lost, True
+        else:
+            sentence = f"{subject} {ended.status.describe()}"
+            labelled = bool(ended.status.words)
+            if channel.lost:
+                sentence += f"; {channel.lost}"
+        if channel.overflowed:
+            sentence += f"; an output line longer than {MAX_LINE} bytes was dropped"
+        if evidence:
+            sentence += ("; stderr: " if labelled else ": ") + evidence[-EVIDENCE:]
+        return sentence
+
+
+def _noise(session: Session) -> str:
+    return " | ".join(session.noise[:3])
+
+
+def _ms(since: float) -> float:
+    return round((time.monotonic() - since) * 1000.0, 1)
