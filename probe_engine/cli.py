@@ -138,6 +138,20 @@ def execute(
     return result.exit_status
 
 
+def _check_out(out: Path | None, formats: Sequence[str], basename: str) -> None:
+    """Before any probe: the reports must be writable where they will go, or the run's
+    results would be lost after the whole run."""
+    from .errors import ReportError, SpecError
+    from .reports import check_reports_writable
+
+    if out is None:
+        return
+    try:
+        check_reports_writable(out, formats, basename)
+    except ReportError as exc:
+        raise SpecError(str(exc), field="--out") from None
+
+
 def _write(result: MatrixResult, out: Path, formats: Sequence[str], basename: str) -> list[Path]:
     """Write the reports; a renderer's bug is the engine's failure (exit 3), said in one line."""
     from .errors import EngineError, ReportError
@@ -155,7 +169,7 @@ _run_options = [
     click.option(
         "--out",
         "out",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=click.Path(path_type=Path),
         default=Path("reports"),
         show_default=True,
         help="Folder for the reports.",
@@ -232,7 +246,7 @@ def _options(
 
 
 @cli.command()
-@click.argument("matrix", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("matrix", type=click.Path(path_type=Path))
 @run_options
 @click.option(
     "--kubeconfig",
@@ -262,7 +276,7 @@ def run(
     kubeconfig: str | None,
     kube_context: str | None,
 ) -> None:
-    """Run MATRIX and write its reports."""
+    """Run MATRIX (a file, or - for stdin) and write its reports."""
 
     def action() -> int:
         from .spec import load_matrix
@@ -273,6 +287,7 @@ def run(
         chosen_cluster = KubeOverrides(kubeconfig or None, kube_context or None)
         options = _options(concurrency, timeout, deadline, select, fail_on, chosen_cluster)
         loaded = load_matrix(matrix)
+        _check_out(None if no_reports else out, chosen, basename or "report")
         return execute(
             loaded,
             options,
@@ -287,11 +302,9 @@ def run(
 
 
 @cli.command()
-@click.argument(
-    "matrices", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
-)
+@click.argument("matrices", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(matrices: tuple[Path, ...]) -> None:
-    """Check MATRIX files; print FILE:LINE:COL: field: problem for each error."""
+    """Check MATRIX files (- for stdin); print FILE:LINE:COL: field: problem for each error."""
 
     def action() -> int:
         from .errors import SpecError
@@ -307,61 +320,75 @@ def validate(matrices: tuple[Path, ...]) -> None:
                 status = EXIT_USAGE
                 continue
             m = loaded.matrix
-            click.echo(f"{path}: ok ({len(m.sources)} sources, {len(m.targets)} targets)")
+            click.echo(f"{loaded.path}: ok ({len(m.sources)} sources, {len(m.targets)} targets)")
         return status
 
     _guard(action)
 
 
 @cli.command()
-def schema() -> None:
-    """Print the matrix's JSON Schema (for editors: yaml-language-server)."""
+@click.option("--report", "of_report", is_flag=True, help="The schema of report.json instead.")
+def schema(of_report: bool) -> None:
+    """Print the matrix's JSON Schema (for editors: yaml-language-server), or report.json's."""
     import json
 
-    from .spec import Matrix
+    from .spec.schema import matrix_schema, report_schema
 
-    document = Matrix.model_json_schema()
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["title"] = "probe-engine matrix"
+    document = report_schema() if of_report else matrix_schema()
     click.echo(json.dumps(document, indent=2))
 
 
+def _read_report(report: Path) -> MatrixResult:
+    """A saved report.json (or stdin's, for -), validated; SpecError naming what is wrong."""
+    from pydantic import ValidationError
+
+    from .errors import SpecError
+    from .results import MatrixResult
+
+    name = "<stdin>" if str(report) == "-" else str(report)
+    try:
+        data = sys.stdin.buffer.read() if str(report) == "-" else report.read_bytes()
+        return MatrixResult.model_validate_json(data)
+    except FileNotFoundError:
+        raise SpecError("no such file", file=name) from None
+    except IsADirectoryError:
+        raise SpecError("is a folder, not a report", file=name) from None
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror or exc}", file=name) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        problem = f"{where}: {first['msg']}" if where else first["msg"]
+        raise SpecError(f"not a probe-engine report: {problem}", file=name) from None
+
+
 @cli.command()
-@click.argument("report", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("report", type=click.Path(path_type=Path))
 @click.option(
     "--format", "formats", default="html", show_default=True, help="Comma-separated formats."
 )
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
-    help="Folder [default: the report's folder].",
+    help="Folder [default: the report's folder; for stdin, the current folder].",
 )
 @click.option(
     "--name", "basename", default=None, help="File name without extension [default: the report's]."
 )
 def render(report: Path, formats: str, out: Path | None, basename: str | None) -> None:
-    """Re-render a saved report.json in other formats."""
+    """Re-render a saved report.json (or - for stdin) in other formats."""
 
     def action() -> int:
-        from pydantic import ValidationError
-
-        from .errors import SpecError
         from .reports import write_reports
-        from .results import MatrixResult
 
         chosen = _formats(formats)
-        try:
-            result = MatrixResult.model_validate_json(report.read_bytes())
-        except FileNotFoundError:
-            raise SpecError("no such file", file=str(report)) from None
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise SpecError(
-                f"not a probe-engine report: {where}: {first['msg']}", file=str(report)
-            ) from None
-        for path in write_reports(result, out or report.parent, chosen, basename or report.stem):
+        result = _read_report(report)
+        from_stdin = str(report) == "-"
+        folder = out or (Path() if from_stdin else report.parent)
+        name = basename or ("report" if from_stdin else report.stem)
+        _check_out(folder, chosen, name)
+        for path in write_reports(result, folder, chosen, name):
             click.echo(f"wrote {path}")
         return 0
 
@@ -438,7 +465,7 @@ def wait(
 @cli.command()
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=Path("reports"),
     show_default=True,
 )
@@ -457,6 +484,7 @@ def demo(out: Path, output: str, no_progress: bool) -> None:
         from .spec import load_matrix_text
 
         text = (resources.files("probe_engine.demo") / "matrix.yaml").read_text()
+        _check_out(out, ["json", "html", "junit", "markdown"], "demo")
         with LoopbackLab() as lab:
             loaded = load_matrix_text(text, "probe_engine/demo/matrix.yaml", lab.variables())
             return execute(

@@ -151,7 +151,7 @@ def test_a_matrix_file_select_and_timeout(tmp_path: Path, loopback: LoopbackLab)
         ),
         (
             {"timeout": "soon"},
-            "probe-engine: timeout: 'soon' is not a duration: use a number with ms, s, m or h (500ms, 2s, 1m)",
+            "probe-engine: timeout: 'soon' is not a duration: use ms, s, m or h (500ms, 2s, 1m30s, 1h) or a number of seconds",
         ),
         (
             {"select": "pod=x"},

@@ -446,7 +446,7 @@ def test_lab_yaml_follows_the_lab_it_is_given() -> None:
         ),
         (
             "{kind: netns, name: x, namespace: y}",
-            "test.yaml:3:29: sources.s.namespace: unknown key",
+            "test.yaml:3:29: sources.s.namespace: unknown key: did you mean 'name'?",
         ),
     ],
 )

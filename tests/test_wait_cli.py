@@ -139,7 +139,7 @@ def test_wait_on_a_matrix_waits_for_every_expectation(
         (["absent.yaml"], "absent.yaml: no such file"),
         (
             ["127.0.0.1:1", "--timeout", "soon"],
-            "probe-engine: --timeout: 'soon' is not a duration: use a number with ms, s, m or h (500ms, 2s, 1m)",
+            "probe-engine: --timeout: 'soon' is not a duration: use ms, s, m or h (500ms, 2s, 1m30s, 1h) or a number of seconds",
         ),
         (
             ["127.0.0.1:1", "--interval", "0s"],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ReportError
 from ..results import MatrixResult
-from .atomic import write_all_atomic
+from .atomic import check_writable, write_all_atomic
 from .html_report import render_html
 from .json_report import render_json
 from .junit_report import render_junit
@@ -27,6 +27,16 @@ REPORTERS: dict[str, tuple[Renderer, str]] = {
 DEFAULT_FORMATS = ("json", "html", "junit", "markdown")
 
 
+def report_paths(out_dir: Path, formats: Iterable[str], basename: str = "report") -> list[Path]:
+    """Where `write_reports` puts each format."""
+    return [out_dir / f"{basename}.{REPORTERS[f][1]}" for f in dict.fromkeys(formats)]
+
+
+def check_reports_writable(out_dir: Path, formats: Iterable[str], basename: str = "report") -> None:
+    """Before a run: fail now (ReportError) if its reports could not be written after it."""
+    check_writable(report_paths(out_dir, formats, basename))
+
+
 def write_reports(
     result: MatrixResult, out_dir: Path, formats: Iterable[str], basename: str = "report"
 ) -> list[Path]:
@@ -43,4 +53,10 @@ def write_reports(
     return [path for path, _data in rendered]
 
 
-__all__ = ["DEFAULT_FORMATS", "REPORTERS", "write_reports"]
+__all__ = [
+    "DEFAULT_FORMATS",
+    "REPORTERS",
+    "check_reports_writable",
+    "report_paths",
+    "write_reports",
+]

@@ -66,3 +66,24 @@ def write_all_atomic(files: Sequence[tuple[Path, bytes]]) -> None:
                     os.unlink(temporary)
     for directory in dict.fromkeys(p.parent for _t, p in staged):
         _sync_directory(directory)
+
+
+def check_writable(paths: Sequence[Path]) -> None:
+    """Make sure `paths` can be written later, before the run that fills them: their folders
+    exist (created if need be), take a new file, and no folder sits where a file will go.
+    Raises ReportError naming the path and the reason."""
+    for directory in dict.fromkeys(path.parent for path in paths):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(prefix=".probe-engine.", suffix=".tmp", dir=directory)
+            os.close(fd)
+            os.unlink(temporary)
+        except FileExistsError:
+            raise ReportError(f"cannot write in {directory}: it is a file, not a folder") from None
+        except NotADirectoryError:
+            raise ReportError(f"cannot write in {directory}: part of it is a file") from None
+        except OSError as exc:
+            raise ReportError(f"cannot write in {directory}: {exc.strerror or exc}") from None
+    for path in paths:
+        if path.is_dir():
+            raise ReportError(f"cannot write {path}: a folder is in the way")

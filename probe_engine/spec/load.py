@@ -5,17 +5,19 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from ..errors import SpecError, SpecErrors
+from .cells import check_cell_count
+from .limits import MAX_DOCUMENT_BYTES, MAX_ERRORS
 from .matrix import Matrix
-from .yamlfile import Document, KeyPath, load_document
+from .messages import describe, message, model_at
+from .yamlfile import Document, KeyPath, check_size, load_document
 
 
 @dataclass(frozen=True)
@@ -23,43 +25,6 @@ class LoadedMatrix:
     matrix: Matrix
     path: str
     sha256: str
-
-
-def _message(error: ErrorDetails) -> str:
-    """pydantic's wording, made to speak about the matrix file."""
-    kind = error["type"]
-    context = error.get("ctx") or {}
-    value = error.get("input")
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "union_tag_invalid":
-        expected = str(context.get("expected_tags", "")).replace("'", "")
-        return f"unknown kind {context.get('tag')!r} (expected one of: {expected})"
-    if kind == "union_tag_not_found":
-        return "missing 'kind'"
-    if kind == "missing":
-        return "required"
-    if kind == "literal_error":
-        expected = str(context.get("expected", "")).replace("'", "")
-        return f"{value!r} is not one of: {expected}"
-    if kind == "less_than_equal":
-        return f"{value!r} is too large (at most {context.get('le')})"
-    if kind == "greater_than_equal":
-        return f"{value!r} is too small (at least {context.get('ge')})"
-    if kind == "too_short":
-        return "declare at least one"
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"{value!r} is not a whole number"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return "expected a mapping"
-    if kind == "list_type":
-        return "expected a list"
-    if kind == "string_type":
-        return "expected text"
-    message = error["msg"]
-    for prefix in ("Value error, ", "Assertion failed, "):
-        message = message.removeprefix(prefix)
-    return message
 
 
 def _field_path(document: Document, loc: tuple[Any, ...]) -> KeyPath:
@@ -94,48 +59,48 @@ def _value_at(data: Any, path: KeyPath) -> Any:
     return data
 
 
-def _validation_errors(document: Document, exc: ValidationError) -> SpecErrors:
+def _validation_errors(document: Document, exc: ValidationError) -> list[SpecError]:
     errors: list[SpecError] = []
     seen_paths: set[KeyPath] = set()
     for error in exc.errors():
-        path = _field_path(document, tuple(error["loc"]))
+        loc = tuple(error["loc"])
+        path = _field_path(document, loc)
         if error["type"] in ("union_tag_invalid",) and (*path, "kind") in document.positions:
             path = (*path, "kind")
         if path in seen_paths:
             continue  # one line per field: a union's other branches add only noise
         seen_paths.add(path)
-        is_key = error["type"] == "extra_forbidden"
-        errors.append(document.error(path, _message(error), key=is_key))
-    errors.sort(key=lambda e: (e.line or 0, e.column or 0))
-    unique: list[SpecError] = []
-    for found in errors:
-        if all(str(found) != str(kept) for kept in unique):
-            unique.append(found)
-    return SpecErrors(unique)
+        is_key = error["type"] == "extra_forbidden" or loc[-1:] == ("[key]",)
+        model = model_at(Matrix, loc) if error["type"] == "extra_forbidden" else None
+        errors.append(document.error(path, message(error, model), key=is_key))
+    return errors
 
 
-def _check_references(document: Document, matrix: Matrix) -> None:
-    """Names in cells/exclude/expect must match a declared source or target."""
+def _check_references(document: Document, data: dict[str, Any]) -> list[SpecError]:
+    """Names in cells/exclude/expect must match a declared source or target. Checked on the
+    raw data, so that these errors show beside every other one."""
     errors: list[SpecError] = []
-    sources, targets = list(matrix.sources), list(matrix.targets)
-    sections: list[tuple[str, list[Any]]] = [
-        ("cells", list(matrix.cells or [])),
-        ("exclude", list(matrix.exclude)),
-        ("expect", list(matrix.expect)),
-    ]
-    for section, patterns in sections:
+    declared = {role: data.get(f"{role}s") for role in ("source", "target")}
+    for section in ("cells", "exclude", "expect"):
+        patterns = data.get(section)
+        if not isinstance(patterns, list):
+            continue
         for index, pattern in enumerate(patterns):
-            for role, names in (("source", sources), ("target", targets)):
-                value = getattr(pattern, role)
-                if not _pattern_matches(value, names):
+            if not isinstance(pattern, dict):
+                continue
+            for role, names in declared.items():
+                value = pattern.get(role, "*")
+                if not isinstance(value, str) or not isinstance(names, dict) or not names:
+                    continue
+                if not _pattern_matches(value, list(names)):
+                    shown = ", ".join(list(names)[:20]) + (", ..." if len(names) > 20 else "")
                     errors.append(
                         document.error(
                             (section, index, role),
-                            f"{value!r} matches no {role} (declared: {', '.join(names)})",
+                            f"{value!r} matches no {role} (declared: {shown})",
                         )
                     )
-    if errors:
-        raise SpecErrors(errors)
+    return errors
 
 
 def _pattern_matches(pattern: str, names: list[str]) -> bool:
@@ -146,25 +111,67 @@ def _pattern_matches(pattern: str, names: list[str]) -> bool:
     )
 
 
+def _covered(error: SpecError, replaced: list[str]) -> bool:
+    """An error about a value the reader already reported (an unset variable left empty)."""
+    field = error.field or ""
+    return any(
+        field == done or field.startswith((f"{done}.", f"{done}[")) for done in replaced if done
+    )
+
+
+def _raise_all(document: Document, errors: list[SpecError]) -> None:
+    if not errors:
+        return
+    errors.sort(key=lambda e: (e.line or 0, e.column or 0))
+    unique: list[SpecError] = []
+    shown: set[str] = set()
+    for found in errors:
+        if str(found) not in shown:
+            shown.add(str(found))
+            unique.append(found)
+    if len(unique) > MAX_ERRORS:
+        hidden = len(unique) - MAX_ERRORS
+        unique = [
+            *unique[:MAX_ERRORS],
+            SpecError(f"{hidden:,} more problems not shown", file=document.file),
+        ]
+    raise SpecErrors(unique)
+
+
 def validate_data(document: Document) -> Matrix:
-    if not isinstance(document.data, dict):
-        raise document.error(
-            (), f"expected a mapping with sources and targets, found {type(document.data).__name__}"
+    """Every problem of the document at once (reading, values, references, size), in file
+    order; the Matrix when there is none."""
+    errors = list(document.problems)
+    data = document.data
+    if not isinstance(data, dict):
+        errors.append(
+            document.error(
+                (), f"expected a mapping with sources and targets, found {describe(data)}"
+            )
         )
+        _raise_all(document, errors)
+    matrix: Matrix | None = None
     try:
-        matrix = Matrix.model_validate(document.data)
+        matrix = Matrix.model_validate(data)
     except ValidationError as exc:
-        raise _validation_errors(document, exc) from None
-    _check_references(document, matrix)
+        errors += [
+            e for e in _validation_errors(document, exc) if not _covered(e, document.replaced)
+        ]
+    errors += _check_references(document, data)
+    if matrix is not None:
+        errors += check_cell_count(document, matrix)
+    _raise_all(document, errors)
+    assert matrix is not None
     return matrix
 
 
 def load_matrix_text(
     text: str, file: str = "<matrix>", environ: Mapping[str, str] | None = None
 ) -> LoadedMatrix:
+    data = check_size(text, file)
     document = load_document(text, file, os.environ if environ is None else environ)
     matrix = validate_data(document)
-    return LoadedMatrix(matrix, file, hashlib.sha256(text.encode()).hexdigest())
+    return LoadedMatrix(matrix, file, hashlib.sha256(data).hexdigest())
 
 
 def load_matrix(
@@ -172,13 +179,42 @@ def load_matrix(
 ) -> LoadedMatrix:
     """Read and validate a matrix file; raise SpecError naming FILE:LINE:COL: field."""
     file = os.fspath(path)
+    if file == "-":
+        return load_matrix_text(read_text(sys.stdin.buffer, STDIN), STDIN, environ)
     try:
-        text = Path(file).read_text(encoding="utf-8")
+        with open(file, "rb") as stream:
+            text = read_text(stream, file)
     except FileNotFoundError:
         raise SpecError("no such file", file=file) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read: {exc}", file=file) from None
+    except IsADirectoryError:
+        raise SpecError("is a folder, not a matrix file", file=file) from None
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror or exc}", file=file) from None
     return load_matrix_text(text, file, environ)
+
+
+STDIN = "<stdin>"
+
+
+def read_text(stream: BinaryIO, file: str) -> str:
+    """A matrix's bytes as text: at most MAX_DOCUMENT_BYTES, UTF-8 (a BOM is allowed)."""
+    data = stream.read(MAX_DOCUMENT_BYTES + 1)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise SpecError(
+            f"the file is larger than the {MAX_DOCUMENT_BYTES:,} bytes a matrix may have",
+            file=file,
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be read (save the file as UTF-8)",
+            file=file,
+            line=line,
+            column=column,
+        ) from None
 
 
 def load_matrix_dict(data: Mapping[str, Any], file: str = "<dict>") -> LoadedMatrix:

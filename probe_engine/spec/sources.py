@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .common import HttpClient, Name, SpecModel
+from .common import EnvVars, Flag, HttpClient, Name, PositiveCount, SpecModel
 
 
 class PythonSourceOptions(SpecModel):
@@ -17,10 +17,10 @@ class PythonSourceOptions(SpecModel):
         None,
         description="Whose proxy rules to follow for HTTP (default: defaults.http_client).",
     )
-    trust_env: bool = Field(
+    trust_env: Flag = Field(
         True, description="Honour proxy variables at all (requests' Session.trust_env)."
     )
-    description: str | None = None
+    description: str | None = Field(None, description="What this source stands for.")
 
 
 def _check_agent_options(source: PythonSourceOptions, tool: str | None) -> None:
@@ -42,8 +42,12 @@ class ProcessSourceSpec(PythonSourceOptions):
     """A child Python process with its own environment (e.g. a task's proxy variables)."""
 
     kind: Literal["process"]
-    env: dict[str, str] = Field(default_factory=dict)
-    inherit_env: bool = Field(True, description="Start from this process's environment.")
+    env: EnvVars = Field(
+        default_factory=dict,
+        description="Environment variables of the child, e.g. HTTP_PROXY.",
+        examples=[{"HTTP_PROXY": "http://127.0.0.1:3128", "NO_PROXY": "10.0.0.0/8"}],
+    )
+    inherit_env: Flag = Field(True, description="Start from this process's environment.")
     python: str | None = Field(None, description="Interpreter to run (default: this one).")
 
 
@@ -54,10 +58,12 @@ class ShellSourceSpec(SpecModel):
     """A command-line tool run as a user would run it: curl, wget, bash's /dev/tcp, nc."""
 
     kind: Literal["shell"]
-    tool: ShellTool = "curl"
-    env: dict[str, str] = Field(default_factory=dict)
-    inherit_env: bool = True
-    description: str | None = None
+    tool: ShellTool = Field("curl", description="The tool that runs every probe.")
+    env: EnvVars = Field(
+        default_factory=dict, description="Environment variables of the tool, e.g. http_proxy."
+    )
+    inherit_env: Flag = Field(True, description="Start from this process's environment.")
+    description: str | None = Field(None, description="What this source stands for.")
 
 
 class NetnsSourceSpec(PythonSourceOptions):
@@ -70,8 +76,8 @@ class NetnsSourceSpec(PythonSourceOptions):
     tool: ShellTool | None = Field(
         None, description="Run this tool through the shell prober instead of the Python agent."
     )
-    env: dict[str, str] = Field(default_factory=dict)
-    inherit_env: bool = Field(True, description="Start from this process's environment.")
+    env: EnvVars = Field(default_factory=dict, description="Environment variables to add.")
+    inherit_env: Flag = Field(True, description="Start from this process's environment.")
     python: str | None = Field(None, description="Interpreter to run (default: this one).")
 
     @model_validator(mode="after")
@@ -112,7 +118,7 @@ class DockerSourceSpec(PythonSourceOptions):
     )
     python: str = Field("python3", description="Interpreter to look for in the container.")
     user: str | None = Field(None, description="Run as this user (`docker exec --user`).")
-    env: dict[str, str] = Field(
+    env: EnvVars = Field(
         default_factory=dict, description="Extra environment of the exec (`docker exec -e`)."
     )
 
@@ -147,7 +153,7 @@ class KubernetesSourceSpec(PythonSourceOptions):
         None, description="Run this tool through the shell prober instead of the Python agent."
     )
     python: str = Field("python3", description="The interpreter to run in the container.")
-    max_pods: int | None = Field(None, ge=1, description="Probe from at most this many pods.")
+    max_pods: PositiveCount | None = Field(None, description="Probe from at most this many pods.")
 
     @model_validator(mode="after")
     def _one_way_to_name_pods(self) -> KubernetesSourceSpec:

@@ -8,9 +8,22 @@ import typing
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from .common import Duration, Family, Port, SpecModel
+from .common import (
+    PORT_TEXT,
+    Duration,
+    Family,
+    Flag,
+    Headers,
+    Host,
+    HttpStatus,
+    Ndots,
+    Port,
+    SpecModel,
+    check_host,
+    whole_number_schema,
+)
 
 
 def expand_ports(items: list[Any]) -> list[int]:
@@ -23,13 +36,11 @@ def expand_ports(items: list[Any]) -> list[int]:
         if isinstance(item, int):
             low = high = item
         else:
-            text = str(item).strip()
-            low_text, dash, high_text = text.partition("-")
-            try:
-                low = int(low_text)
-                high = int(high_text) if dash else low
-            except ValueError:
-                raise ValueError(f"{item!r} is not a port or a range like 30000-30100") from None
+            match = _PORT_RANGE.fullmatch(str(item))
+            if match is None:
+                raise ValueError(f"{item!r} is not a port or a range like 30000-30100")
+            low = int(match["low"])
+            high = int(match["high"]) if match["high"] is not None else low
         if not (1 <= low <= 65535 and 1 <= high <= 65535):
             raise ValueError(f"{item!r}: ports run from 1 to 65535")
         if low > high:
@@ -41,28 +52,72 @@ def expand_ports(items: list[Any]) -> list[int]:
     return ports
 
 
+_PORT_RANGE = re.compile(r"(?P<low>[0-9]{1,9})(?:-(?P<high>[0-9]{1,9}))?")
+PortOrRange = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                whole_number_schema(1, 65535),
+                {"type": "string", "pattern": f"^{PORT_TEXT}-{PORT_TEXT}$"},
+            ]
+        }
+    ),
+]
+
+
+def check_url(value: str) -> str:
+    """An http(s) URL whose host is a DNS name or an IP address, with no spaces."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{value!r}: a URL has no spaces or control characters (write %20)")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError(f"{value!r} has no host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r} has a bad port") from None
+    if port == 0:
+        raise ValueError(f"{value!r} has a bad port")
+    try:
+        check_host(parts.hostname)
+    except ValueError as exc:
+        raise ValueError(f"{value!r}: {exc}") from None
+    return value
+
+
 def _http_method(value: str) -> str:
-    if not value.isalpha():
+    if not value.isascii() or not value.isalpha():
         raise ValueError(f"{value!r} is not an HTTP method")
     return value.upper()
 
 
-HttpMethod = Annotated[str, AfterValidator(_http_method)]
+HttpMethod = Annotated[
+    str,
+    AfterValidator(_http_method),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]+$", "examples": ["GET", "HEAD"]}),
+]
 
 
 class TargetOptions(SpecModel):
     timeout: Duration | None = Field(None, description="Per-cell timeout for this target.")
-    description: str | None = None
+    description: str | None = Field(None, description="What this target stands for.")
 
 
 class TcpTargetSpec(TargetOptions):
     """host:port, or host with a list of ports and ranges (one cell per port)."""
 
     kind: Literal["tcp"]
-    host: str = Field(min_length=1)
-    port: Port | None = None
-    ports: list[int | str] | None = None
-    family: Family = "any"
+    host: Host = Field(description="A DNS name or an IP address (no URL, no port).")
+    port: Port | None = Field(None, description="One port (or `ports:`).")
+    ports: list[PortOrRange] | None = Field(
+        None,
+        description='Ports and ranges, one column per port: [80, 443, "30000-30100"].',
+        examples=[[80, 443, "30000-30100"]],
+    )
+    family: Family = Field("any", description="Address family to connect with.")
 
     @field_validator("ports")
     @classmethod
@@ -87,40 +142,40 @@ class HttpTargetSpec(TargetOptions):
     """A URL; its host is resolved and connected to, then one request is sent."""
 
     kind: Literal["http"]
-    url: str
-    method: HttpMethod = "GET"
-    expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    verify_tls: bool = True
-    family: Family = "any"
+    url: str = Field(
+        description="An http:// or https:// URL.", examples=["http://127.0.0.1:8000/health"]
+    )
+    method: HttpMethod = Field("GET", description="The request's method.")
+    expect_status: list[HttpStatus] | None = Field(
+        None, description="HTTP statuses that count as ok (default: 2xx and 3xx)."
+    )
+    headers: Headers = Field(default_factory=dict, description="Request headers.")
+    verify_tls: Flag = Field(True, description="Check the server's certificate (https).")
+    family: Family = Field("any", description="Address family to connect with.")
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
-        if not parts.hostname:
-            raise ValueError(f"{value!r} has no host")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError(f"{value!r} has a bad port") from None
-        return value
+        return check_url(value)
 
 
 class DnsTargetSpec(TargetOptions):
     """A name to resolve, through the source's resolver or one nameserver queried directly."""
 
     kind: Literal["dns"]
-    name: str = Field(min_length=1)
-    family: Family = "any"
-    expect_addresses: list[str] | None = None
-    nameserver: str | None = Field(
-        None, description="host:port queried directly, e.g. 10.96.0.10:53"
+    name: Host = Field(description="The name to resolve.", examples=["api.default.svc"])
+    family: Family = Field("any", description="Which addresses to ask for.")
+    expect_addresses: list[str] | None = Field(
+        None, description="Addresses the answer must hold (else dns-error)."
     )
-    search: list[str] | None = Field(None, description="Search list, with nameserver only.")
-    ndots: int = Field(1, ge=0, le=15)
+    nameserver: str | None = Field(
+        None,
+        description="address:port of a nameserver queried directly (default: the source's "
+        "resolver).",
+        examples=["10.96.0.10:53"],
+    )
+    search: list[Host] | None = Field(None, description="Search list, with nameserver only.")
+    ndots: Ndots = Field(1, description="Dots a name needs to be tried as-is first.")
 
     @field_validator("expect_addresses")
     @classmethod
@@ -176,11 +231,13 @@ class KubernetesServiceSpec(TargetOptions):
         None, description=f"Which ways to probe (default: all: {', '.join(ALL_VIAS)})."
     )
     path: str | None = Field(None, description="An HTTP check on top of TCP, e.g. /health.")
-    scheme: Literal["http", "https"] = "http"
-    method: HttpMethod = "GET"
-    expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    verify_tls: bool = True
+    scheme: Literal["http", "https"] = Field("http", description="With path: the URL's scheme.")
+    method: HttpMethod = Field("GET", description="With path: the request's method.")
+    expect_status: list[HttpStatus] | None = Field(
+        None, description="HTTP statuses that count as ok (default: 2xx and 3xx)."
+    )
+    headers: Headers = Field(default_factory=dict, description="Request headers.")
+    verify_tls: Flag = Field(True, description="Check the server's certificate (https).")
 
     @field_validator("service")
     @classmethod

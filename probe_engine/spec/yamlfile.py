@@ -1,39 +1,42 @@
-"""Reads YAML keeping every node's position, so errors can say FILE:LINE:COL.
+"""Reads a matrix file's YAML into plain values, bounded, and knows where each value sits.
 
-libyaml's composer (CSafeLoader) gives nodes with marks fast; the walk below builds plain
-Python values, records each value's position by its path, rejects duplicate keys (PyYAML
-silently keeps the last) and substitutes ${NAME} / ${NAME:-default} from the environment.
+The values are built straight from libyaml's event stream (CParser), without PyYAML's node
+graph: one pass, no recursion, every limit (depth, values counted through aliases) checked as
+each event arrives, so a hostile file is refused before it costs anything. Plain scalars mean
+what YAML 1.2 says (scalars.py); mapping keys stay the text the user typed. Duplicate keys,
+aliases to nothing, unsupported tags and unset ${NAME}s are collected, each with its
+position, so one run reports them all. Positions of every value are only needed for errors:
+they are found by a second pass, the first time one is asked for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import yaml
+from yaml import events
 
-from ..errors import SpecError, SpecErrors
+from ..errors import SpecError
+from .limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_VALUES
+from .scalars import NOT_TEXT_START as _NOT_TEXT_START
+from .scalars import resolve_plain, resolve_tagged
 
 try:
-    _Loader: type = yaml.CSafeLoader
+    _Parser: type = yaml.CSafeLoader
 except AttributeError:  # PyYAML built without libyaml: slower, same result
-    _Loader = yaml.SafeLoader
+    _Parser = yaml.SafeLoader
 
-# Where a value sits in the document: its keys and list indexes from the root.
 KeyPath = tuple[str | int, ...]
 _VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\})")
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_STR_TAG = "tag:yaml.org,2002:str"
-# Scalars built by calling PyYAML's constructor directly: construct_object's bookkeeping
-# (recursion guard, memo of every node) costs more than the value itself, thousands of times.
-_PLAIN_SCALARS = {
-    f"tag:yaml.org,2002:{name}": yaml.constructor.SafeConstructor.yaml_constructors[
-        f"tag:yaml.org,2002:{name}"
-    ]
-    for name in ("int", "float", "bool", "null")
-}
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(f"{_CORE}{name}" for name in ("int", "float", "bool", "null"))
+_PLAIN_TAGS = frozenset({None, "!", f"{_CORE}str"})
+_MAP_TAGS = frozenset({None, "!", f"{_CORE}map"})
+_SEQ_TAGS = frozenset({None, "!", f"{_CORE}seq"})
 
 
 class Position(NamedTuple):
@@ -41,17 +44,26 @@ class Position(NamedTuple):
     column: int
 
 
+def _position(mark: Any) -> Position:
+    return Position(mark.line + 1, mark.column + 1)
+
+
+def dotted(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
 @dataclass
 class Document:
-    """Plain data plus where each value (and each mapping key) sits in the file.
-
-    Only an error needs a position, so positions are found from the YAML nodes (`root`) the
-    first time they are asked for: a valid 5000-target file never pays for 35,000 of them.
-    """
+    """Plain data, the problems found while reading it, and where each value sits."""
 
     data: Any
     file: str
-    root: yaml.Node | None = field(default=None, repr=False)
+    text: str | None = field(default=None, repr=False)
+    problems: list[SpecError] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
     _found: tuple[dict[KeyPath, Position], dict[KeyPath, Position]] | None = field(
         default=None, repr=False
     )
@@ -66,14 +78,15 @@ class Document:
 
     def _locate(self) -> tuple[dict[KeyPath, Position], dict[KeyPath, Position]]:
         if self._found is None:
-            walker = _Walker(self.file, {}, record=True)
-            if self.root is not None:
-                walker.walk(self.root, ())
-            self._found = (walker.positions, walker.key_positions)
+            builder = _Builder(self.file, {}, record=True)
+            if self.text is not None:
+                with contextlib.suppress(SpecError):  # only a file read cleanly is located
+                    builder.build(self.text)
+            self._found = (builder.positions, builder.key_positions)
         return self._found
 
     def position(self, path: KeyPath) -> Position | None:
-        """The position of the deepest node on `path` that exists."""
+        """The position of the deepest value on `path` that exists."""
         for end in range(len(path), -1, -1):
             found = self.positions.get(path[:end])
             if found is not None:
@@ -91,15 +104,35 @@ class Document:
         )
 
 
-def dotted(path: KeyPath) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+class _Anchor(NamedTuple):
+    value: Any
+    size: int  # values it stands for, aliases inside counted
+    text: str | None  # a scalar's text, usable as a key
 
 
-class _Walker:
-    """Builds the values (and the errors) of a node tree, or, with `record`, its positions."""
+_EXPECT_KEY: Any = object()  # a mapping waiting for its next key
+_MERGE: Any = object()  # the key `<<`: merge the value's mapping(s) here
+_DISCARD: Any = object()  # a key already reported (duplicate, not a name): drop its value
+
+
+class _Frame:
+    """A mapping or list being built."""
+
+    __slots__ = ("anchor", "is_key", "is_map", "key", "keys", "mark", "start", "value")
+
+    def __init__(self, value: Any, is_map: bool, anchor: str | None, start: int, mark: Any):
+        self.value = value
+        self.is_map = is_map
+        self.anchor = anchor
+        self.start = start  # the value count when it began: its size is the difference
+        self.mark = mark
+        self.key: Any = _EXPECT_KEY
+        self.is_key = False  # a list or mapping written where a key belongs: reported, dropped
+        self.keys: dict[str, Any] = {}  # explicit keys -> their mark (merged keys are not)
+
+
+class _Builder:
+    """One pass over the events: values, problems, and (with `record`) every position."""
 
     def __init__(self, file: str, environ: Mapping[str, str], record: bool = False) -> None:
         self.file = file
@@ -107,77 +140,273 @@ class _Walker:
         self.record = record
         self.positions: dict[KeyPath, Position] = {}
         self.key_positions: dict[KeyPath, Position] = {}
-        self.errors: list[SpecError] = []
-        self.constructor = yaml.constructor.SafeConstructor()
+        self.problems: list[SpecError] = []
+        self.replaced: list[str] = []  # fields whose value stands in for a reported problem
+        self.anchors: dict[str, _Anchor] = {}
+        self.open_anchors: set[str] = set()
+        self.stack: list[_Frame] = []
+        self.count = 0
+        self.root: Any = None
+        self.documents = 0
+        self.lost = False  # set by _path(): the value being built sits under a dropped key
 
-    def mark(self, node: yaml.Node) -> Position:
-        return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+    # -- the pass ---------------------------------------------------------------------------
 
-    def walk(self, node: yaml.Node, path: KeyPath) -> Any:
+    def build(self, text: str) -> Any:
+        parser = _Parser(text)
+        try:
+            self._events(parser)
+        except yaml.MarkedYAMLError as exc:
+            raise _syntax_error(exc, text, self.file) from None
+        except yaml.YAMLError as exc:
+            raise SpecError(f"invalid YAML: {exc}", file=self.file) from None
+        finally:
+            parser.dispose()
+        return self.root
+
+    def _events(self, parser: Any) -> None:
+        get_event = parser.get_event
+        Scalar, MappingStart, MappingEnd = (
+            events.ScalarEvent,
+            events.MappingStartEvent,
+            events.MappingEndEvent,
+        )
+        SequenceStart, SequenceEnd, Alias = (
+            events.SequenceStartEvent,
+            events.SequenceEndEvent,
+            events.AliasEvent,
+        )
+        while True:
+            event = get_event()
+            kind = event.__class__
+            if kind is Scalar:
+                self._scalar(event)
+            elif kind is MappingStart or kind is SequenceStart:
+                self._start(event, kind is MappingStart)
+            elif kind is MappingEnd or kind is SequenceEnd:
+                self._end()
+            elif kind is Alias:
+                self._alias(event)
+            elif kind is events.DocumentStartEvent:
+                self.documents += 1
+                if self.documents > 1:
+                    raise self._stop(
+                        event.start_mark, "one matrix per file: a second YAML document starts here"
+                    )
+            elif kind is events.StreamEndEvent:
+                return
+
+    def _count(self, size: int, mark: Any, alias: str | None = None) -> None:
+        self.count += size
+        if self.count > MAX_VALUES:
+            if alias is not None:
+                raise self._stop(
+                    mark,
+                    f"the alias *{alias} stands for {size:,} values: with it the file would "
+                    f"hold more than {MAX_VALUES:,} (aliases of aliases multiply)",
+                )
+            raise self._stop(mark, f"the file holds more than {MAX_VALUES:,} values")
+
+    def _scalar(self, event: Any) -> None:
+        # The hot path of a big file: kept flat (one call per scalar, no helpers).
+        self.count += 1
+        if self.count > MAX_VALUES:
+            self._count(0, event.start_mark)
+        stack = self.stack
+        frame = stack[-1] if stack else None
+        text = event.value
+        if frame is not None and frame.is_map and frame.key is _EXPECT_KEY:
+            self._key(frame, text, event, merge=not event.style and event.tag is None)
+            if event.anchor is not None:
+                self.anchors[event.anchor] = _Anchor(text, 1, text)
+            return
+        if event.tag is not None:
+            value = self._scalar_value(event)
+        elif event.style:
+            value = text
+            if event.style == '"' and "\x00" in text:
+                self._problem(event.start_mark, "a NUL character (\\0) has no place in a matrix")
+        elif text and text[0] not in _NOT_TEXT_START:
+            value = text
+        else:
+            value = resolve_plain(text)
+        if value.__class__ is str and "$" in value:
+            if frame is not None and frame.key == "kind" and "${" in value:
+                # The kind decides which keys are valid: an editor's schema must see it.
+                self._problem(event.start_mark, "write the kind itself, not a ${VARIABLE}")
+            value = self._interpolate(value, event.start_mark)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = _Anchor(value, 1, text)
+        if frame is not None and not self.record and not frame.is_map:
+            frame.value.append(value)
+        else:
+            self._add(value, event.start_mark)
+
+    def _scalar_value(self, event: Any) -> Any:
+        tag = event.tag
+        if tag in _PLAIN_TAGS:
+            return event.value
+        if tag in _SCALAR_TAGS:
+            name = tag[len(_CORE) :]
+            ok, value = resolve_tagged(name, event.value)
+            if not ok:
+                self._problem(event.start_mark, f"{event.value!r} is not a !!{name}")
+            return value
+        self._problem(event.start_mark, _unsupported_tag(tag))
+        return event.value
+
+    def _start(self, event: Any, is_map: bool) -> None:
+        self._count(1, event.start_mark)
+        if len(self.stack) >= MAX_DEPTH:
+            raise self._stop(
+                event.start_mark, f"nested more than {MAX_DEPTH} levels deep (a matrix needs 6)"
+            )
+        if event.tag not in (_MAP_TAGS if is_map else _SEQ_TAGS):
+            self._problem(event.start_mark, _unsupported_tag(event.tag))
+        if event.anchor is not None:
+            self.open_anchors.add(event.anchor)
+        frame = _Frame({} if is_map else [], is_map, event.anchor, self.count, event.start_mark)
+        if self.stack and self.stack[-1].is_map and self.stack[-1].key is _EXPECT_KEY:
+            parent = self.stack[-1]
+            self._problem(event.start_mark, "a key must be a name, not a list or a mapping")
+            parent.key = _DISCARD
+            frame.is_key = True
+        self.stack.append(frame)
+
+    def _end(self) -> None:
+        frame = self.stack.pop()
+        if frame.anchor is not None:
+            self.open_anchors.discard(frame.anchor)
+            self.anchors[frame.anchor] = _Anchor(frame.value, self.count - frame.start + 1, None)
+        if not frame.is_key:  # a key's value follows it, and is dropped with it
+            self._add(frame.value, frame.mark)
+
+    def _alias(self, event: Any) -> None:
+        name = event.anchor
+        mark = event.start_mark
+        anchor = self.anchors.get(name)
+        if anchor is None:
+            self._count(1, mark)
+            if name in self.open_anchors:
+                self._problem(mark, f"*{name} is inside the value it names: a recursive alias")
+            else:
+                self._problem(mark, f"*{name} names no anchor (define &{name} before it)")
+            anchor = _Anchor(None, 1, None)
+        else:
+            self._count(anchor.size, mark, alias=name)
+        frame = self.stack[-1] if self.stack else None
+        if frame is not None and frame.is_map and frame.key is _EXPECT_KEY:
+            if anchor.text is None:
+                self._problem(mark, f"*{name} cannot be a key: it names a list or a mapping")
+                frame.key = _DISCARD
+            else:
+                self._key(frame, anchor.text, event, merge=False)
+            return
+        self._add(anchor.value, mark)
+
+    # -- mappings ---------------------------------------------------------------------------
+
+    def _key(self, frame: _Frame, key: str, event: Any, merge: bool) -> None:
+        mark = event.start_mark
+        if merge and key == "<<":
+            frame.key = _MERGE
+            return
+        first = frame.keys.get(key)
+        if first is not None:
+            self._problem(
+                mark,
+                f"duplicate key {key!r} (first at line {first.line + 1})",
+                (*self._path(), key),
+                replaced=False,  # the first one stands, and is validated
+            )
+            frame.key = _DISCARD
+            return
+        frame.keys[key] = mark
+        frame.key = key
         if self.record:
-            self.positions[path] = self.mark(node)
-        if isinstance(node, yaml.MappingNode):
-            return self.mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.walk(item, (*path, index)) for index, item in enumerate(node.value)]
-        value = self.scalar(node)
-        if isinstance(value, str) and "$" in value:
-            value = self.interpolate(value, node, path)
-        return value
+            path = self._path()
+            if not self.lost:
+                self.key_positions[(*path, key)] = _position(mark)
 
-    def scalar(self, node: yaml.Node) -> Any:
-        if node.tag == _STR_TAG:
-            return node.value
-        construct = _PLAIN_SCALARS.get(node.tag)
-        if construct is not None:
-            return construct(self.constructor, node)
-        return self.constructor.construct_object(node, deep=True)  # timestamps, errors...
-
-    def mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                merged = self.walk(value_node, path)
-                for item in merged if isinstance(merged, list) else [merged]:
-                    if isinstance(item, dict):
-                        for key, value in item.items():
-                            result.setdefault(key, value)
-                continue
-            if not isinstance(key_node, yaml.ScalarNode):
-                self.fail(key_node, path, "keys must be plain names, not lists or mappings")
-                continue
-            key = self.scalar(key_node)
-            key = str(key) if not isinstance(key, str) else key
-            key_path = (*path, key)
-            if key in result:
-                if not self.record:
-                    first = self.first_key(node, path, key_path)
-                    message = f"duplicate key {key!r} (first at line {first.line})"
-                    self.fail(key_node, key_path, message)
-                continue
+    def _add(self, value: Any, mark: Any) -> None:
+        """A finished value, into the mapping or list that holds it (or as the root)."""
+        if not self.stack:
+            self.root = value
             if self.record:
-                self.key_positions[key_path] = self.mark(key_node)
-            result[key] = self.walk(value_node, key_path)
-        return result
+                self.positions[()] = _position(mark)
+            return
+        frame = self.stack[-1]
+        if not frame.is_map:
+            if self.record:
+                self._record((*self._path(), len(frame.value)), mark)
+            frame.value.append(value)
+            return
+        key = frame.key
+        frame.key = _EXPECT_KEY
+        if key.__class__ is str:
+            if self.record:
+                self._record((*self._path(), key), mark)
+            frame.value[key] = value  # an explicit key wins over a merged one
+        elif key is _MERGE:
+            self._merge(frame, value, mark)
 
-    def first_key(self, node: yaml.MappingNode, path: KeyPath, key_path: KeyPath) -> Position:
-        """Where a key first appears in a mapping (or in what it merges): an error's detail."""
-        finder = _Walker(self.file, {}, record=True)
-        finder.walk(node, path)
-        return finder.key_positions[key_path]
+    def _merge(self, frame: _Frame, value: Any, mark: Any) -> None:
+        merged = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, dict) for item in merged):
+            self._problem(mark, "<< merges a mapping, or a list of mappings, into this one")
+            return
+        for item in merged:
+            for key, item_value in item.items():
+                if key not in frame.keys and key not in frame.value:
+                    frame.value[key] = item_value
+                    if self.record:
+                        path = (*self._path(), key)
+                        if not self.lost:  # a merged key is shown where it is merged
+                            self.positions.setdefault(path, _position(mark))
+                            self.key_positions.setdefault(path, _position(mark))
 
-    def interpolate(self, text: str, node: yaml.Node, path: KeyPath) -> str:
+    def _record(self, path: KeyPath, mark: Any) -> None:
+        if not self.lost:
+            self.positions[path] = _position(mark)
+
+    def _path(self) -> KeyPath:
+        """The path of the innermost mapping or list (the frames' current keys and indices).
+
+        A mapping merged with `<<` (and the list of them) adds nothing: its keys land in the
+        mapping that merges them. Inside a dropped value (a duplicate key's) the path stops
+        where the drop is, and `self.lost` says so."""
+        path: list[str | int] = []
+        after_merge = False
+        self.lost = False
+        for parent in self.stack[:-1]:
+            if parent.is_map:
+                key = parent.key
+                if key is _MERGE:
+                    after_merge = True
+                    continue
+                if key.__class__ is not str:
+                    self.lost = True
+                    break
+                path.append(key)
+            elif not after_merge:
+                path.append(len(parent.value))
+            after_merge = False
+        return tuple(path)
+
+    # -- values -----------------------------------------------------------------------------
+
+    def _interpolate(self, text: str, mark: Any) -> str:
         def substitute(match: re.Match[str]) -> str:
             name = match.group("name")
             if name is None:
                 return "$"  # "$$" is a literal dollar
             value = self.environ.get(name)
-            if value is None or (value == "" and match.group("default") is not None):
-                if match.group("default") is not None:
-                    return match.group("default")
-                self.fail(
-                    node,
-                    path,
+            default = match.group("default")
+            if value is None or (value == "" and default is not None):
+                if default is not None:
+                    return default
+                self._problem(
+                    mark,
                     f"environment variable {name} is not set "
                     f"(write ${{{name}:-default}} for a fallback)",
                 )
@@ -186,9 +415,17 @@ class _Walker:
 
         return _VARIABLE.sub(substitute, text)
 
-    def fail(self, node: yaml.Node, path: KeyPath, message: str) -> None:
-        where = self.mark(node)
-        self.errors.append(
+    def _problem(
+        self, mark: Any, message: str, path: KeyPath | None = None, *, replaced: bool = True
+    ) -> None:
+        """Keep a problem. `replaced`: the value here is not what the user meant (an unset
+        variable left empty...), so validation's complaints about it would only repeat this."""
+        if self.record:
+            return
+        if path is None:
+            path = (*self._path(), *self._pending())
+        where = _position(mark)
+        self.problems.append(
             SpecError(
                 message,
                 file=self.file,
@@ -197,33 +434,77 @@ class _Walker:
                 field=dotted(path) or None,
             )
         )
+        if replaced:
+            self.replaced.append(dotted(path))
+
+    def _pending(self) -> KeyPath:
+        """The key or index the innermost frame is filling now, if it has one."""
+        if not self.stack:
+            return ()
+        frame = self.stack[-1]
+        if frame.is_map:
+            return (frame.key,) if frame.key.__class__ is str else ()
+        return (len(frame.value),)
+
+    def _stop(self, mark: Any, message: str) -> SpecError:
+        where = _position(mark)
+        return SpecError(message, file=self.file, line=where.line, column=where.column)
+
+
+def _unsupported_tag(tag: str) -> str:
+    shown = "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
+    return (
+        f"the tag {shown} is not supported here "
+        "(a matrix holds text, numbers, true/false, null, lists and mappings)"
+    )
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> SpecError:
+    mark = exc.problem_mark or exc.context_mark
+    problem = " ".join(filter(None, [exc.problem, exc.context and f"({exc.context})"]))
+    message = f"invalid YAML: {problem}"
+    if mark is not None and _tab_near(text, mark.line, mark.column):
+        message += (
+            "; the line holds a tab: YAML indents with spaces only, replace each tab by spaces"
+        )
+    return SpecError(
+        message,
+        file=file,
+        line=mark.line + 1 if mark else None,
+        column=mark.column + 1 if mark else None,
+    )
+
+
+def _tab_near(text: str, line: int, column: int) -> bool:
+    lines = text.splitlines()
+    if 0 <= line < len(lines):
+        return "\t" in lines[line][: column + 1] or lines[line][column : column + 1] == "\t"
+    return False
+
+
+def check_size(text: str, file: str) -> bytes:
+    """The text as UTF-8, refused above MAX_DOCUMENT_BYTES."""
+    data = text.encode("utf-8", errors="surrogateescape")
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise SpecError(
+            f"the file is {len(data):,} bytes: more than the {MAX_DOCUMENT_BYTES:,} a matrix "
+            "may have",
+            file=file,
+        )
+    return data
 
 
 def load_document(text: str, file: str, environ: Mapping[str, str]) -> Document:
-    """Parse `text`; raise SpecError (with its position) for invalid YAML, duplicate keys
-    and unset variables."""
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(filter(None, [exc.problem, exc.context and f"({exc.context})"]))
-        raise SpecError(
-            f"invalid YAML: {problem}",
-            file=file,
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
-        ) from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"invalid YAML: {exc}", file=file) from None
-    walker = _Walker(file, environ)
-    if node is None:
+    """Parse `text` into a Document; raise SpecError for what stops reading (invalid YAML, a
+    limit); other problems (duplicate keys, unset variables...) are kept in `problems`."""
+    check_size(text, file)
+    builder = _Builder(file, environ)
+    data = builder.build(text)
+    if builder.documents == 0:
         raise SpecError(
             "the file is empty: expected a mapping with sources and targets",
             file=file,
             line=1,
             column=1,
         )
-    data = walker.walk(node, ())
-    if walker.errors:
-        raise SpecErrors(sorted(walker.errors, key=lambda e: (e.line or 0, e.column or 0)))
-    return Document(data, file, node)
+    return Document(data, file, text, builder.problems, builder.replaced)
