@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -104,10 +105,11 @@ def _check_references(document: Document, data: dict[str, Any]) -> list[SpecErro
 
 
 def _pattern_matches(pattern: str, names: list[str]) -> bool:
-    # A row of a fanned-out source is named "source/instance": the source name decides here.
+    # A row of a fanned-out source is "source/instance", a column "target:port" or
+    # "target/via": the name before the separator decides here.
+    declared = re.split(r"[:/]", pattern, maxsplit=1)[0]
     return any(
-        fnmatch.fnmatchcase(name, pattern.split("/", 1)[0]) or fnmatch.fnmatchcase(name, pattern)
-        for name in names
+        fnmatch.fnmatchcase(name, declared) or fnmatch.fnmatchcase(name, pattern) for name in names
     )
 
 
