@@ -27,11 +27,11 @@ BAD_INPUTS: dict[str, list[str]] = {
         "2:12: defaults.timeout: '2 minutes' is not a duration: use ms, s, m or h (500ms, 2s, 1m30s, 1h) or a number of seconds",
     ],
     "bad-header.yaml": [
-        "4:57: targets.api.headers.X Token: 'X Token' is not a header name (letters, digits and -, no spaces)",
+        "4:57: targets.api.headers[\"X Token\"]: 'X Token' is not a header name (letters, digits and -, no spaces)",
         "4:79: targets.api.headers.X-Ok: 'b\\nInjected: c': a header value holds no line breaks or control characters",
     ],
     "bad-name.yaml": [
-        "2:3: sources.here and there: 'here and there' is not a valid name: use letters, digits, '.', '_' and '-'",
+        "2:3: sources[\"here and there\"]: 'here and there' is not a valid name: use letters, digits, '.', '_' and '-'",
     ],
     "bad-port-range.yaml": [
         "4:45: targets.scan.ports: '900-100': a range goes from low to high",

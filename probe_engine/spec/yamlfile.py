@@ -12,6 +12,7 @@ they are found by a second pass, the first time one is asked for.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,10 +49,20 @@ def _position(mark: Any) -> Position:
     return Position(mark.line + 1, mark.column + 1)
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.*-]*")
+
+
 def dotted(path: KeyPath) -> str:
+    """sources.here.env, targets["a b"].port, expect[0]: a key that is not a plain name is
+    shown quoted, so that a message stays one line whatever the file holds."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _PLAIN_KEY.fullmatch(part):
+            text += f".{part}" if text else part
+        else:
+            text += f"[{json.dumps(part)}]"
     return text
 
 
@@ -158,8 +169,20 @@ class _Builder:
             self._events(parser)
         except yaml.MarkedYAMLError as exc:
             raise _syntax_error(exc, text, self.file) from None
+        except yaml.reader.ReaderError as exc:
+            line = text.count("\n", 0, exc.position) + 1
+            column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+            code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+            raise SpecError(
+                f"invalid YAML: the control character U+{code:04X} is not allowed in YAML text "
+                '(in double quotes, write it as an escape such as "\\t")',
+                file=self.file,
+                line=line,
+                column=column,
+            ) from None
         except yaml.YAMLError as exc:
-            raise SpecError(f"invalid YAML: {exc}", file=self.file) from None
+            problem = " ".join(str(exc).split())
+            raise SpecError(f"invalid YAML: {problem}", file=self.file) from None
         finally:
             parser.dispose()
         return self.root
