@@ -3,8 +3,10 @@ a suite that silently skips its labs would pass while testing nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -44,3 +46,47 @@ def cell(result: MatrixResult, source: str, target: str) -> CellResult:
     found = result.grid().get((source, target))
     assert found is not None, f"no cell {source} x {target} in {sorted(result.grid())}"
     return found
+
+
+def reports_invalid_for_the_schema(folder: Path) -> list[str]:
+    """Every report.json under `folder` (any *.json with a schema_version), checked against
+    `probe-engine schema --report`: one line per report that does not fit, with why."""
+    import jsonschema
+
+    from probe_engine.spec.schema import report_schema
+
+    validator = jsonschema.Draft202012Validator(report_schema())
+    problems = []
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            document = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(document, dict) or "schema_version" not in document:
+            continue
+        for error in validator.iter_errors(document):
+            where = "/".join(str(p) for p in error.absolute_path)
+            problems.append(f"{path}: {where}: {error.message[:200]}")
+            break
+    return problems
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every report the suite wrote (they all live under pytest's temporary folder) must fit
+    report.json's published schema; a report that does not fails the run."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or getattr(factory, "_basetemp", None) is None:
+        return
+    folder = factory.getbasetemp()
+    problems = reports_invalid_for_the_schema(folder)
+    checked = sum(1 for _ in folder.rglob("*.json"))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"report.json schema: {checked} JSON files under {folder} checked, "
+            f"{len(problems)} reports do not fit"
+        )
+        for line in problems:
+            reporter.write_line(f"  {line}", red=True)
+    if problems:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from probe_engine.demo.fixtures import LoopbackLab
 
@@ -134,3 +137,96 @@ def test_version() -> None:
     run = probe_engine("--version")
     assert run.returncode == 0
     assert run.stdout.startswith("probe-engine, version ")
+
+
+def _listener() -> socket.socket:
+    """A real listener that counts, by its accept queue, whether anything connected."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.setblocking(False)
+    return server
+
+
+def _nothing_connected(server: socket.socket) -> bool:
+    try:
+        connection, _ = server.accept()
+    except BlockingIOError:
+        return True
+    connection.close()
+    return False
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        ("file", "cannot write in {out}: it is a file, not a folder"),
+        ("under-a-file", "cannot write in {out}: part of it is a file"),
+        ("folder-in-the-way", "cannot write {out}/report.json: a folder is in the way"),
+    ],
+)
+def test_an_unwritable_out_fails_before_any_probe_is_sent(
+    tmp_path: Path, make: str, problem: str
+) -> None:
+    server = _listener()
+    port = server.getsockname()[1]
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(
+        f"sources: {{a: {{kind: local}}}}\ntargets: {{db: {{kind: tcp, host: 127.0.0.1, port: {port}}}}}\n"
+    )
+    (tmp_path / "plain-file").write_text("not a folder")
+    out = {
+        "file": tmp_path / "plain-file",
+        "under-a-file": tmp_path / "plain-file" / "reports",
+        "folder-in-the-way": tmp_path / "reports",
+    }[make]
+    if make == "folder-in-the-way":
+        (out / "report.json").mkdir(parents=True)
+    with server:
+        run = probe_engine("run", str(matrix), "--out", str(out))
+        assert _nothing_connected(server), "a probe was sent before --out was checked"
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [f"probe-engine: --out: {problem.format(out=out)}"]
+    assert (tmp_path / "plain-file").read_text() == "not a folder"
+
+
+def test_run_reads_the_matrix_from_stdin(tmp_path: Path, loopback: LoopbackLab) -> None:
+    text = f"sources: {{a: {{kind: local}}}}\ntargets: {{db: {{kind: tcp, host: 127.0.0.1, port: {loopback.closed_port}}}}}\n"
+    run = subprocess.run(
+        [sys.executable, "-m", "probe_engine", "run", "-", "--out", str(tmp_path), "--output", "none"],
+        input=text, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["matrix"]["path"] == "<stdin>"
+    assert report["cells"][0]["status"] == "refused"
+    bad = subprocess.run(
+        [sys.executable, "-m", "probe_engine", "run", "-", "--out", str(tmp_path / "x")],
+        input="sources: {a: {kind: lokal}}\n", capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [
+        "<stdin>:1:1: targets: required",
+        "<stdin>:1:15: sources.a.kind: unknown kind 'lokal': did you mean 'local'? (expected one "
+        "of: local, process, shell, netns, docker, kubernetes)",
+    ]
+    assert not (tmp_path / "x").exists()
+
+
+def test_render_reads_a_report_from_stdin(tmp_path: Path) -> None:
+    saved = (Path(__file__).parent / "data" / "reports" / "result.json").read_text()
+    run = subprocess.run(
+        [sys.executable, "-m", "probe_engine", "render", "-", "--format", "markdown"],
+        input=saved, capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "wrote report.md"
+    assert (tmp_path / "report.md").stat().st_size > 100
+    bad = subprocess.run(
+        [sys.executable, "-m", "probe_engine", "render", "-"],
+        input="{}", capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("<stdin>: not a probe-engine report: ")
+    assert len(bad.stderr.splitlines()) == 1

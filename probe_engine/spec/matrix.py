@@ -32,6 +32,7 @@ class CellPattern(SpecModel):
 class Expectation(CellPattern):
     status: Status | list[Status] = Field(
         description="The status the cells must have, or a list of statuses any of which will do.",
+        json_schema_extra={"minItems": 1},
         examples=["ok", ["refused", "timeout"]],
     )
 

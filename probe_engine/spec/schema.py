@@ -41,12 +41,7 @@ def matrix_schema() -> dict[str, Any]:
     """The matrix file's JSON Schema (draft 2020-12)."""
     schema = Matrix.model_json_schema()
     _walk(schema)
-    return {
-        "$schema": DRAFT,
-        "title": "probe-engine matrix",
-        **schema,
-        "examples": [EXAMPLE],
-    }
+    return {**schema, "$schema": DRAFT, "title": "probe-engine matrix", "examples": [EXAMPLE]}
 
 
 def report_schema() -> dict[str, Any]:
@@ -55,7 +50,7 @@ def report_schema() -> dict[str, Any]:
     from ..results import MatrixResult
 
     schema = MatrixResult.model_json_schema(mode="serialization")
-    return {"$schema": DRAFT, "title": "probe-engine report.json", **schema}
+    return {**schema, "$schema": DRAFT, "title": "probe-engine report.json"}
 
 
 def _walk(schema: dict[str, Any]) -> None:

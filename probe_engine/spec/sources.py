@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from .common import EnvVars, Flag, HttpClient, Name, PositiveCount, SpecModel
 
@@ -66,10 +67,19 @@ class ShellSourceSpec(SpecModel):
     description: str | None = Field(None, description="What this source stands for.")
 
 
+# In the schema, what _check_agent_options says: with `tool:`, no option of the Python agent.
+_NO_AGENT_OPTIONS_WITH_TOOL: JsonDict = {
+    "if": {"required": ["tool"], "properties": {"tool": {"not": {"type": "null"}}}},
+    "then": {"properties": {"python": False, "http_client": False, "trust_env": False}},
+}
+
+
 class NetnsSourceSpec(PythonSourceOptions):
     """A Linux network namespace (`ip netns`): the agent, or with `tool:` a shell tool, runs
     inside it as `ip netns exec NAME ...` does, so /etc/netns/NAME/resolv.conf, hosts and
     nsswitch.conf apply as they would to a container there. Needs root (CAP_SYS_ADMIN)."""
+
+    model_config = ConfigDict(json_schema_extra=_NO_AGENT_OPTIONS_WITH_TOOL)
 
     kind: Literal["netns"]
     name: Name = Field(description="The namespace, as `ip netns list` shows it.")
@@ -100,6 +110,13 @@ class DockerSourceSpec(PythonSourceOptions):
     """A running container, exactly as `docker exec` would reach it: the agent (python3, if
     the image has it; otherwise a shell tool), or with `tool:` that tool, runs inside it.
     `compose:` fans out to every container of a Compose service, one row each."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            **_NO_AGENT_OPTIONS_WITH_TOOL,
+            "oneOf": [{"required": ["container"]}, {"required": ["compose"]}],
+        }
+    )
 
     kind: Literal["docker"]
     container: Name | None = Field(None, description="Container name or id.")
@@ -141,9 +158,20 @@ class KubernetesSourceSpec(PythonSourceOptions):
     in the container, the shell prober runs instead (curl, wget, nc or bash, whichever is
     there); `tool:` runs that tool through the shell prober from the start."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            **_NO_AGENT_OPTIONS_WITH_TOOL,
+            "oneOf": [{"required": ["pod"]}, {"required": ["selector"]}],
+        }
+    )
+
     kind: Literal["kubernetes"]
     pod: str | None = Field(None, description="One pod, by name.")
-    selector: str | None = Field(None, description='A label selector, e.g. "app=airflow-worker".')
+    selector: str | None = Field(
+        None,
+        description='A label selector, e.g. "app=airflow-worker".',
+        json_schema_extra={"pattern": r"\S"},
+    )
     namespace: str | None = Field(
         None,
         description="Default: kubernetes.namespace, else the context's namespace, else default.",

@@ -8,9 +8,18 @@ import typing
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from .common import (
+    IPV4_PATTERN,
+    IPV6_PATTERN,
     PORT_TEXT,
     Duration,
     Family,
@@ -101,6 +110,14 @@ HttpMethod = Annotated[
 ]
 
 
+IpAddressText = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "anyOf": [{"pattern": IPV4_PATTERN}, {"pattern": IPV6_PATTERN}]}
+    ),
+]
+
+
 class TargetOptions(SpecModel):
     timeout: Duration | None = Field(None, description="Per-cell timeout for this target.")
     description: str | None = Field(None, description="What this target stands for.")
@@ -109,12 +126,17 @@ class TargetOptions(SpecModel):
 class TcpTargetSpec(TargetOptions):
     """host:port, or host with a list of ports and ranges (one cell per port)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["port"]}, {"required": ["ports"]}]}
+    )
+
     kind: Literal["tcp"]
     host: Host = Field(description="A DNS name or an IP address (no URL, no port).")
     port: Port | None = Field(None, description="One port (or `ports:`).")
     ports: list[PortOrRange] | None = Field(
         None,
         description='Ports and ranges, one column per port: [80, 443, "30000-30100"].',
+        json_schema_extra={"minItems": 1},
         examples=[[80, 443, "30000-30100"]],
     )
     family: Family = Field("any", description="Address family to connect with.")
@@ -143,7 +165,9 @@ class HttpTargetSpec(TargetOptions):
 
     kind: Literal["http"]
     url: str = Field(
-        description="An http:// or https:// URL.", examples=["http://127.0.0.1:8000/health"]
+        description="An http:// or https:// URL.",
+        examples=["http://127.0.0.1:8000/health"],
+        json_schema_extra={"pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+[^\s]*$"},
     )
     method: HttpMethod = Field("GET", description="The request's method.")
     expect_status: list[HttpStatus] | None = Field(
@@ -165,9 +189,20 @@ class DnsTargetSpec(TargetOptions):
     kind: Literal["dns"]
     name: Host = Field(description="The name to resolve.", examples=["api.default.svc"])
     family: Family = Field("any", description="Which addresses to ask for.")
-    expect_addresses: list[str] | None = Field(
-        None, description="Addresses the answer must hold (else dns-error)."
-    )
+    expect_addresses: (
+        list[
+            Annotated[
+                str,
+                WithJsonSchema(
+                    {
+                        "anyOf": [{"pattern": IPV4_PATTERN}, {"pattern": IPV6_PATTERN}],
+                        "type": "string",
+                    }
+                ),
+            ]
+        ]
+        | None
+    ) = Field(None, description="Addresses the answer must hold (else dns-error).")
     nameserver: str | None = Field(
         None,
         description="address:port of a nameserver queried directly (default: the source's "
@@ -219,18 +254,37 @@ class KubernetesServiceSpec(TargetOptions):
     """A Service, looked up live in the API server; one column per way of reaching it."""
 
     kind: Literal["kubernetes-service"]
-    service: str = Field(description="The Service's name.")
+    service: str = Field(
+        description="The Service's name.", json_schema_extra={"pattern": _SERVICE_NAME.pattern}
+    )
     namespace: str | None = Field(
         None,
         description="Default: kubernetes.namespace, else the context's namespace, else default.",
     )
-    port: int | str | None = Field(
-        None, description="The Service port, by number or name (default: its first port)."
-    )
+    port: (
+        Annotated[
+            int | str,
+            WithJsonSchema(
+                {
+                    "anyOf": [
+                        whole_number_schema(1, 65535),
+                        {"type": "string", "pattern": _PORT_NAME.pattern},
+                    ]
+                }
+            ),
+        ]
+        | None
+    ) = Field(None, description="The Service port, by number or name (default: its first port).")
     via: list[Via] | None = Field(
-        None, description=f"Which ways to probe (default: all: {', '.join(ALL_VIAS)})."
+        None,
+        description=f"Which ways to probe (default: all: {', '.join(ALL_VIAS)}).",
+        json_schema_extra={"minItems": 1, "uniqueItems": True},
     )
-    path: str | None = Field(None, description="An HTTP check on top of TCP, e.g. /health.")
+    path: str | None = Field(
+        None,
+        description="An HTTP check on top of TCP, e.g. /health.",
+        json_schema_extra={"pattern": "^/"},
+    )
     scheme: Literal["http", "https"] = Field("http", description="With path: the URL's scheme.")
     method: HttpMethod = Field("GET", description="With path: the request's method.")
     expect_status: list[HttpStatus] | None = Field(

@@ -145,9 +145,9 @@ class _Frame:
 class _Builder:
     """One pass over the events: values, problems, and (with `record`) every position."""
 
-    def __init__(self, file: str, environ: Mapping[str, str], record: bool = False) -> None:
+    def __init__(self, file: str, environ: Mapping[str, str] | None, record: bool = False) -> None:
         self.file = file
-        self.environ = environ
+        self.environ = environ  # None: ${NAME}s stay as written (what an editor sees)
         self.record = record
         self.positions: dict[KeyPath, Position] = {}
         self.key_positions: dict[KeyPath, Position] = {}
@@ -253,7 +253,7 @@ class _Builder:
             value = text
         else:
             value = resolve_plain(text)
-        if value.__class__ is str and "$" in value:
+        if value.__class__ is str and "$" in value and self.environ is not None:
             if frame is not None and frame.key == "kind" and "${" in value:
                 # The kind decides which keys are valid: an editor's schema must see it.
                 self._problem(event.start_mark, "write the kind itself, not a ${VARIABLE}")
@@ -419,11 +419,13 @@ class _Builder:
     # -- values -----------------------------------------------------------------------------
 
     def _interpolate(self, text: str, mark: Any) -> str:
+        environ = self.environ or {}
+
         def substitute(match: re.Match[str]) -> str:
             name = match.group("name")
             if name is None:
                 return "$"  # "$$" is a literal dollar
-            value = self.environ.get(name)
+            value = environ.get(name)
             default = match.group("default")
             if value is None or (value == "" and default is not None):
                 if default is not None:
@@ -515,6 +517,13 @@ def check_size(text: str, file: str) -> bytes:
             file=file,
         )
     return data
+
+
+def read_yaml(text: str, file: str = "<yaml>") -> Any:
+    """The values of a YAML text as the matrix loader reads them (YAML 1.2, bounded), with
+    ${NAME}s left as written: what an editor's schema check sees."""
+    check_size(text, file)
+    return _Builder(file, None).build(text)
 
 
 def load_document(text: str, file: str, environ: Mapping[str, str]) -> Document:
