@@ -208,7 +208,7 @@ def test_run_reads_the_matrix_from_stdin(tmp_path: Path, loopback: LoopbackLab) 
     assert bad.returncode == 2
     assert bad.stderr.splitlines() == [
         "<stdin>:1:1: targets: required",
-        "<stdin>:1:15: sources.a.kind: unknown kind 'lokal': did you mean 'local'? (expected one "
+        "<stdin>:1:21: sources.a.kind: unknown kind 'lokal': did you mean 'local'? (expected one "
         "of: local, process, shell, netns, docker, kubernetes)",
     ]
     assert not (tmp_path / "x").exists()
