@@ -9,16 +9,19 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import SpecError, SpecErrors
-from .cells import check_cell_count
 from .limits import MAX_DOCUMENT_BYTES, MAX_ERRORS
-from .matrix import Matrix
-from .messages import describe, message, model_at
 from .yamlfile import Document, KeyPath, check_size, load_document
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from .matrix import Matrix
+
+# pydantic and the models are imported by validate_data, once a file has been read: a file
+# refused while reading (not YAML, past a limit) is answered without them.
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ def _value_at(data: Any, path: KeyPath) -> Any:
 
 
 def _validation_errors(document: Document, exc: ValidationError) -> list[SpecError]:
+    from .matrix import Matrix
+    from .messages import message, model_at
+
     errors: list[SpecError] = []
     seen_paths: set[KeyPath] = set()
     for error in exc.errors():
@@ -143,6 +149,12 @@ def _raise_all(document: Document, errors: list[SpecError]) -> None:
 def validate_data(document: Document) -> Matrix:
     """Every problem of the document at once (reading, values, references, size), in file
     order; the Matrix when there is none."""
+    from pydantic import ValidationError
+
+    from .cells import check_cell_count
+    from .matrix import Matrix
+    from .messages import describe
+
     errors = list(document.problems)
     data = document.data
     if not isinstance(data, dict):
