@@ -14,9 +14,12 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from probe_engine import SpecError
 from probe_engine.demo.fixtures import LoopbackLab
+from probe_engine.spec import load_matrix_text
 from probe_engine.spec.schema import matrix_schema, report_schema
 from probe_engine.spec.yamlfile import read_yaml
 
@@ -192,3 +195,126 @@ expect: [{target: closed, status: refused}]
     assert (tmp_path / "out" / "report.json").exists()
     assert reports_invalid_for_the_schema(tmp_path) == []
     assert reports_invalid_for_the_schema(REPO / "tests" / "data" / "reports") == []
+
+
+# -- the schema and validate agree -------------------------------------------------------------
+# Matrices built from values each field may or may not take (no value whose verdict only
+# validate can reach: see NOT_FOR_A_SCHEMA); the schema must accept exactly those validate does.
+
+ENVIRON = {
+    "PORT": "80",
+    "HOST": "127.0.0.1",
+    "DURATION": "2s",
+    "FAMILY": "any",
+    "FLAG": "true",
+    "URL": "http://127.0.0.1/",
+    "METHOD": "GET",
+    "TOOL": "curl",
+    "N": "8",
+    "STATUS": "ok",
+}
+# field -> (values validate accepts, values it refuses), per kind.
+HOST = (
+    ["127.0.0.1", "::1", "api.example.com", "my_svc", "localhost.", "${HOST}"],
+    ["a b", "http://x", "[::1]", "x:80", "1.2.3.300", "-a", "", 5, True, None, "10.0.0"],
+)
+DURATION = (
+    ["2s", "1m30s", 2, 0.5, "${DURATION}", "500ms", "1h"],
+    ["0s", "2 s", -1, True, "1s1m", "", "1m30"],
+)
+FLAG = ([True, False, "true", "FALSE", "${FLAG}"], ["yes", "no", "on", 1, None, "1"])
+FIELDS: dict[str, dict[str, tuple[list[Any], list[Any]]]] = {
+    "tcp": {
+        "host": HOST,
+        "port": ([1, 65535, "80", "080", "${PORT}"], [0, 65536, "x", True, 1.5, "-1", " 80", None]),
+        "timeout": DURATION,
+        "family": (["any", "ipv4", "${FAMILY}"], ["ipv5", 4]),
+        "description": (["x", "${HOST}"], [5, True]),
+    },
+    "http": {
+        "url": (["http://127.0.0.1/", "HTTPS://a.b:8443/x?y", "${URL}", "http://[::1]:80/"],
+                ["ftp://x", "http://a b/", "http:///x", 5, "127.0.0.1"]),
+        "verify_tls": FLAG,
+        "expect_status": ([[200], [100, 599], ["200"], []], [[99], [600], "200", [True]]),
+        "method": (["GET", "post", "${METHOD}"], ["G ET", 5, ""]),
+        "headers": ([{"X-A": "b"}, {}], [{"X A": "b"}, {"X": "a\nb"}, {"X": 5}]),
+        "timeout": DURATION,
+    },
+    "dns": {
+        "name": HOST,
+        "nameserver": (["10.96.0.10:53", "10.96.0.10", "[::1]:53", "::1"],
+                       ["x:53", "10.0.0.1:99999", "10.0.0.1:0", 53]),
+        "ndots": ([0, 15, "5"], [16, -1, "x", 1.0]),
+        "expect_addresses": ([["127.0.0.1"], ["::1"], []], [["x"], "127.0.0.1"]),
+    },
+    "local": {"trust_env": FLAG, "http_client": (["requests", "curl"], ["x", 1])},
+    "process": {
+        "env": ([{"A": "b"}, {"A": "${HOST}"}, {}], [{"A": 5}, {"A=B": "c"}, {"A": None}]),
+        "python": (["python3"], [5]),
+        "inherit_env": FLAG,
+    },
+    "shell": {"tool": (["curl", "nc", "${TOOL}"], ["telnet", 5]), "inherit_env": FLAG},
+    "defaults": {
+        "timeout": DURATION,
+        "concurrency": ([1, 100000, "8", "${N}"], [0, 100001, 2.0, "x"]),
+        "http_client": (["requests", "httpx"], ["wget"]),
+    },
+    "expect": {"status": (["ok", ["ok", "refused"], "${STATUS}", ["${STATUS}"]], [[], "bad", 5])},
+}  # fmt: skip
+REQUIRED = {"tcp": ["host", "port"], "http": ["url"], "dns": ["name"], "expect": ["status"]}
+
+
+@st.composite
+def _thing(draw: st.DrawFn, kind: str, damage: bool) -> dict[str, Any]:
+    """A valid `kind` (a few optional fields), or with `damage` one field refused."""
+    fields = FIELDS[kind]
+    chosen = set(REQUIRED.get(kind, [])) | set(
+        draw(st.lists(st.sampled_from(sorted(fields)), max_size=3))
+    )
+    thing: dict[str, Any] = {} if kind in ("defaults", "expect") else {"kind": kind}
+    for name in sorted(chosen):
+        thing[name] = draw(st.sampled_from(fields[name][0]))
+    if damage:
+        name = draw(st.sampled_from(sorted(fields)))
+        thing[name] = draw(st.sampled_from(fields[name][1]))
+    return thing
+
+
+@st.composite
+def _matrices(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid matrix, or one with one mistake (a refused value, both port and ports,
+    neither, a missing key, a name that is not a name)."""
+    damaged = draw(st.sampled_from(["none", "source", "target", "defaults", "expect", "shape"]))
+    source = draw(_thing(draw(st.sampled_from(["local", "process", "shell"])), damaged == "source"))
+    kind = draw(st.sampled_from(["tcp", "http", "dns"]))
+    target = draw(_thing(kind, damaged == "target"))
+    matrix: dict[str, Any] = {"sources": {"a": source}, "targets": {"t": target}}
+    if damaged == "defaults" or draw(st.booleans()):
+        matrix["defaults"] = draw(_thing("defaults", damaged == "defaults"))
+    if damaged == "expect" or draw(st.booleans()):
+        matrix["expect"] = [draw(_thing("expect", damaged == "expect"))]
+    if damaged == "shape":
+        mistake = draw(st.sampled_from(["both ports", "no port", "bad name", "no kind", "v2"]))
+        if mistake == "both ports":
+            matrix["targets"]["t"] = {"kind": "tcp", "host": "h", "port": 1, "ports": [2]}
+        elif mistake == "no port":
+            matrix["targets"]["t"] = {"kind": "tcp", "host": "h"}
+        elif mistake == "bad name":
+            matrix["targets"] = {"x y": target}
+        elif mistake == "no kind":
+            del source["kind"]
+        else:
+            matrix["version"] = draw(st.sampled_from([2, "1", True]))
+    return matrix
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(_matrices())
+def test_the_schema_accepts_exactly_what_validate_accepts(matrix: dict[str, Any]) -> None:
+    try:
+        load_matrix_text(json.dumps(matrix), "m.json", ENVIRON)
+        verdict = "valid"
+    except SpecError as exc:
+        verdict = f"refused: {exc}"
+    errors = schema_errors(matrix)
+    assert (verdict == "valid") == (errors == []), f"validate {verdict}; schema: {errors}"

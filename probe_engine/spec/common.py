@@ -70,7 +70,7 @@ def _duration_text(text: str) -> float:
 _DIGITS = re.compile(r"[0-9]{1,18}")
 
 
-def _whole_number(value: Any) -> Any:
+def whole_number(value: Any) -> Any:
     """An int as written, or digits as text (a quoted or ${VARIABLE} port)."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a whole number")
@@ -79,6 +79,8 @@ def _whole_number(value: Any) -> Any:
             return int(value)
         raise ValueError(f"{value!r} is not a whole number")
     if isinstance(value, float):
+        if value.is_integer():  # 8080.0: JSON Schema's integer, so ours too
+            return int(value)
         raise ValueError(f"{value!r} is not a whole number")
     return value
 
@@ -110,7 +112,7 @@ def whole_number_schema(minimum: int, maximum: int | None = None) -> dict[str, A
 
 def _whole(minimum: int, maximum: int | None = None) -> tuple[Any, ...]:
     return (
-        BeforeValidator(_whole_number),
+        BeforeValidator(whole_number),
         Field(ge=minimum, le=maximum),
         WithJsonSchema(whole_number_schema(minimum, maximum)),
     )

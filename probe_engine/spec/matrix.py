@@ -63,7 +63,7 @@ class KubernetesSettings(SpecModel):
 
 
 def _version(value: Any) -> Any:
-    if value != 1 or value.__class__ is not int:
+    if value != 1 or value.__class__ not in (int, float):
         raise ValueError(f"{describe(value)} is not a version this probe-engine reads (write 1)")
     return value
 

@@ -31,6 +31,7 @@ from .common import (
     Port,
     SpecModel,
     check_host,
+    whole_number,
     whole_number_schema,
 )
 
@@ -306,18 +307,22 @@ class KubernetesServiceSpec(TargetOptions):
     @field_validator("port", mode="before")
     @classmethod
     def _port(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError(f"{value!r} is not a port number or name")
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        if isinstance(value, int) and not 1 <= value <= 65535:
+        if value is None:
+            return None
+        if isinstance(value, str) and not value.isdigit():
+            if not _PORT_NAME.match(value):
+                raise ValueError(
+                    f"{value!r} is neither a port number nor a port name (lower-case letters, "
+                    "digits and '-', at most 15)"
+                )
+            return value
+        try:
+            number = whole_number(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a port number or name") from None
+        if not isinstance(number, int) or not 1 <= number <= 65535:
             raise ValueError(f"{value!r}: ports run from 1 to 65535")
-        if isinstance(value, str) and not _PORT_NAME.match(value):
-            raise ValueError(
-                f"{value!r} is neither a port number nor a port name (lower-case letters, "
-                "digits and '-', at most 15)"
-            )
-        return value
+        return number
 
     @field_validator("via")
     @classmethod
