@@ -212,6 +212,7 @@ ENVIRON = {
     "TOOL": "curl",
     "N": "8",
     "STATUS": "ok",
+    "NS": "10.96.0.10:53",
 }
 # field -> (values validate accepts, values it refuses), per kind.
 HOST = (
@@ -242,7 +243,7 @@ FIELDS: dict[str, dict[str, tuple[list[Any], list[Any]]]] = {
     },
     "dns": {
         "name": HOST,
-        "nameserver": (["10.96.0.10:53", "10.96.0.10", "[::1]:53", "::1"],
+        "nameserver": (["10.96.0.10:53", "10.96.0.10", "[::1]:53", "::1", "${NS}"],
                        ["x:53", "10.0.0.1:99999", "10.0.0.1:0", 53]),
         "ndots": ([0, 15, "5"], [16, -1, "x", 1.0]),
         "expect_addresses": ([["127.0.0.1"], ["::1"], []], [["x"], "127.0.0.1"]),

@@ -87,6 +87,12 @@ def _object(schema: dict[str, Any]) -> None:
 def _allow_variables(schema: dict[str, Any]) -> None:
     """Where a value is a closed scalar (a number, a flag, an enum, a pattern), add the
     ${...} alternative; go into lists, maps and unions to find such values."""
+    if "anyOf" in schema and "pattern" in schema:
+        # A pattern beside `X | None` (a field's json_schema_extra) belongs to the text.
+        pattern = schema.pop("pattern")
+        for option in schema["anyOf"]:
+            if option.get("type") == "string":
+                option["pattern"] = pattern
     if "anyOf" in schema or "oneOf" in schema:
         options = schema.get("anyOf") or schema.get("oneOf") or []
         if all(_is_closed_scalar(option) or option.get("type") == "null" for option in options):

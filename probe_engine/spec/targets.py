@@ -111,6 +111,11 @@ HttpMethod = Annotated[
 ]
 
 
+# 10.96.0.10, 10.96.0.10:53, [fd00::10]:53, or fd00::10 (port 53 when none is given).
+NAMESERVER_PATTERN = (
+    f"^(?:{IPV4_PATTERN[1:-1]}(?::{PORT_TEXT})?|\\[{IPV6_PATTERN[1:-1]}\\]:{PORT_TEXT}"
+    f"|{IPV6_PATTERN[1:-1]})$"
+)
 IpAddressText = Annotated[
     str,
     WithJsonSchema(
@@ -208,6 +213,7 @@ class DnsTargetSpec(TargetOptions):
         None,
         description="address:port of a nameserver queried directly (default: the source's "
         "resolver).",
+        json_schema_extra={"pattern": NAMESERVER_PATTERN},
         examples=["10.96.0.10:53"],
     )
     search: list[Host] | None = Field(None, description="Search list, with nameserver only.")
