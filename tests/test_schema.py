@@ -309,7 +309,7 @@ def _matrices(draw: st.DrawFn) -> dict[str, Any]:
     return matrix
 
 
-@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(_matrices())
 def test_the_schema_accepts_exactly_what_validate_accepts(matrix: dict[str, Any]) -> None:
     try:

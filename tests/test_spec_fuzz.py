@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from probe_engine.cli import cli
 
 FUZZ = settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     derandomize=True,
     database=None,
