@@ -11,7 +11,9 @@ Measures, in one run on the same loopback ports (see bench/README.md for the met
   3. the peak RSS of a 10,000-cell run (`probe-engine run`, reports written) in a child;
   4. `probe-engine --version` start-up time;
   5. matrix load+validate time for a 5000-target file against PyYAML's loaders, and its share
-     of the whole run.
+     of the whole run;
+  6. what each speed-up of probe_engine/speedups.py saves: the collector's time in a 10,000-cell
+     CLI run with and without the frozen heap, a result's repr brief and in full.
 Prints a table (value, baseline, ratio, target, PASS/MISS) and writes bench/results.json.
 Timed values are the best of N rounds (other processes only ever add time on a shared
 machine), medians alongside; every sample is in the JSON. Every loop is bounded in count and
@@ -44,6 +46,7 @@ from typing import Any
 
 import anyio
 import yaml
+from pydantic import BaseModel
 
 from probe_engine import MatrixResult, RunOptions, load_matrix, run_matrix
 from probe_engine.diagnose import diagnose
@@ -450,6 +453,85 @@ def memory(bench: Bench) -> None:
     ]
 
 
+# --- 6. speed-ups (probe_engine/speedups.py) ---------------------------------------------
+
+# The CLI in a fresh process, the collector's time summed through gc.callbacks; "off" runs it
+# with speedups.frozen_heap replaced by a context that does nothing.
+_COLLECTOR = """
+import contextlib, gc, sys, time
+import probe_engine.speedups as speedups
+if sys.argv[2] == "off":
+    speedups.frozen_heap = contextlib.nullcontext
+spent = [0.0, 0.0]
+def watch(phase, info):
+    if phase == "start":
+        spent[1] = time.process_time()
+    else:
+        spent[0] += time.process_time() - spent[1]
+gc.callbacks.append(watch)
+from probe_engine.cli import main
+try:
+    main(["run", sys.argv[1], "--out", sys.argv[3], "--no-progress", "--output", "none"])
+except SystemExit:
+    pass
+print(spent[0])
+"""
+
+
+def collector_seconds(path: Path, mode: str, out: Path) -> float:
+    argv = [sys.executable, "-c", _COLLECTOR, str(path), mode, str(out)]
+    done = subprocess.run(
+        argv,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=CLEAN_ENV,
+        cwd=HERE.parent,
+        timeout=180,
+    )
+    return float(done.stdout.split()[-1])
+
+
+def speedups(bench: Bench) -> None:
+    print("6. speed-ups ...", flush=True)
+    path = bench.work / "scan10k.yaml"  # written by the memory measure
+    cells = len(load_matrix(path).matrix.sources) * len(bench.ports)
+    frozen: list[float] = []
+    plain: list[float] = []
+    for _ in range(min(3, bench.repeats)):  # interleaved: a burst of load hits both
+        frozen.append(collector_seconds(path, "on", bench.work / "gc-on"))
+        plain.append(collector_seconds(path, "off", bench.work / "gc-off"))
+    _load, _run, result = run_engine(path)
+    brief = [timed(partial(repr, result))[0] for _ in range(bench.repeats)]
+    full = [timed(partial(BaseModel.__repr__, result))[0] for _ in range(min(3, bench.repeats))]
+    del result
+    bench.raw["speedups"] = {
+        "cells": cells,
+        "collector_s_frozen_heap": frozen,
+        "collector_s_without": plain,
+        "repr_s_brief": brief,
+        "repr_s_pydantic": full,
+    }
+    bench.rows += [
+        Row(
+            "6",
+            f"collector time, probe-engine run of {cells:,} cells + reports, frozen heap",
+            best(frozen),
+            "s",
+            f"without frozen_heap {best(plain):.3f} s",
+            best(frozen) / best(plain) if best(plain) else None,
+        ),
+        Row(
+            "6",
+            f"  repr of the {cells:,}-cell result (asyncio makes it at each anyio.run exit)",
+            best(brief) * 1000,
+            "ms",
+            f"pydantic's own repr {best(full) * 1000:.0f} ms",
+            best(brief) / best(full) if best(full) else None,
+        ),
+    ]
+
+
 # --- 4. start-up --------------------------------------------------------------------------
 
 
@@ -556,6 +638,8 @@ def fmt(value: float, unit: str) -> str:
         return f"{value:.3f} s"
     if unit == "MB":
         return f"{value:.1f} MB"
+    if unit == "ms":
+        return f"{value:.2f} ms"
     if unit == "%":
         return f"{value:.1f} %"
     return f"{value:g} {unit}"
@@ -619,6 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             memory(bench)
             startup(bench)
             loading(bench)
+            speedups(bench)
         finally:
             listeners.close()
     busy1, total1 = system_cpu()

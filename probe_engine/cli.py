@@ -7,7 +7,6 @@ Exit status: 0 expectations met, 1 some unmet (or a wait timed out), 2 bad input
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -117,18 +116,17 @@ def execute(
     import anyio
 
     from .reports.terminal import LiveProgress, print_result
+    from .speedups import frozen_heap
 
-    # What exists now (the loaded matrix, imported modules) lives for the whole run: keep the
-    # collector from scanning it again and again while thousands of results are made.
-    gc.freeze()
     console = _console(stderr=output == "json")
     live = progress and console.is_terminal
-    if live:
-        with LiveProgress(console) as handler:
-            result = anyio.run(_run_with_signals, loaded, options, handler)
-    else:
-        result = anyio.run(_run_with_signals, loaded, options, None)
-    written = _write(result, out, formats, basename) if out is not None else []
+    with frozen_heap():  # the run, then its reports: thousands of objects made, none freed
+        if live:
+            with LiveProgress(console) as handler:
+                result = anyio.run(_run_with_signals, loaded, options, handler)
+        else:
+            result = anyio.run(_run_with_signals, loaded, options, None)
+        written = _write(result, out, formats, basename) if out is not None else []
     if output == "json":
         click.echo(result.model_dump_json(indent=2))
     elif output == "table":

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .speedups import brief_repr
 from .status import Status
 
 SCHEMA_VERSION = 1
@@ -180,14 +181,7 @@ class MatrixResult(ResultModel):
     targets: list[TargetInfo] = Field(default_factory=list)
     cells: list[CellResult] = Field(default_factory=list)
 
-    def __repr__(self) -> str:
-        # Short on purpose: Python 3.11's asyncio formats the main task's result into a
-        # message at the end of every anyio.run() (signal.getsignal on its SIGINT handler),
-        # and the full repr of a 5000-cell run takes a second or more.
-        return (
-            f"MatrixResult(cells={len(self.cells)}, by_status={self.summary.by_status}, "
-            f"exit_status={self.exit_status}, duration_s={self.duration_s})"
-        )
+    __repr__ = brief_repr  # see speedups.brief_repr: asyncio formats it at every run's end
 
     def rows(self) -> list[str]:
         """Row names in matrix order."""
