@@ -295,9 +295,13 @@ def _matrices(draw: st.DrawFn) -> dict[str, Any]:
     if damaged == "expect" or draw(st.booleans()):
         matrix["expect"] = [draw(_thing("expect", damaged == "expect"))]
     if damaged == "shape":
-        mistake = draw(st.sampled_from(["both ports", "no port", "bad name", "no kind", "v2"]))
+        mistake = draw(
+            st.sampled_from(["both ports", "no port", "null port", "bad name", "no kind", "v2"])
+        )
         if mistake == "both ports":
             matrix["targets"]["t"] = {"kind": "tcp", "host": "h", "port": 1, "ports": [2]}
+        elif mistake == "null port":  # not a mistake: a null is no value, for both
+            matrix["targets"]["t"] = {"kind": "tcp", "host": "h", "port": None, "ports": [2]}
         elif mistake == "no port":
             matrix["targets"]["t"] = {"kind": "tcp", "host": "h"}
         elif mistake == "bad name":

@@ -277,6 +277,16 @@ Family = Literal["any", "ipv4", "ipv6"]
 HttpClient = Literal["requests", "httpx", "urllib", "curl"]
 
 
+def exactly_one_of(first: str, second: str) -> dict[str, Any]:
+    """JSON Schema for "give exactly one of `first` or `second`" (a null counts as not given,
+    as it does for the model)."""
+
+    def given(name: str) -> dict[str, Any]:
+        return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+    return {"oneOf": [given(first), given(second)]}
+
+
 class SpecModel(BaseModel):
     """Every declared thing: unknown keys are errors, values are strict (no silent
     conversion of 8080 to "8080" or of "yes" to true), values never change after loading."""

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
-from .common import EnvVars, Flag, HttpClient, Name, PositiveCount, SpecModel
+from .common import EnvVars, Flag, HttpClient, Name, PositiveCount, SpecModel, exactly_one_of
 
 
 class PythonSourceOptions(SpecModel):
@@ -114,7 +114,7 @@ class DockerSourceSpec(PythonSourceOptions):
     model_config = ConfigDict(
         json_schema_extra={
             **_NO_AGENT_OPTIONS_WITH_TOOL,
-            "oneOf": [{"required": ["container"]}, {"required": ["compose"]}],
+            **exactly_one_of("container", "compose"),
         }
     )
 
@@ -161,7 +161,7 @@ class KubernetesSourceSpec(PythonSourceOptions):
     model_config = ConfigDict(
         json_schema_extra={
             **_NO_AGENT_OPTIONS_WITH_TOOL,
-            "oneOf": [{"required": ["pod"]}, {"required": ["selector"]}],
+            **exactly_one_of("pod", "selector"),
         }
     )
 

@@ -31,6 +31,7 @@ from .common import (
     Port,
     SpecModel,
     check_host,
+    exactly_one_of,
     whole_number,
     whole_number_schema,
 )
@@ -132,9 +133,7 @@ class TargetOptions(SpecModel):
 class TcpTargetSpec(TargetOptions):
     """host:port, or host with a list of ports and ranges (one cell per port)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": ["port"]}, {"required": ["ports"]}]}
-    )
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("port", "ports"))
 
     kind: Literal["tcp"]
     host: Host = Field(description="A DNS name or an IP address (no URL, no port).")
