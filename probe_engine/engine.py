@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import anyio
 
 from ._version import __version__
+from .agent.plans import Plan
 from .diagnose import diagnose
 from .errors import EngineError, ProbeEngineError
 from .invariants import broken_invariants
@@ -89,7 +90,7 @@ class _Collector:
         self.faults = faults
         self.rows: dict[str, SourceInfo] = {}
         self.results: dict[tuple[str, str], CellResult] = {}
-        self.plans: dict[str, Mapping[str, Any] | None] = {}  # by column, once resolved
+        self.plans: dict[str, Plan | None] = {}  # by column, once resolved
         # Cells answered without probing, per source, once its rows are known: columns that
         # could not be resolved, and tunnels on our loopback that the source cannot reach.
         self.held: dict[str, list[tuple[CellRequest, Status, str]]] = {}
@@ -255,7 +256,7 @@ async def run_matrix(
                     if plan is None:
                         status, message = request.column.error or ("target-error", "unresolved")
                         collector.hold(request, status, message)
-                    elif plan.get("local_only") and not SOURCES[kind].shares_loopback:
+                    elif request.column.local_only and not SOURCES[kind].shares_loopback:
                         collector.hold(request, "source-error", LOCAL_ONLY.format(kind=kind))
                     else:
                         batches.setdefault(request.source, []).append(request)

@@ -9,12 +9,13 @@ into a source-error naming the broken invariant and the run exits 3.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
+from .agent.address import hostport, ip_literal
+from .agent.plans import Plan
 from .results import CellResult, CheckRecord
+from .status import FAILED, STATUSES
 
 # The phases a cell of each target kind may record, in order of appearance.
 CHECKS_OF_KIND: Mapping[str, frozenset[str]] = {
@@ -23,14 +24,14 @@ CHECKS_OF_KIND: Mapping[str, frozenset[str]] = {
     "http": frozenset({"dns", "tcp", "http"}),
 }
 # Statuses that are not answers from the network: they need no check behind them.
-NOT_ANSWERS = frozenset({"source-error", "target-error", "cancelled"})
+NOT_ANSWERS = frozenset(STATUSES) - FAILED - {"ok"}
 
 
-def broken_invariants(cell: CellResult, plan: Mapping[str, Any] | None) -> list[str]:
+def broken_invariants(cell: CellResult, plan: Plan | None) -> list[str]:
     """Why `cell` cannot be a true result of `plan` (empty when it can)."""
     if plan is None:
         return []
-    kind = str(plan.get("kind"))
+    kind = plan["kind"]
     allowed = CHECKS_OF_KIND.get(kind)
     problems: list[str] = []
     if allowed is not None:
@@ -44,7 +45,7 @@ def broken_invariants(cell: CellResult, plan: Mapping[str, Any] | None) -> list[
         said = f"{failed.name} {failed.status}" if failed else "every check ok"
         problems.append(f"the cell says {cell.status} but its checks say {said}")
     if kind == "dns":
-        host = str(plan.get("host"))
+        host = plan["host"]
         if not any(c.name == "dns" and _same_name(c.host, host) for c in cell.checks):
             problems.append(f"a dns cell has no dns check for its own name {host}")
     elif kind in ("tcp", "http") and cell.status == "ok":
@@ -54,7 +55,7 @@ def broken_invariants(cell: CellResult, plan: Mapping[str, Any] | None) -> list[
     return problems
 
 
-def _connected_problems(cell: CellResult, plan: Mapping[str, Any]) -> list[str]:
+def _connected_problems(cell: CellResult, plan: Plan) -> list[str]:
     """An ok tcp or http cell connected to an address of its own target and port (or of the
     proxy its client chose)."""
     proxied = cell.proxy is not None and cell.proxy.used
@@ -63,10 +64,10 @@ def _connected_problems(cell: CellResult, plan: Mapping[str, Any]) -> list[str]:
         addresses: Sequence[str] = ()
         role = "proxy"
     else:
-        host, port = str(plan.get("host") or ""), _int(plan.get("port"))
-        addresses = [str(a) for a in plan.get("addresses") or ()]
+        host, port = plan["host"], plan.get("port")
+        addresses = plan.get("addresses") or ()
         role = "target"
-    wanted = f"{'the proxy ' if proxied else ''}{_hostport(host, port)}"
+    wanted = f"{'the proxy ' if proxied else ''}{hostport(host, port)}"
     for check in cell.checks:
         if check.name != "tcp" or check.status != "ok" or (check.role or "target") != role:
             continue
@@ -74,7 +75,7 @@ def _connected_problems(cell: CellResult, plan: Mapping[str, Any]) -> list[str]:
             continue
         if _address_of(check, host, addresses, cell.checks):
             return []
-    return [f"an ok {plan.get('kind')} cell has no tcp check that connected to {wanted}"]
+    return [f"an ok {plan['kind']} cell has no tcp check that connected to {wanted}"]
 
 
 def _address_of(
@@ -88,7 +89,7 @@ def _address_of(
         return True
     if addresses:
         return any(_same_address(address, a) for a in addresses)
-    if _is_literal(host) or _same_name(address, host):
+    if ip_literal(host) is not None or _same_name(address, host):
         return _same_address(address, host) or _same_name(address, host)
     lookups = [c for c in checks if c.name == "dns" and _same_name(c.host, host)]
     if not lookups:
@@ -112,29 +113,6 @@ def _same_name(one: str | None, other: str) -> bool:
     return (one or "").rstrip(".").lower() == other.rstrip(".").lower()
 
 
-def _is_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 def _same_address(one: str, other: str) -> bool:
-    try:
-        return ipaddress.ip_address(one.strip("[]")) == ipaddress.ip_address(other.strip("[]"))
-    except ValueError:
-        return False
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _hostport(host: str, port: int | None) -> str:
-    if port is None:
-        return host
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    address = ip_literal(one)
+    return address is not None and address == ip_literal(other)

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from .agent.plans import Plan
 from .kube import KubeHandle, KubeOverrides
 from .spec import Matrix
 from .status import Status
@@ -22,19 +23,21 @@ from .status import Status
 class Column:
     """One column of the matrix: a target (or one port / one `via` of it) made concrete.
 
-    `plan` is what the agent runs: {"kind": "tcp"|"http"|"dns", host, port, url, addresses...}.
-    A target that could not be made concrete has no plan and an `error` instead.
+    `plan` is what the agent runs (agent.plans.Plan). A target that could not be made concrete
+    has no plan and an `error` instead. `local_only`: the plan names this machine's loopback
+    (a port-forward tunnel), which only sources probing from here can reach.
     """
 
     name: str
     target_name: str
     kind: str
     endpoint: str
-    plan: Mapping[str, Any] | None
+    plan: Plan | None
     timeout: float | None = None
     via: str | None = None
     facts: Mapping[str, Any] = field(default_factory=dict)
     error: tuple[Status, str] | None = None
+    local_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,14 @@ class CellRequest:
     source: str
     column: Column
     timeout: float
+
+    @property
+    def plan(self) -> Plan:
+        """The column's plan. Every cell a source runs has one: the engine answers the cells
+        of columns that could not be made concrete itself."""
+        if self.column.plan is None:
+            raise ValueError(f"column {self.column.name} has no plan: {self.column.error}")
+        return self.column.plan
 
 
 @dataclass

@@ -300,7 +300,7 @@ def test_each_via_becomes_its_own_column_with_a_concrete_plan(
     # the tunnel: loopback of this machine, never to be probed from inside a pod
     assert plans["port-forward"]["host"] == "127.0.0.1"
     assert plans["port-forward"]["port"] != backend
-    assert plans["port-forward"]["local_only"] is True
+    assert [name for name, c in columns.items() if c.local_only] == ["api/port-forward"]
     for name, column in columns.items():
         assert column.via == name.split("/")[1]
         assert column.kind == "kubernetes-service"

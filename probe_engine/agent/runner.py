@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Mapping, Tuple
 from . import dns as dns_check
 from .clients import HttpClient
 from .http import http_exchange, warm_up
+from .plans import Batch, CellOrder, Plan
 from .proxy import proxy_address
 from .tcp import Attempt, Connector, raise_fd_limit
 
@@ -116,9 +117,9 @@ class Cell:
         "tls",
     )
 
-    def __init__(self, spec: Mapping[str, Any], default_timeout: float) -> None:
+    def __init__(self, spec: CellOrder, default_timeout: float) -> None:
         self.id = spec["id"]
-        self.plan: Mapping[str, Any] = spec["plan"]
+        self.plan: Plan = spec["plan"]
         self.timeout = float(spec.get("timeout") or default_timeout)
         self.checks: list[dict[str, Any]] = []
         self.proxy: dict[str, Any] | None = None
@@ -138,7 +139,7 @@ class Cell:
         self.may_block = False
 
 
-def _may_block(plan: Mapping[str, Any]) -> bool:
+def _may_block(plan: Plan) -> bool:
     """Whether a cell may need a worker thread: a lookup, a nameserver query or a request.
     A tcp connect to an address needs none (the selector does it)."""
     if plan["kind"] != "tcp":
@@ -153,7 +154,7 @@ class Runner:
 
     def __init__(
         self,
-        request: Mapping[str, Any],
+        request: Batch,
         emit: Emit,
         stop: threading.Event | None = None,
         env: Mapping[str, str] | None = None,
@@ -169,7 +170,7 @@ class Runner:
         )
         # Cells are made as they start, and dropped once reported: a large batch keeps only
         # the cells in flight alive.
-        self.specs: list[Mapping[str, Any]] = list(request.get("cells", []))
+        self.specs: list[CellOrder] = list(request.get("cells", []))
         self.emit = emit
         self.stop = stop or threading.Event()
         self.selector = selectors.DefaultSelector()
@@ -204,7 +205,7 @@ class Runner:
         # HTTP cells start once their client is ready (its library imported, its CAs loaded:
         # up to a few tenths of a second): that is the process starting, not the network,
         # and must not eat into a cell's timeout. The other cells start at once.
-        held: list[Mapping[str, Any]] = []
+        held: list[CellOrder] = []
         ready = [not any(s["plan"]["kind"] == "http" for s in self.specs)]
         if not ready[0]:
             self.workers.submit(warm_up, (self.client,), {}, lambda _r: ready.__setitem__(0, True))
@@ -560,7 +561,7 @@ def _copy_record(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_batch(
-    request: Mapping[str, Any],
+    request: Batch,
     emit: Emit,
     stop: threading.Event | None = None,
     env: Mapping[str, str] | None = None,

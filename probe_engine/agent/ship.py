@@ -17,6 +17,7 @@ SHIPPED = (
     "address",
     "classify",
     "proxy_rules",
+    "plans",
     "proxy",
     "clients",
     "tls",

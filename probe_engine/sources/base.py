@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 from anyio.abc import AsyncResource
 from pydantic import TypeAdapter
 
+from ..agent.plans import Batch, CellOrder
 from ..agent.proxy import redact
 from ..model import CellRequest, RunContext
 from ..results import CellResult, SourceInfo
@@ -67,17 +68,19 @@ class Source(AsyncResource):
     def http_client(self) -> str:
         return getattr(self.spec, "http_client", None) or self.settings.http_client
 
-    def agent_request(self, batch: Sequence[CellRequest]) -> dict[str, Any]:
-        """The batch as the agent reads it."""
-        return {
-            "concurrency": self.settings.concurrency,
-            "timeout": self.settings.timeout,
-            "http_client": self.http_client(),
-            "trust_env": getattr(self.spec, "trust_env", True),
-            "cells": [
-                {"id": r.id, "timeout": r.timeout, "plan": dict(r.column.plan or {})} for r in batch
+    def agent_request(self, batch: Sequence[CellRequest]) -> Batch:
+        """The batch as the agent reads it (cells without a plan never reach a source)."""
+        return Batch(
+            concurrency=self.settings.concurrency,
+            timeout=self.settings.timeout,
+            http_client=self.http_client(),
+            trust_env=getattr(self.spec, "trust_env", True),
+            cells=[
+                CellOrder(id=r.id, timeout=r.timeout, plan=r.column.plan)
+                for r in batch
+                if r.column.plan is not None
             ],
-        }
+        )
 
     def row_info(self, row: str | None = None, **fields: Any) -> SourceInfo:
         return SourceInfo(name=row or self.name, source_name=self.name, kind=self.kind, **fields)

@@ -144,7 +144,7 @@ def _gone(exc: BaseException) -> bool:
 def _target_hosts(batch: Sequence[CellRequest]) -> list[str]:
     hosts: list[str] = []
     for request in batch:
-        plan = request.column.plan or {}
+        plan = request.plan
         hosts.extend(str(a) for a in plan.get("addresses") or [])
         if plan.get("host"):
             hosts.append(str(plan["host"]))

@@ -163,7 +163,7 @@ class ProberSession(Session):
         if data["duration_ms"] is None:  # no nanosecond clock there: time of arrival
             data["duration_ms"] = (time.monotonic() - self.begun) * 1000.0
         proxy = data.get("proxy")
-        url = str((request.column.plan or {}).get("url", ""))
+        url = request.plan.get("url", "")
         upper = bool(self.env and self.env.get("HTTP_PROXY")) and url.startswith("http:")
         if proxy is not None and upper and proxy.get("variable") != "HTTP_PROXY":
             proxy["ignored"] = ["HTTP_PROXY"]  # set, and curl never reads it (httpoxy)

@@ -23,6 +23,7 @@ from ..agent.classify import (
     status_for_errno,
 )
 from ..agent.http import status_matches
+from ..agent.plans import Plan
 from ..agent.proxy import redact
 from ..model import CellRequest
 from .curl_verbose import proxy_record, self_connected, tls_record, write_out
@@ -53,9 +54,8 @@ def _field(value: Any) -> str:
 def request_lines(batch: Sequence[CellRequest]) -> bytes:
     lines = []
     for request in batch:
-        plan = request.column.plan or {}
-        kind = plan.get("kind", "tcp")
-        mode = kind if kind in ("tcp", "http", "dns") else "tcp"
+        plan = request.plan
+        mode = plan["kind"]
         headers = SEPARATOR.join(f"{k}: {v}" for k, v in (plan.get("headers") or {}).items())
         host = plan.get("host", "")
         if plan.get("addresses"):
@@ -119,7 +119,7 @@ def _failure(rc: int, words: str) -> tuple[str, int | None]:
 
 
 def _curl_checks(
-    plan: dict[str, Any], rc: int, extra: str, text: str
+    plan: Plan, rc: int, extra: str, text: str
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """curl's connect attempts and answer, and the proxy record as curl told it."""
     checks: list[dict[str, Any]] = []
@@ -200,7 +200,7 @@ def _curl_checks(
     return checks, told
 
 
-def _judge_http(record: dict[str, Any], code: int, plan: dict[str, Any], via_proxy: bool) -> None:
+def _judge_http(record: dict[str, Any], code: int, plan: Plan, via_proxy: bool) -> None:
     record["http_status"] = code
     expect = plan.get("expect_status")
     if status_matches(code, expect):
@@ -212,9 +212,7 @@ def _judge_http(record: dict[str, Any], code: int, plan: dict[str, Any], via_pro
         record.update(status="http-error", message=f"HTTP {code} (expected {wanted})")
 
 
-def _plain_checks(
-    plan: dict[str, Any], tool: str, rc: int, extra: str, text: str
-) -> list[dict[str, Any]]:
+def _plain_checks(plan: Plan, tool: str, rc: int, extra: str, text: str) -> list[dict[str, Any]]:
     """nc, bash and wget: one connect, then for http the status line if there was one."""
     host, port = plan.get("host", ""), plan.get("port")
     words = _message(text)
@@ -255,9 +253,7 @@ def _plain_checks(
     return [_connect_record(status, number, message, host, port)]
 
 
-def _dns_checks(
-    plan: dict[str, Any], tool: str, rc: int, extra: str, text: str
-) -> list[dict[str, Any]]:
+def _dns_checks(plan: Plan, tool: str, rc: int, extra: str, text: str) -> list[dict[str, Any]]:
     addresses = [a for a in extra.split() if a and a != "-"]
     record: dict[str, Any] = {
         "name": "dns",
@@ -297,7 +293,7 @@ def classify_line(
     _marker, _id, tool, rc_text, ms, extra, text = fields[:7]
     rc = int(rc_text) if rc_text.lstrip("-").isdigit() else 127
     extra = "" if extra == "-" else extra
-    plan = dict(request.column.plan or {})
+    plan = request.plan.copy()
     if plan.get("addresses"):
         plan["host"] = plan["addresses"][0]
     proxy = None

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 
 from ..agent.address import hostport
+from ..agent.plans import Plan
 from ..kube import CHANNEL_PROTOCOL, KubeApiError, KubeClient, KubeError, explain
 from ..model import Column, RunContext
 from ..spec.targets import KubernetesServiceSpec, Via
@@ -413,17 +414,18 @@ class _Builder:
         self, via: Via, host: str, port: int, addresses: Sequence[str] = (), **extra: Any
     ) -> Column:
         spec = self.spec
-        plan: dict[str, Any] = {"kind": "tcp", "host": host, "port": port, "family": "any"}
-        if addresses:
-            plan["addresses"] = list(addresses)
+        plan = Plan(kind="tcp", host=host, port=port, family="any")
         shown = list(addresses) or [host]
         endpoint = ", ".join(hostport(a, port) for a in shown[:4])
         if len(shown) > 4:
             endpoint += f" (+{len(shown) - 4} more)"
         if spec.path is not None:
             url = f"{spec.scheme}://{hostport(host, port)}{spec.path}"
-            plan.update(
+            plan = Plan(
                 kind="http",
+                host=host,
+                port=port,
+                family="any",
                 url=url,
                 method=spec.method,
                 expect_status=spec.expect_status,
@@ -431,10 +433,8 @@ class _Builder:
                 verify=spec.verify_tls,
             )
             endpoint = url if len(shown) == 1 else f"{url} ({len(shown)} addresses)"
-        if via in TUNNELLED:
-            # Only the machine running the engine can reach its loopback: remote sources
-            # (pods, containers, namespaces) must not probe this address in their own.
-            plan["local_only"] = True
+        if addresses:
+            plan["addresses"] = list(addresses)
         return Column(
             name=f"{self.name}/{via}",
             target_name=self.name,
@@ -444,6 +444,9 @@ class _Builder:
             timeout=spec.timeout,
             via=via,
             facts={**self.facts, "via": via, "probed_port": port, **extra},
+            # Only the machine running the engine can reach its loopback: remote sources
+            # (pods, containers, namespaces) must not probe this address in their own.
+            local_only=via in TUNNELLED,
         )
 
 

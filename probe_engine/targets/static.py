@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 from ..agent.address import hostport
+from ..agent.plans import Plan
 from ..agent.proxy import redact, strip_credentials
 from ..model import Column, RunContext
 from ..spec.targets import DnsTargetSpec, HttpTargetSpec, TcpTargetSpec
@@ -19,7 +19,7 @@ async def resolve_tcp(name: str, spec: TcpTargetSpec, context: RunContext) -> li
             target_name=name,
             kind="tcp",
             endpoint=hostport(spec.host, port),
-            plan={"kind": "tcp", "host": spec.host, "port": port, "family": spec.family},
+            plan=Plan(kind="tcp", host=spec.host, port=port, family=spec.family),
             timeout=spec.timeout,
         )
         for port in ports
@@ -29,29 +29,29 @@ async def resolve_tcp(name: str, spec: TcpTargetSpec, context: RunContext) -> li
 async def resolve_http(name: str, spec: HttpTargetSpec, context: RunContext) -> list[Column]:
     parts = urlsplit(spec.url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    plan: dict[str, Any] = {
-        "kind": "http",
-        "url": spec.url,
-        "host": parts.hostname,
-        "port": port,
-        "method": spec.method,
-        "expect_status": spec.expect_status,
-        "headers": dict(spec.headers),
-        "verify": spec.verify_tls,
-        "family": spec.family,
-    }
+    plan = Plan(
+        kind="http",
+        url=spec.url,
+        host=parts.hostname or "",  # the spec checked that the URL names a host
+        port=port,
+        method=spec.method,
+        expect_status=spec.expect_status,
+        headers=dict(spec.headers),
+        verify=spec.verify_tls,
+        family=spec.family,
+    )
     return [Column(name, name, "http", redact(strip_credentials(spec.url)), plan, spec.timeout)]
 
 
 async def resolve_dns(name: str, spec: DnsTargetSpec, context: RunContext) -> list[Column]:
-    plan: dict[str, Any] = {
-        "kind": "dns",
-        "host": spec.name,
-        "family": spec.family,
-        "expect_addresses": spec.expect_addresses,
-        "nameserver": spec.nameserver,
-        "search": spec.search,
-        "ndots": spec.ndots,
-    }
+    plan = Plan(
+        kind="dns",
+        host=spec.name,
+        family=spec.family,
+        expect_addresses=spec.expect_addresses,
+        nameserver=spec.nameserver,
+        search=spec.search,
+        ndots=spec.ndots,
+    )
     endpoint = spec.name + (f" @{spec.nameserver}" if spec.nameserver else "")
     return [Column(name, name, "dns", endpoint, plan, spec.timeout)]
