@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 import pytest
 
 from probe_engine.demo.fixtures import LoopbackLab, free_port
-from probe_engine.diagnose import diagnose
 from probe_engine.results import (
     CellResult,
     Expectations,
@@ -105,22 +104,3 @@ def _result(cells: list[CellResult]) -> MatrixResult:
         summary=Summary(total=len(cells), by_status={}, expectations=Expectations()),
         cells=cells,
     )
-
-
-def test_a_cell_carrying_retries_refused_then_ok_is_explained_without_alarm() -> None:
-    """Retry history is a future field of a cell: `attempts`, oldest first."""
-    retried = CellResult.model_validate(
-        {
-            "source": "task",
-            "source_name": "task",
-            "target": "api",
-            "target_name": "api",
-            "endpoint": "127.0.0.1:8000",
-            "status": "ok",
-            "attempts": [{"status": "refused"}, {"status": "refused"}, {"status": "ok"}],
-        }
-    )
-    [finding] = races(diagnose(_result([retried])))
-    assert finding.severity == "info"  # it worked in the end
-    assert "succeeded 2 attempt(s) later" in finding.detail
-    assert "probe-engine wait" in finding.next_step

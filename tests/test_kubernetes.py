@@ -39,7 +39,7 @@ from probe_engine.results import SourceInfo, TargetInfo
 from probe_engine.sources.pod_exec import PodExecChannel
 from probe_engine.spec import load_matrix_text
 from probe_engine.targets import RESOLVERS
-from probe_engine.targets.kubernetes import label_selector_matches, policy_facts
+from probe_engine.targets.kubernetes.policies import label_selector_matches, policy_facts
 from probe_engine.targets.portforward import PortForward
 from tests.conftest import cell, require, run_text
 from tests.kubelab import apiserver as kl

@@ -12,9 +12,39 @@ import platform
 import socket
 import struct
 import sys
-from typing import Any, Mapping
+from typing import Mapping, TypedDict
 
 from .proxy import proxy_environment
+
+
+class ResolvConf(TypedDict):
+    nameservers: list[str]
+    search: list[str]
+    options: list[str]
+
+
+class Route(TypedDict):
+    """One IPv4 route, as `ip route` would name it: 10.96.0.0/12 via GATEWAY dev DEVICE."""
+
+    destination: str
+    gateway: str
+    device: str
+
+
+class PlaceFacts(TypedDict, total=False):
+    """What the agent reports of the place it runs in (its hello); every key optional to
+    readers, as other places (a shell prober, a container's API) report less."""
+
+    hostname: str
+    python: str
+    executable: str
+    pid: int
+    netns: str | None
+    proxy_env: dict[str, str]
+    resolv_conf: ResolvConf
+    routes: list[Route]
+    default_route: bool
+    addresses: list[str]
 
 
 def _read(path: str) -> str | None:
@@ -25,7 +55,7 @@ def _read(path: str) -> str | None:
         return None
 
 
-def resolv_conf(text: str | None) -> dict[str, Any]:
+def resolv_conf(text: str | None) -> ResolvConf:
     nameservers: list[str] = []
     search: list[str] = []
     options: list[str] = []
@@ -39,10 +69,10 @@ def resolv_conf(text: str | None) -> dict[str, Any]:
             search = words[1:]
         elif words[0] == "options":
             options.extend(words[1:])
-    return {"nameservers": nameservers, "search": search, "options": options}
+    return ResolvConf(nameservers=nameservers, search=search, options=options)
 
 
-def ipv4_routes(text: str | None) -> list[dict[str, str]]:
+def ipv4_routes(text: str | None) -> list[Route]:
     """/proc/net/route as destination/prefix, gateway and device."""
     routes = []
     for line in (text or "").splitlines()[1:]:
@@ -56,16 +86,16 @@ def ipv4_routes(text: str | None) -> list[dict[str, str]]:
 
         prefix = bin(int(mask, 16)).count("1")
         routes.append(
-            {
-                "destination": f"{address(destination)}/{prefix}",
-                "gateway": address(gateway),
-                "device": device,
-            }
+            Route(
+                destination=f"{address(destination)}/{prefix}",
+                gateway=address(gateway),
+                device=device,
+            )
         )
     return routes
 
 
-def has_default_route(routes: list[dict[str, str]]) -> bool:
+def has_default_route(routes: list[Route]) -> bool:
     return any(r["destination"] == "0.0.0.0/0" for r in routes)
 
 
@@ -90,21 +120,21 @@ def local_addresses(fib_trie: str | None, if_inet6: str | None) -> list[str]:
     return found
 
 
-def gather(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+def gather(env: Mapping[str, str] | None = None) -> PlaceFacts:
     env = os.environ if env is None else env
     netns = None
     with contextlib.suppress(OSError):
         netns = os.readlink("/proc/self/ns/net")
     routes = ipv4_routes(_read("/proc/net/route"))
-    return {
-        "hostname": socket.gethostname(),
-        "python": platform.python_version(),
-        "executable": sys.executable,
-        "pid": os.getpid(),
-        "netns": netns,
-        "proxy_env": proxy_environment(env),
-        "resolv_conf": resolv_conf(_read("/etc/resolv.conf")),
-        "routes": routes,
-        "default_route": has_default_route(routes),
-        "addresses": local_addresses(_read("/proc/net/fib_trie"), _read("/proc/net/if_inet6")),
-    }
+    return PlaceFacts(
+        hostname=socket.gethostname(),
+        python=platform.python_version(),
+        executable=sys.executable,
+        pid=os.getpid(),
+        netns=netns,
+        proxy_env=proxy_environment(env),
+        resolv_conf=resolv_conf(_read("/etc/resolv.conf")),
+        routes=routes,
+        default_route=has_default_route(routes),
+        addresses=local_addresses(_read("/proc/net/fib_trie"), _read("/proc/net/if_inet6")),
+    )

@@ -144,3 +144,9 @@ def down_rows(result: MatrixResult) -> dict[str, DownRow]:
         if contrast:
             down[row] = DownRow(row, probed, False, contrast)
     return down
+
+
+def asked_names(record: CheckRecord) -> list[str] | None:
+    """The names a nameserver lookup asked, its search list applied (the agent's `tried`)."""
+    value = (record.model_extra or {}).get("tried")
+    return [str(name) for name in value] if isinstance(value, list) else None

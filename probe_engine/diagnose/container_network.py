@@ -14,11 +14,11 @@ wrong network, this is the sharper sentence of the two.
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..facts import TargetNetworkFact
 from ..results import CellResult, Finding, MatrixResult, SourceInfo
 from ..status import FAILED
 from .cells import by_source, by_target, endpoint_host_port, evidence, hops
+from .facts import container_name, row_facts
 from .phrasing import failure_words, listing
 from .severity import severity
 
@@ -34,24 +34,14 @@ def _keys(cell: CellResult) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _entry(cell: CellResult, networks: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+def _entry(
+    cell: CellResult, networks: dict[str, TargetNetworkFact]
+) -> tuple[str, TargetNetworkFact] | None:
     for key in _keys(cell):
         entry = networks.get(key)
-        if isinstance(entry, dict) and entry.get("network"):
+        if entry is not None and entry.get("network"):
             return key, entry
     return None
-
-
-def _attached(info: SourceInfo) -> list[str]:
-    networks = info.facts.get("networks")
-    return sorted(networks) if isinstance(networks, dict) else []
-
-
-def _container(info: SourceInfo) -> str:
-    container = info.facts.get("container")
-    if isinstance(container, dict) and container.get("name"):
-        return str(container["name"])
-    return info.name
 
 
 def container_network(result: MatrixResult) -> list[Finding]:
@@ -60,8 +50,8 @@ def container_network(result: MatrixResult) -> list[Finding]:
     columns = by_target(result)
     findings = []
     for info in result.sources:
-        networks = info.facts.get("target_networks")
-        if not isinstance(networks, dict) or not networks:
+        networks = row_facts(info).get("target_networks")
+        if not networks:
             continue
         cells = rows.get(info.name, [])
         # Networks this row does reach (some cell to them works): not the cause there.
@@ -70,7 +60,7 @@ def container_network(result: MatrixResult) -> list[Finding]:
             found = _entry(cell, networks) if cell.status == "ok" else None
             if found is not None:
                 reached.add(found[1]["network"])
-        missing: dict[str, list[tuple[CellResult, str, dict[str, Any]]]] = {}
+        missing: dict[str, list[tuple[CellResult, str, TargetNetworkFact]]] = {}
         for cell in cells:
             if cell.status not in FAILED:
                 continue
@@ -90,16 +80,17 @@ def _finding(
     result: MatrixResult,
     info: SourceInfo,
     network: str,
-    items: list[tuple[CellResult, str, dict[str, Any]]],
+    items: list[tuple[CellResult, str, TargetNetworkFact]],
     columns: dict[str, list[CellResult]],
 ) -> Finding:
-    row, container = info.name, _container(info)
+    row, container = info.name, container_name(info)
     failed = [cell for cell, _key, _entry in items]
     # A fanned-out row (SOURCE/CONTAINER) already names its container.
     named = row == container or row.endswith(f"/{container}")
     who = row if named else f"{row} (container {container})"
-    attached = _attached(info)
-    mode = str(info.facts.get("network_mode") or "")
+    facts = row_facts(info)
+    attached = sorted(facts.get("networks", {}))
+    mode = facts.get("network_mode") or ""
     if attached:
         on = f"{who} is attached to {listing(attached)} only"
     elif mode == "none":

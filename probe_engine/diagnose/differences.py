@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..agent.address import family_of, is_loopback
+from ..agent.address import family_of, ip_literal, is_loopback
+from ..facts import RowFacts
 from ..results import CellResult, SourceInfo
 from .cells import hops
-from .facts import route_for
+from .facts import network_names, route_for, row_facts
 from .phrasing import describe_route, listing
 
 
@@ -39,8 +40,7 @@ def compare(
 ) -> list[Difference]:
     """Differences between a failing row and a working one over (failed, ok) cell pairs of the
     same targets, most likely cause first."""
-    bf = bad.facts if bad else {}
-    gf = good.facts if good else {}
+    bf, gf = row_facts(bad), row_facts(good)
     found: list[Difference] = []
     looped = _loopback(bf, gf, pairs, bad_name, good_name)
     found += looped or _namespaces(bf, gf, bad_name, good_name)
@@ -63,21 +63,18 @@ def _failed_addresses(pairs: Sequence[tuple[CellResult, CellResult]]) -> list[st
     return seen
 
 
-def _netns(facts: dict[str, Any]) -> str | None:
-    value = facts.get("netns")
-    return str(value) if value else None
+def _netns(facts: RowFacts) -> str | None:
+    return facts.get("netns") or None
 
 
-def _same_place(bf: dict[str, Any], gf: dict[str, Any]) -> bool:
+def _same_place(bf: RowFacts, gf: RowFacts) -> bool:
     """One network namespace: equal inodes on one machine (inodes repeat across machines)."""
     b, g = _netns(bf), _netns(gf)
     hb, hg = bf.get("hostname"), gf.get("hostname")
     return b == g and (hb is None or hg is None or hb == hg)
 
 
-def _namespaces(
-    bf: dict[str, Any], gf: dict[str, Any], bad_name: str, good_name: str
-) -> list[Difference]:
+def _namespaces(bf: RowFacts, gf: RowFacts, bad_name: str, good_name: str) -> list[Difference]:
     b, g = _netns(bf), _netns(gf)
     if not b or not g or _same_place(bf, gf):
         return []
@@ -93,8 +90,8 @@ def _namespaces(
 
 
 def _loopback(
-    bf: dict[str, Any],
-    gf: dict[str, Any],
+    bf: RowFacts,
+    gf: RowFacts,
     pairs: Sequence[tuple[CellResult, CellResult]],
     bad_name: str,
     good_name: str,
@@ -116,14 +113,13 @@ def _loopback(
     ]
 
 
-def _is_local(address: str, facts: dict[str, Any]) -> bool:
-    own = facts.get("addresses")
-    return is_loopback(address) or (isinstance(own, list) and address in own)
+def _is_local(address: str, facts: RowFacts) -> bool:
+    return is_loopback(address) or address in facts.get("addresses", [])
 
 
 def _routes(
-    bf: dict[str, Any],
-    gf: dict[str, Any],
+    bf: RowFacts,
+    gf: RowFacts,
     pairs: Sequence[tuple[CellResult, CellResult]],
     bad_name: str,
     good_name: str,
@@ -181,7 +177,7 @@ def _routes(
 
 
 def _silent_nameservers(
-    facts: dict[str, Any], pairs: Sequence[tuple[CellResult, CellResult]]
+    facts: RowFacts, pairs: Sequence[tuple[CellResult, CellResult]]
 ) -> list[str]:
     """The source's nameservers, when one of its lookups got no answer (EAI_AGAIN): a resolver
     it has no route to is the usual reason."""
@@ -191,23 +187,14 @@ def _silent_nameservers(
         for r in failed.checks
     )
     resolv = facts.get("resolv_conf")
-    if not silent or not isinstance(resolv, dict):
+    if not silent or resolv is None:
         return []
-    return [str(n) for n in resolv.get("nameservers") or [] if family_of(str(n)) == "ipv4"]
-
-
-def _network_names(facts: dict[str, Any]) -> set[str] | None:
-    networks = facts.get("networks")
-    if isinstance(networks, dict):
-        return {str(k) for k in networks}
-    if isinstance(networks, list):
-        return {str(n.get("name")) if isinstance(n, dict) else str(n) for n in networks}
-    return None
+    return [n for n in resolv["nameservers"] if family_of(n) == "ipv4"]
 
 
 def _networks(
-    bf: dict[str, Any],
-    gf: dict[str, Any],
+    bf: RowFacts,
+    gf: RowFacts,
     failed: list[str],
     bad_name: str,
     good_name: str,
@@ -215,7 +202,7 @@ def _networks(
     """Container networks (a `networks` fact, as container sources report it), then the
     sources' own addresses: the working one on the failed address's network, the other not."""
     found = []
-    b, g = _network_names(bf), _network_names(gf)
+    b, g = network_names(bf), network_names(gf)
     if b is not None and g is not None and g - b:
         missing = sorted(g - b)
         found.append(
@@ -251,31 +238,22 @@ def _networks(
     return found
 
 
-def _own_addresses(facts: dict[str, Any]) -> list[ipaddress.IPv4Address] | None:
+def _own_addresses(facts: RowFacts) -> list[ipaddress.IPv4Address] | None:
     raw = facts.get("addresses")
-    if not isinstance(raw, list):
+    if raw is None:
         return None
-    out = []
-    for item in raw:
-        try:
-            address = ipaddress.ip_address(str(item))
-        except ValueError:
-            continue
-        if isinstance(address, ipaddress.IPv4Address):
-            out.append(address)
-    return out
+    found = (ip_literal(item) for item in raw)
+    return [a for a in found if isinstance(a, ipaddress.IPv4Address)]
 
 
-def _subnets(
-    facts: dict[str, Any], own: list[ipaddress.IPv4Address]
-) -> list[ipaddress.IPv4Network]:
+def _subnets(facts: RowFacts, own: list[ipaddress.IPv4Address]) -> list[ipaddress.IPv4Network]:
     """Directly connected IPv4 networks (routes without a gateway) holding one of `own`."""
     nets = []
-    for route in facts.get("routes") or []:
-        if not isinstance(route, dict) or route.get("gateway") not in (None, "0.0.0.0"):
+    for route in facts.get("routes", []):
+        if route["gateway"] != "0.0.0.0":
             continue
         try:
-            net = ipaddress.ip_network(str(route.get("destination")), strict=False)
+            net = ipaddress.ip_network(route["destination"], strict=False)
         except ValueError:
             continue
         if (
@@ -293,8 +271,8 @@ def _dns_records(cell: CellResult) -> list[Any]:
 
 
 def _resolution(
-    bf: dict[str, Any],
-    gf: dict[str, Any],
+    bf: RowFacts,
+    gf: RowFacts,
     pairs: Sequence[tuple[CellResult, CellResult]],
     bad_name: str,
     good_name: str,
@@ -323,14 +301,16 @@ def _resolution(
             )
     if dns_failed:
         br, gr = bf.get("resolv_conf"), gf.get("resolv_conf")
-        if isinstance(br, dict) and isinstance(gr, dict) and br != gr:
-            parts = []
-            for key in ("nameservers", "search", "options"):
-                if br.get(key) != gr.get(key):
-                    parts.append(
-                        f"{key} {' '.join(br.get(key) or []) or '(none)'} vs "
-                        f"{' '.join(gr.get(key) or []) or '(none)'}"
-                    )
+        if br is not None and gr is not None and br != gr:
+            parts = [
+                f"{key} {' '.join(mine) or '(none)'} vs {' '.join(theirs) or '(none)'}"
+                for key, mine, theirs in (
+                    ("nameservers", br["nameservers"], gr["nameservers"]),
+                    ("search", br["search"], gr["search"]),
+                    ("options", br["options"], gr["options"]),
+                )
+                if mine != theirs
+            ]
             found.append(
                 Difference(
                     9,

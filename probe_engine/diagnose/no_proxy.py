@@ -8,7 +8,7 @@ from typing import Any
 from ..agent.proxy import decide
 from ..results import CellResult, SourceInfo
 from .cells import endpoint_host_port
-from .facts import proxy_env
+from .facts import row_facts
 from .phrasing import listing
 
 COMPARED_CLIENTS = ("requests", "httpx", "curl", "urllib")
@@ -17,7 +17,7 @@ COMPARED_CLIENTS = ("requests", "httpx", "curl", "urllib")
 def no_proxy_note(cell: CellResult, info: SourceInfo | None) -> tuple[str, dict[str, Any]]:
     """Why NO_PROXY did not exempt the host for this cell's client, replaying each client's
     rules on the source's variables: ('' , {}) when the source did not report them."""
-    env = proxy_env(info)
+    env = row_facts(info).get("proxy_env")
     proxy = cell.proxy
     if env is None or proxy is None or "://" not in cell.endpoint:
         return "", {}

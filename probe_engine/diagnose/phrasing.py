@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..agent.address import hostport
+from ..facts import Route
 from ..results import CellResult, CheckRecord, ProxyInfo
-from .cells import first_failure, hops
+from .cells import asked_names, first_failure, hops
 
 
 def listing(names: Sequence[str], limit: int = 4) -> str:
@@ -35,13 +36,13 @@ def failure_words(cell: CellResult) -> str:
     return cell.status
 
 
-def describe_route(route: dict[str, str]) -> str:
+def describe_route(route: Route) -> str:
     """'10.96.0.0/12 via 192.168.49.2 dev eth0' as `ip route` prints it."""
-    text = str(route.get("destination"))
-    gateway = route.get("gateway")
+    text = route["destination"]
+    gateway = route["gateway"]
     if gateway and gateway != "0.0.0.0":
         text += f" via {gateway}"
-    if route.get("device"):
+    if route["device"]:
         text += f" dev {route['device']}"
     return text
 
@@ -177,8 +178,7 @@ def dns_meaning(record: CheckRecord, resolver: str | None = None) -> str:
     # The code when it adds something: EAI_NONAME says which API answered, NXDOMAIN twice not.
     named = record.errno_name and record.errno_name.upper() not in (reason_word(record),)
     code = f" ({record.errno_name})" if named else ""
-    tried = getattr(record, "tried", None)
-    asked = [str(t) for t in tried] if isinstance(tried, list) else []
+    asked = asked_names(record) or []
     candidates = f" (asked as {', '.join(asked)})" if asked and asked != [record.host] else ""
     reason = record.reason or ""
     if reason == "nxdomain":

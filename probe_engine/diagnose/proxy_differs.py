@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..results import CellResult, Finding, MatrixResult, SourceInfo
 from ..status import FAILED
 from .cells import by_target, endpoint_host_port, evidence, source_info
-from .facts import proxy_env
+from .facts import row_facts
 from .no_proxy import no_proxy_note
 from .phrasing import CLIENT_RULES, failure_words, listing, route, why_direct
 from .severity import severity
@@ -17,7 +17,7 @@ def next_step_for(failed: CellResult, info: SourceInfo | None) -> str:
     proxy = failed.proxy
     assert proxy is not None
     host, _port = endpoint_host_port(failed.endpoint)
-    env = proxy_env(info) or {}
+    env = row_facts(info).get("proxy_env", {})
     cidr = any("/" in e for v in ("no_proxy", "NO_PROXY") for e in env.get(v, "").split(","))
     if proxy.client == "httpx":
         note = (

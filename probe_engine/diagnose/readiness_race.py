@@ -4,20 +4,18 @@ Nothing listened when the first attempt ran and something did by the later one: 
 was still starting, and tests that start right after a deploy hit the same race. Kept simple:
 1. two cells of one row (or of rows sharing a network namespace, hence the same view of the
    address) reach the same address:port directly, the earlier refused, a later one ok;
-2. within one cell, a tcp record to an address is refused and a later one to it connects, or
-   the cell carries an `attempts` history (a list of {status, ...}, oldest first) in which a
-   refusal precedes a success (retries, when a source records them).
+2. within one cell, a tcp record to an address is refused and a later one to it connects.
 The reverse (ok, then refused) is reported too: the service stopped or restarted mid-run.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from ..agent.address import hostport
 from ..results import CellResult, Finding, MatrixResult
 from .cells import Hop, evidence, hops
+from .facts import row_facts
 from .severity import severity
 
 WAIT = (
@@ -43,7 +41,8 @@ def _views(result: MatrixResult) -> dict[str, str]:
     """Rows in one network namespace see an address the same way; others only their own."""
     views = {}
     for info in result.sources:
-        netns, host = info.facts.get("netns"), info.facts.get("hostname")
+        facts = row_facts(info)
+        netns, host = facts.get("netns"), facts.get("hostname")
         views[info.name] = f"netns:{host}:{netns}" if netns else f"row:{info.name}"
     return views
 
@@ -143,23 +142,17 @@ def _stopped(
 
 
 def _in_cell(cell: CellResult) -> Finding | None:
-    """A refusal followed by a success inside one cell's own history."""
-    history: list[dict[str, Any]] = []
-    extra = cell.model_extra or {}
-    if isinstance(extra.get("attempts"), list):
-        history = [a for a in extra["attempts"] if isinstance(a, dict)]
+    """A refusal followed by a success inside one cell: a tcp record to an address refused,
+    and a later one to the same address connecting."""
+    seen: dict[tuple[str, int | None], str] = {}
+    for hop in hops(cell):
+        key = (hop.address, hop.port)
+        if seen.get(key) == "refused" and hop.status == "ok":
+            break
+        seen[key] = hop.status
     else:
-        seen: dict[tuple[str, int | None], str] = {}
-        for hop in hops(cell):
-            key = (hop.address, hop.port)
-            if seen.get(key) == "refused" and hop.status == "ok":
-                history = [{"status": "refused"}, {"status": "ok"}]
-                break
-            seen[key] = hop.status
-    statuses = [str(a.get("status")) for a in history]
-    if "refused" not in statuses or "ok" not in statuses[statuses.index("refused") :]:
         return None
-    retries = statuses.index("ok", statuses.index("refused")) - statuses.index("refused")
+    statuses, retries = ["refused", "ok"], 1
     return Finding(
         rule="readiness-race",
         # It worked in the end: worth knowing, not an alarm.

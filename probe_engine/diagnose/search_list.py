@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..results import CellResult, CheckRecord, Finding, MatrixResult
-from .cells import by_source, evidence, source_info
+from .cells import asked_names, by_source, evidence, source_info
+from .facts import row_facts
 from .phrasing import DNS_REASONS, listing
 from .severity import severity
 
@@ -54,23 +55,18 @@ def _search_finding(
     short = (record.host or "").rstrip(".")
     fqdn = (ok_record.host or "").rstrip(".")
     suffix = fqdn[len(short) + 1 :]
-    tried = getattr(record, "tried", None)
+    tried = asked_names(record)
     search: list[str] | None = None
     ndots = None
     info = source_info(result, row)
-    resolv = info.facts.get("resolv_conf") if info else None
-    if record.resolver == "system" and isinstance(resolv, dict):
-        search = [str(s) for s in resolv.get("search") or []]
+    resolv = row_facts(info).get("resolv_conf")
+    if record.resolver == "system" and resolv is not None:
+        search = resolv["search"]
         ndots = next(
-            (
-                o.split(":", 1)[1]
-                for o in resolv.get("options") or []
-                if str(o).startswith("ndots:")
-            ),
-            None,
+            (o.split(":", 1)[1] for o in resolv["options"] if o.startswith("ndots:")), None
         )
-    elif isinstance(tried, list):
-        search = [t[len(short) + 1 :] for t in tried if str(t).startswith(short + ".")]
+    elif tried is not None:
+        search = [t[len(short) + 1 :] for t in tried if t.startswith(short + ".")]
     if search is None:
         about = "the search list the resolver used is unknown"
     elif not search:
@@ -82,7 +78,7 @@ def _search_finding(
         )
     else:
         about = f"none of the search domains ({' '.join(search)}) is {suffix}"
-    asked = f" (asked as {', '.join(str(t) for t in tried)})" if isinstance(tried, list) else ""
+    asked = f" (asked as {', '.join(tried)})" if tried is not None else ""
     dots = f"; ndots:{ndots}" if ndots else ""
     detail = (
         f"From {row}: {short} {DNS_REASONS.get(record.reason or '', 'fails')} "

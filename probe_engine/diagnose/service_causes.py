@@ -4,12 +4,12 @@ selector matching no pod, a NetworkPolicy selecting its pods. Rules "service-fac
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..facts import ServiceFacts
 from ..results import TargetInfo
-from .facts import count, policies, ready_counts, selector_text, service_name
+from .facts import policies, selector_text, service_facts_of, service_name
 from .phrasing import listing
 
 
@@ -30,13 +30,13 @@ class Cause:
 
 def causes(info: TargetInfo) -> list[Cause]:
     """What the Service's facts alone say is wrong, most likely first."""
-    facts = info.facts
+    facts = service_facts_of(info)
     name = service_name(info)
     namespace = facts.get("namespace")
     ns = f" -n {namespace}" if namespace else ""
     selector = selector_text(facts)
-    ready, not_ready = ready_counts(facts)
-    pods = count(facts.get("pods", facts.get("matching_pods")))
+    ready, not_ready = facts.get("ready"), facts.get("not_ready")
+    pods = facts.get("pods")
     found: list[Cause] = []
     if facts.get("type") == "ExternalName":
         pass  # a DNS alias: it has no endpoints of its own to count
@@ -92,7 +92,7 @@ def causes(info: TargetInfo) -> list[Cause]:
 def _no_ready(
     name: str,
     ns: str,
-    facts: Mapping[str, Any],
+    facts: ServiceFacts,
     selector: str | None,
     not_ready: int | None,
     pods: int | None,

@@ -18,10 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..agent.address import hostport
+from ..facts import ServicePortFact
 from ..results import CellResult, Finding, MatrixResult, SourceInfo, TargetInfo
 from ..status import FAILED
 from .cells import by_target, evidence, first_failure, hops, source_info
-from .facts import route_for, service_name, service_ports
+from .facts import route_for, row_facts, service_facts_of, service_name, service_ports
 from .phrasing import dns_meaning, listing, meaning
 from .service_causes import causes
 from .severity import severity
@@ -113,7 +115,7 @@ def _finding(
         relevant[0].next_step if relevant else "Compare the failing path with the working one."
     )
     if ok == ["port-forward"]:
-        facts = facts_info.facts
+        facts = service_facts_of(facts_info)
         ns = f" -n {facts['namespace']}" if facts.get("namespace") else ""
         service = facts.get("service") or target_name
         port = facts.get("service_port") or "PORT"
@@ -169,9 +171,8 @@ def _implication(
     name: str,
 ) -> tuple[str, str | None]:
     """What this via failing means, given which vias work; and what to try next."""
-    facts = info.facts if info else {}
     address, port = _probed(cell)
-    ports = service_ports(facts)
+    ports = service_ports(service_facts_of(info))
     if via == "node-port":
         return _node_port(cell, row, ports, address, port, name)
     if via == "cluster-ip":
@@ -194,17 +195,17 @@ def _implication(
 def _node_port(
     cell: CellResult,
     row: _Row,
-    ports: list[dict[str, Any]],
+    ports: list[ServicePortFact],
     address: str | None,
     port: int | None,
     name: str,
 ) -> tuple[str, str | None]:
-    node_ports = [p["node_port"] for p in ports if p.get("node_port")]
-    others = [p["target_port"] for p in ports] + [p["port"] for p in ports]
+    node_ports = [p["nodePort"] for p in ports if p.get("nodePort")]
+    others = [p["targetPort"] for p in ports] + [p["port"] for p in ports]
     failed_hop = next((h for h in hops(cell) if h.status != "ok"), None)
     if failed_hop is not None:
         address = failed_hop.address
-    at = f"{address}:{port}" if address else cell.endpoint
+    at = hostport(address, port) if address else cell.endpoint
     if port and node_ports and port not in node_ports and port in others:
         return (
             f"the node-port path probes port {port}, which is the Service's port or targetPort, "
@@ -249,14 +250,14 @@ def _node_port(
 def _cluster_ip(
     cell: CellResult,
     row: _Row,
-    ports: list[dict[str, Any]],
+    ports: list[ServicePortFact],
     address: str | None,
     port: int | None,
     source: SourceInfo | None,
     name: str,
 ) -> tuple[str, str | None]:
-    facts = source.facts if source else {}
-    at = f"{address}:{port}" if address else cell.endpoint
+    facts = row_facts(source)
+    at = hostport(address, port) if address else cell.endpoint
     outside = (
         "routes" in facts
         and address is not None
@@ -280,7 +281,7 @@ def _cluster_ip(
         return f"the ClusterIP {at} does not answer from {name} ({cell.status}); {virtual}", via_out
     if cell.status == "refused":
         service_ports_text = listing(
-            [f"{p['port']}->{p['target_port']}" for p in ports if p.get("port")]
+            [f"{p['port']}->{p['targetPort']}" for p in ports if p.get("port")]
         )
         return (
             f"the ClusterIP {at} refuses (ECONNREFUSED)"
@@ -298,10 +299,10 @@ def _cluster_ip(
 def _dns(cell: CellResult, source: SourceInfo | None, name: str) -> tuple[str, str | None]:
     failed = first_failure(cell)
     if failed is not None and failed.name == "dns":
-        resolv = (source.facts if source else {}).get("resolv_conf")
+        resolv = row_facts(source).get("resolv_conf")
         servers = ""
-        if isinstance(resolv, dict) and resolv.get("nameservers"):
-            servers = f" (nameservers {listing(list(resolv['nameservers']))})"
+        if resolv and resolv["nameservers"]:
+            servers = f" (nameservers {listing(resolv['nameservers'])})"
         return (
             f"{name} cannot resolve the Service's name: {dns_meaning(failed)}; its resolver"
             f"{servers} is not the cluster DNS, and *.svc.cluster.local names resolve only "
@@ -316,7 +317,7 @@ def _dns(cell: CellResult, source: SourceInfo | None, name: str) -> tuple[str, s
 
 
 def _dns_short(cell: CellResult, info: TargetInfo | None, name: str) -> tuple[str, str | None]:
-    facts = info.facts if info else {}
+    facts = service_facts_of(info)
     namespace = facts.get("namespace") or "its namespace"
     service = facts.get("service") or cell.target_name
     failed = first_failure(cell)
@@ -332,12 +333,12 @@ def _dns_short(cell: CellResult, info: TargetInfo | None, name: str) -> tuple[st
 def _endpoints(
     cell: CellResult,
     row: _Row,
-    ports: list[dict[str, Any]],
+    ports: list[ServicePortFact],
     address: str | None,
     port: int | None,
     name: str,
 ) -> tuple[str, str | None]:
-    at = f"{address}:{port}" if address else cell.endpoint
+    at = hostport(address, port) if address else cell.endpoint
     if cell.status == "refused" and "port-forward" in row.ok:
         return (
             f"the pod refuses {at} (ECONNREFUSED) while port-forward, which connects to the "

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..agent.classify import errno_from_message, status_for_errno
+from ..facts import PortForwardFact
 from ..status import Status
 
 if TYPE_CHECKING:  # aiohttp costs ~0.1 s to import: only runs that port-forward pay for it
@@ -208,16 +209,16 @@ class PortForward:
         self.port = 0
         # What the tunnel did, live: the column's facts hold this very dict, so the report
         # shows the connections of the whole run and what the kubelet said about them.
-        self.live: dict[str, Any] = {
-            "pod": pod,
-            "namespace": namespace,
-            "pod_port": port,
-            "local": None,
-            "connections": 0,
-            "bytes_to_pod": 0,
-            "bytes_from_pod": 0,
-            "errors": [],
-        }
+        self.live = PortForwardFact(
+            pod=pod,
+            namespace=namespace,
+            pod_port=port,
+            local=None,
+            connections=0,
+            bytes_to_pod=0,
+            bytes_from_pod=0,
+            errors=[],
+        )
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
 
