@@ -30,6 +30,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.startswith("/health"):
             self._send(200, {"status": "ok"})
+        elif self.path.startswith("/needs-header"):
+            # Answers only a client that sends X-Probe (a token-protected health check).
+            ok = self.headers.get("X-Probe") is not None
+            self._send(200 if ok else 401, {"status": "ok" if ok else "X-Probe missing"})
         elif self.path.startswith("/error"):
             self._send(500, {"status": "broken"})
         elif self.path.startswith("/big"):
@@ -107,6 +111,17 @@ class _Acceptor:
 
 def _hang(acceptor: _Acceptor, conn: socket.socket) -> None:
     acceptor.held.append(conn)  # accept and never answer: a read timeout
+
+
+def _close(acceptor: _Acceptor, conn: socket.socket) -> None:
+    conn.close()  # accept, then close at once: a service that hangs up on every client
+
+
+def _banner(acceptor: _Acceptor, conn: socket.socket) -> None:
+    # Speak first, then hold the line (an SSH or SMTP server waiting for the client).
+    with contextlib.suppress(OSError):
+        conn.sendall(b"SSH-2.0-probe-engine-demo\r\n")
+    acceptor.held.append(conn)
 
 
 def _reset(acceptor: _Acceptor, conn: socket.socket) -> None:
@@ -217,6 +232,8 @@ class LoopbackLab:
         self.dead_proxy_port = free_port()
         self.hanging = _Acceptor(_hang)
         self.resetting = _Acceptor(_reset)
+        self.closing = _Acceptor(_close)
+        self.banner = _Acceptor(_banner)
         self.backlog = FullBacklog()
         self.dns = DnsServer({"api.demo.internal": LOOPBACK})
 
@@ -227,6 +244,8 @@ class LoopbackLab:
             "PE_DEMO_PROXY_PORT": str(self.dead_proxy_port),
             "PE_DEMO_HANG_PORT": str(self.hanging.port),
             "PE_DEMO_RESET_PORT": str(self.resetting.port),
+            "PE_DEMO_CLOSING_PORT": str(self.closing.port),
+            "PE_DEMO_BANNER_PORT": str(self.banner.port),
             "PE_DEMO_BACKLOG_PORT": str(self.backlog.port),
             "PE_DEMO_DNS": f"{LOOPBACK}:{self.dns.port}",
         }
@@ -236,6 +255,8 @@ class LoopbackLab:
         self.http.server_close()
         self.hanging.close()
         self.resetting.close()
+        self.closing.close()
+        self.banner.close()
         self.backlog.close()
         self.dns.close()
 

@@ -388,8 +388,11 @@ def _tools(
         base = cell.tool or "agent"
         if base != "agent":
             return base
+        sender = next((c.client for c in cell.checks if c.name == "http" and c.client), None)
         if client == "none":
-            return "the Python agent, proxy variables ignored (trust_env: false)"
+            return f"the Python agent ({sender or 'its client'}, proxy variables ignored)"
+        if sender:
+            return f"the Python agent ({sender})"
         return f"the Python agent ({client} proxy rules)" if client else "the Python agent"
 
     if tool(failed) == tool(ok):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..results import CellResult, Finding, MatrixResult, SourceInfo
 from ..status import FAILED
 from .cells import by_target, evidence, source_info
-from .differences import compare
+from .differences import Difference, compare
 from .phrasing import failure_words, listing, meaning, next_step
 from .severity import severity
 
@@ -60,6 +60,60 @@ def source_differs(result: MatrixResult) -> list[Finding]:
     return findings
 
 
+TOOL_FACTS = {"tools", "source_address"}
+
+
+def _same_place(result: MatrixResult, bad: str, good: str) -> bool:
+    """Both rows report one network namespace on one host (unknown is not the same)."""
+    b, g = source_info(result, bad), source_info(result, good)
+    if b is None or g is None or not b.facts.get("netns"):
+        return False
+    keys = ("netns", "hostname")
+    return all(b.facts.get(k) == g.facts.get(k) for k in keys)
+
+
+def _tool_finding(
+    bad: str,
+    good: str,
+    pairs: list[tuple[CellResult, CellResult]],
+    tool: Difference,
+    detail: str,
+) -> Finding:
+    """Same place, same path: the only difference is what ran the probe. Never a network
+    cause (no firewall, no route): the tool's own words say what it did."""
+    failed_cells = [f for f, _ in pairs]
+    targets = [f.target for f in failed_cells]
+    said = next(
+        (c.message for f in failed_cells for c in f.checks if c.status != "ok" and c.message),
+        failed_cells[0].message,
+    )
+    detail += (
+        f" Both run in the same network namespace and took the same path (addresses, routes, "
+        f"resolver, proxy decision): the only difference is the tool. {tool.text}."
+    )
+    if said:
+        detail += f" It said: {said}"
+    return Finding(
+        rule="source-differs",
+        severity=severity(failed_cells, contradiction=True),
+        title=f"{bad} fails where {good} succeeds on the same path: only the tool differs",
+        detail=detail,
+        evidence=evidence(failed_cells + [o for _, o in pairs]),
+        next_step=(
+            f"The network is not the cause: run {bad}'s tool by hand with its verbose option "
+            f"and compare its options (timeouts, retries, proxy, CA) with {good}'s."
+        ),
+        facts={
+            "failing_source": bad,
+            "working_source": good,
+            "targets": targets,
+            "differences": [tool.text],
+            "only_the_tool_differs": True,
+            **tool.facts,
+        },
+    )
+
+
 def _finding(
     result: MatrixResult, bad: str, good: str, pairs: list[tuple[CellResult, CellResult]]
 ) -> Finding:
@@ -74,6 +128,12 @@ def _finding(
         f"From {bad}: {outcome} ({meaning(failed_cells[0])}). From {good} the same "
         f"{'target works' if len(targets) == 1 else 'targets work'}."
     )
+    # Facts of the path (namespace, routes, addresses, resolver, proxy, family, port) against
+    # facts of the tool alone: with none of the first, the network is not the difference.
+    path = [d for d in differences if not set(d.facts) <= TOOL_FACTS]
+    tool_only = next((d for d in differences if "tools" in d.facts), None)
+    if tool_only is not None and not path and _same_place(result, bad, good):
+        return _tool_finding(bad, good, pairs, tool_only, detail)
     if differences:
         detail += " What differs: " + "; ".join(d.text for d in differences) + "."
     else:

@@ -30,6 +30,51 @@ limit() { if has timeout; then timeout "$@"; else shift; "$@"; fi; }
 CURLV=""
 if has curl; then CURLV=$(curl --version 2>/dev/null | head -n 1 | cut -d' ' -f2); fi
 
+# A tcp cell ends when the connection is established or refused, as the local row's does:
+# what the server does next (stay silent, send a banner, close) is not the network's answer.
+# watch runs a tool in the background and stops it at the first line saying it connected;
+# out: its words so far, rc: 0 once connected (else the tool's status), self: 1 when that
+# connection was its own peer. Without mkfifo the tool runs to its end.
+connected_line() {
+  case "$1" in
+    "* Connected to "*|*" connected."|"Connection to "*" succeeded!"*) return 0 ;;
+  esac
+  return 1
+}
+watch() {
+  out="" rc="" self=""
+  dir=$(mktemp -d 2>/dev/null) && mkfifo "$dir/f" 2>/dev/null || {
+    out=$(limit "$t" "$@" 2>&1); rc=$?; [ -n "$dir" ] && rm -rf "$dir"; return
+  }
+  # exec: $! is the tool itself (under timeout), so that stopping it stops the tool. Each
+  # tool keeps its own deadline; `timeout` is a backstop a second later.
+  ( if has timeout; then exec timeout $((t + 1)) "$@"; fi; exec "$@" ) >"$dir/f" 2>&1 </dev/null &
+  pid=$!
+  while IFS= read -r line; do
+    out="$out$line
+"
+    if connected_line "$line"; then
+      rc=0
+      if self_connected "$port"; then self=1; fi
+      kill "$pid" 2>/dev/null
+      break
+    fi
+  done <"$dir/f"
+  wait "$pid" 2>/dev/null
+  r=$?
+  [ -z "$rc" ] && rc=$r
+  rm -rf "$dir"
+}
+# TCP simultaneous open: a connect to a closed port in the ephemeral range can be answered by
+# itself when the kernel picks that very port as the source. Such a connection's local end
+# equals its peer (in /proc/net/tcp, while it is open): nothing listens on that port.
+self_connected() {
+  p=$(printf ':%04X' "$1" 2>/dev/null) || return 1
+  cat /proc/net/tcp /proc/net/tcp6 2>/dev/null \
+    | awk -v p="$p" '$4 == "01" && $2 == $3 && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }'
+}
+bracket() { case "$1" in *:*) echo "[$1]" ;; *) echo "$1" ;; esac; }
+
 pick() {
   case "$TOOL:$1" in
     auto:tcp) for t in nc bash curl wget; do if has "$t"; then echo "$t"; return; fi; done ;;
@@ -47,8 +92,15 @@ run_curl() {
     IFS=$old
   fi
   [ "$verify" = 0 ] && set -- "$@" -k
+  if [ "$mode" = tcp ]; then
+    # A raw connect, through no proxy (as the agent's tcp cells): telnet:// sends nothing.
+    watch curl -sS -v --noproxy '*' --connect-timeout "$t" --max-time "$t" \
+      "telnet://$(bracket "$host"):$port"
+    extra="${self:+self-connect}"
+    msg=$(printf '%s\n' "$out" | grep -E '^(\* |curl: )' | squash)
+    return
+  fi
   target=$url
-  [ "$mode" = tcp ] && target="http://$host:$port/"
   out=$(curl -sS -v -o /dev/null -X "$method" --connect-timeout "$t" --max-time "$t" \
     -w '\n@@W %{http_code}|%{remote_ip}|%{remote_port}|%{local_ip}|%{local_port}\n' \
     "$@" "$target" 2>&1)
@@ -66,12 +118,20 @@ run_wget() {
     IFS=$old
   fi
   [ "$verify" = 0 ] && set -- "$@" --no-check-certificate
-  target=$url
-  [ "$mode" = tcp ] && target="http://$host:$port/"
   # Debian's busybox wget crashes (SIGSEGV) when given -T: there `timeout` keeps the deadline.
-  wt=1
-  if has timeout && wget --help 2>&1 | grep -q BusyBox; then wt=""; fi
-  out=$(limit "$t" wget -S -O /dev/null ${wt:+-T "$t"} "$@" "$target" 2>&1)
+  # GNU wget retries 20 times by default (a port that closes at once would take minutes).
+  wt=1 gnu=1
+  if wget --help 2>&1 | grep -q BusyBox; then gnu=""; has timeout && wt=""; fi
+  if [ "$mode" = tcp ] && [ -n "$gnu" ]; then
+    watch wget --tries=1 --no-proxy -T "$t" -O /dev/null \
+      "http://$(bracket "$host"):$port/"
+    extra="${self:+self-connect}"
+    msg=$(printf '%s\n' "$out" | squash)
+    return
+  fi
+  target=$url
+  [ "$mode" = tcp ] && target="http://$(bracket "$host"):$port/"
+  out=$(limit "$t" wget -S -O /dev/null ${gnu:+--tries=1} ${wt:+-T "$t"} "$@" "$target" 2>&1)
   rc=$?
   extra=$(printf '%s\n' "$out" | sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' | tail -n 1)
   msg=$(printf '%s\n' "$out" | grep -viE '^ *(authorization|cookie|set-cookie|proxy-authorization):' | squash)
@@ -91,9 +151,9 @@ run_nc() {
     extra=$(printf '%s\n' "$out" | sed -n 's/^HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' | head -n 1)
     out=$(printf '%s\n' "$out" | grep -E '^(nc:|Connection to)')
   elif [ -n "$bsd" ]; then
-    out=$(limit "$t" nc -z -v -w "$t" "$host" "$port" 2>&1)
-    rc=$?
-    extra=""
+    # -v says "succeeded!" once connected; the connection stays open while it is checked.
+    watch nc -v -w "$t" "$host" "$port"
+    extra="${self:+self-connect}"
   elif [ -n "$bbe" ]; then
     out=$(limit "$t" nc -w "$t" "$host" "$port" -e true 2>&1)
     rc=$?
@@ -116,9 +176,15 @@ run_bash() {
     rc=$?
     extra=$(printf '%s\n' "$out" | sed -n 's/^HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p')
   else
-    out=$(limit "$t" bash -c 'exec 3<>"/dev/tcp/$1/$2"' probe "$host" "$port" 2>&1)
+    out=$(limit "$t" bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1
+      p=$(printf ":%04X" "$2")
+      cat /proc/net/tcp /proc/net/tcp6 2>/dev/null \
+        | awk -v p="$p" '"'"'$4 == "01" && $2 == $3 && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }'"'"' \
+        && echo "@@SELF"
+      exit 0' probe "$host" "$port" 2>&1)
     rc=$?
     extra=""
+    case "$out" in *@@SELF*) extra=self-connect; out=$(printf '%s\n' "$out" | grep -v '^@@SELF') ;; esac
   fi
   msg=$(printf '%s\n' "$out" | squash)
 }

@@ -33,6 +33,14 @@ _CURL_ATTEMPT = re.compile(
 )
 _CURL_CONNECTED = re.compile(r"Connected to \S+ \((?P<address>[^)]+)\) port (?P<port>\d+)")
 SEPARATOR = "\x1f"
+# How tools say a name did not resolve (getaddrinfo's words, busybox's, wget's own).
+RESOLVER_PHRASES = (
+    "name or service not known",
+    "temporary failure in name resolution",
+    "no address associated with hostname",
+    "unable to resolve host address",
+    "bad address",
+)
 SELF_CONNECT = (
     "connected to itself (TCP simultaneous open: the kernel picked this very port as the "
     "source): nothing listens on this port"
@@ -108,13 +116,15 @@ def _failure(rc: int, words: str) -> tuple[str, int | None]:
         # `timeout` stopped the tool: our deadline, not the kernel's (GNU timeout exits 124;
         # busybox's leaves the tool to die of its SIGTERM, 128 + 15).
         return "timeout", None
+    # A name that did not resolve first: bash then also says "/dev/tcp/...: Invalid argument",
+    # which is not the network's answer.
+    if any(phrase in words.lower() for phrase in RESOLVER_PHRASES):
+        return "dns-error", None
     number = errno_from_message(words)
     if number is not None:
         return status_for_errno(number), number
     if "timed out" in words.lower():
         return "timeout", None
-    if "bad address" in words.lower() or "name or service not known" in words.lower():
-        return "dns-error", None
     return "unreachable", None
 
 
@@ -160,6 +170,8 @@ def _curl_checks(
         return checks, told
     if not connected:
         status, number = classify_curl(rc, text)
+        if rc in (124, 143):  # the prober's backstop stopped curl: our deadline
+            status, number = "timeout", None
         if proxy:
             status = "proxy-error"
         if not checks:
@@ -309,6 +321,12 @@ def classify_line(
         status = "source-error"
         words = _message(text)
         message = f"{tool} refused the probe (exit status {rc}){': ' + words if words else ''}"
+    elif plan.get("kind") == "tcp" and extra == "self-connect":
+        # The tool's connection was its own peer (TCP simultaneous open): the port is closed.
+        number = errno.ECONNREFUSED
+        host, port = plan.get("host", ""), plan.get("port")
+        checks = [_connect_record("refused", number, SELF_CONNECT, host, port)]
+        status, message = "refused", None
     else:
         if plan.get("kind") == "dns":
             checks = _dns_checks(plan, tool, rc, extra, text)
