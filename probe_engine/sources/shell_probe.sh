@@ -46,9 +46,10 @@ watch() {
   dir=$(mktemp -d 2>/dev/null) && mkfifo "$dir/f" 2>/dev/null || {
     out=$(limit "$t" "$@" 2>&1); rc=$?; [ -n "$dir" ] && rm -rf "$dir"; return
   }
-  # exec: $! is the tool itself (under timeout), so that stopping it stops the tool. Each
-  # tool keeps its own deadline; `timeout` is a backstop a second later.
-  ( if has timeout; then exec timeout $((t + 1)) "$@"; fi; exec "$@" ) >"$dir/f" 2>&1 </dev/null &
+  # exec: $! is the tool itself (under timeout), so that stopping it stops the tool. The
+  # tools are given a second more than the cell: our deadline always ends them, the same way
+  # (their own timers would report it in words that read like the kernel's ETIMEDOUT).
+  ( if has timeout; then exec timeout "$t" "$@"; fi; exec "$@" ) >"$dir/f" 2>&1 </dev/null &
   pid=$!
   while IFS= read -r line; do
     out="$out$line
@@ -94,7 +95,7 @@ run_curl() {
   [ "$verify" = 0 ] && set -- "$@" -k
   if [ "$mode" = tcp ]; then
     # A raw connect, through no proxy (as the agent's tcp cells): telnet:// sends nothing.
-    watch curl -sS -v --noproxy '*' --connect-timeout "$t" --max-time "$t" \
+    watch curl -sS -v --noproxy '*' --connect-timeout $((t + 1)) --max-time $((t + 1)) \
       "telnet://$(bracket "$host"):$port"
     extra="${self:+self-connect}"
     msg=$(printf '%s\n' "$out" | grep -E '^(\* |curl: )' | squash)
@@ -123,7 +124,7 @@ run_wget() {
   wt=1 gnu=1
   if wget --help 2>&1 | grep -q BusyBox; then gnu=""; has timeout && wt=""; fi
   if [ "$mode" = tcp ] && [ -n "$gnu" ]; then
-    watch wget --tries=1 --no-proxy -T "$t" -O /dev/null \
+    watch wget --tries=1 --no-proxy -T $((t + 1)) -O /dev/null \
       "http://$(bracket "$host"):$port/"
     extra="${self:+self-connect}"
     msg=$(printf '%s\n' "$out" | squash)
@@ -131,7 +132,7 @@ run_wget() {
   fi
   target=$url
   [ "$mode" = tcp ] && target="http://$(bracket "$host"):$port/"
-  out=$(limit "$t" wget -S -O /dev/null ${gnu:+--tries=1} ${wt:+-T "$t"} "$@" "$target" 2>&1)
+  out=$(limit "$t" wget -S -O /dev/null ${gnu:+--tries=1} ${wt:+-T $((t + 1))} "$@" "$target" 2>&1)
   rc=$?
   extra=$(printf '%s\n' "$out" | sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' | tail -n 1)
   msg=$(printf '%s\n' "$out" | grep -viE '^ *(authorization|cookie|set-cookie|proxy-authorization):' | squash)
@@ -152,7 +153,7 @@ run_nc() {
     out=$(printf '%s\n' "$out" | grep -E '^(nc:|Connection to)')
   elif [ -n "$bsd" ]; then
     # -v says "succeeded!" once connected; the connection stays open while it is checked.
-    watch nc -v -w "$t" "$host" "$port"
+    watch nc -v -w $((t + 1)) "$host" "$port"
     extra="${self:+self-connect}"
   elif [ -n "$bbe" ]; then
     out=$(limit "$t" nc -w "$t" "$host" "$port" -e true 2>&1)
