@@ -67,6 +67,22 @@ class Attempt:
         }
 
 
+SELF_CONNECT = (
+    "connected to itself (TCP simultaneous open: the kernel picked this very port as the "
+    "source): nothing listens on this port"
+)
+
+
+def _self_connected(sock: socket.socket) -> bool:
+    """A connection whose local address and port are its peer's: a connect to a closed port
+    in the ephemeral range that the kernel answered with its own SYN."""
+    try:
+        local, peer = sock.getsockname(), sock.getpeername()
+    except OSError:
+        return False
+    return bool(local[:2] == peer[:2])
+
+
 def _refused_already(sock: socket.socket) -> int | None:
     """The errno of a connect "in progress" that the kernel has already failed, else None.
 
@@ -116,8 +132,14 @@ class Connector:
 
     def _finish(self, attempt: Attempt, number: int, sock: socket.socket | None) -> None:
         attempt.done = True
-        record = attempt.record(number)
-        if number == 0 and sock is not None:
+        if number == 0 and sock is not None and _self_connected(sock):
+            # TCP simultaneous open: nothing listens on this port, the kernel picked it as the
+            # source port and the SYN answered itself. The port is closed.
+            record = attempt.record(errno.ECONNREFUSED, SELF_CONNECT)
+            record["source_address"] = attempt.address
+        else:
+            record = attempt.record(number)
+        if number == 0 and sock is not None and "source_address" not in record:
             with contextlib.suppress(OSError):
                 record["source_address"] = str(sock.getsockname()[0])
         if sock is not None:

@@ -25,6 +25,7 @@ from ..agent.classify import (
 from ..agent.http import status_matches
 from ..agent.plans import Plan
 from ..agent.proxy import redact
+from ..agent.tcp import SELF_CONNECT
 from ..model import CellRequest
 from .curl_verbose import proxy_record, self_connected, tls_record, write_out
 
@@ -40,10 +41,6 @@ RESOLVER_PHRASES = (
     "no address associated with hostname",
     "unable to resolve host address",
     "bad address",
-)
-SELF_CONNECT = (
-    "connected to itself (TCP simultaneous open: the kernel picked this very port as the "
-    "source): nothing listens on this port"
 )
 
 
