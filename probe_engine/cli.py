@@ -28,17 +28,41 @@ if TYPE_CHECKING:
 def _guard(action: Callable[[], int]) -> NoReturn:
     """Run a command: bad input and engine faults become one line and an exit status."""
     from .errors import EngineError, SpecError
-    from .status import EXIT_ENGINE, EXIT_USAGE
 
     try:
         status = action()
-    except SpecError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(EXIT_USAGE)
-    except EngineError as exc:
-        click.echo(f"probe-engine: {exc}", err=True)
-        sys.exit(EXIT_ENGINE)
+    except BaseExceptionGroup as group:  # raised inside a task group (the live display's)
+        found = _first_of(group, (SpecError, EngineError))
+        if found is None:
+            raise
+        status = _fail(found)
+    except (SpecError, EngineError) as exc:
+        status = _fail(exc)
     sys.exit(status)
+
+
+def _fail(exc: BaseException) -> int:
+    from .errors import SpecError
+    from .status import EXIT_ENGINE, EXIT_USAGE
+
+    if isinstance(exc, SpecError):
+        click.echo(str(exc), err=True)
+        return EXIT_USAGE
+    click.echo(f"probe-engine: {exc}", err=True)
+    return EXIT_ENGINE
+
+
+def _first_of(
+    group: BaseExceptionGroup[BaseException], kinds: tuple[type[BaseException], ...]
+) -> BaseException | None:
+    for exc in group.exceptions:
+        if isinstance(exc, kinds):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_of(exc, kinds)
+            if found is not None:
+                return found
+    return None
 
 
 def _duration(text: str | None, option: str) -> float | None:
@@ -196,7 +220,12 @@ _run_options = [
         "--timeout", default=None, help="Per-cell timeout for every cell, e.g. 500ms, 2s."
     ),
     click.option("--deadline", default=None, help="Deadline of the whole run, e.g. 1m."),
-    click.option("--select", default=None, help="Run a subset: source=GLOB,target=GLOB."),
+    click.option(
+        "--select",
+        multiple=True,
+        help="Run a subset: source=GLOB,target=GLOB. Repeatable: globs of one key are "
+        "alternatives, keys narrow each other; a glob matching nothing is an error.",
+    ),
     click.option(
         "--output",
         type=click.Choice(["table", "json", "none"]),
@@ -225,7 +254,7 @@ def _options(
     concurrency: int | None,
     timeout: str | None,
     deadline: str | None,
-    select: str | None,
+    select: tuple[str, ...],
     fail_on: str,
     kube: KubeOverrides | None = None,
 ) -> RunOptions:
@@ -267,7 +296,7 @@ def run(
     concurrency: int | None,
     timeout: str | None,
     deadline: str | None,
-    select: str | None,
+    select: tuple[str, ...],
     output: str,
     fail_on: str,
     no_progress: bool,
@@ -402,14 +431,18 @@ def render(report: Path, formats: str, out: Path | None, basename: str | None) -
     default=None,
     help="Per-cell timeout of one attempt [default: 2s, or the matrix's own].",
 )
-@click.option("--select", default=None, help="Wait for part of a matrix: source=GLOB,target=GLOB.")
+@click.option(
+    "--select",
+    multiple=True,
+    help="Wait for part of a matrix: source=GLOB,target=GLOB (repeatable, as for run).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the last line, not every attempt.")
 def wait(
     target: str,
     timeout: str,
     interval: str,
     attempt_timeout: str | None,
-    select: str | None,
+    select: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Wait until TARGET is reachable from here.

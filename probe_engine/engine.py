@@ -19,7 +19,7 @@ import anyio
 from ._version import __version__
 from .agent.plans import Plan
 from .diagnose import diagnose
-from .errors import EngineError, ProbeEngineError
+from .errors import EngineError, ProbeEngineError, SpecError
 from .invariants import broken_invariants
 from .kube import KubeOverrides
 from .model import CellRequest, Column, RunContext
@@ -209,6 +209,7 @@ async def run_matrix(
     """Run a loaded matrix and return its result. Network failures are results, not errors."""
     options = options or RunOptions()
     matrix = loaded.matrix
+    options.select.check(matrix)  # a typo in --select is bad input, before anything runs
     started_at, started = datetime.now(UTC), time.monotonic()
     context = RunContext(matrix, options.kube)
     settings = RunSettings(
@@ -239,6 +240,7 @@ async def run_matrix(
             outer.start_soon(watch_interrupt)
             with run_scope:
                 columns = await _resolve(matrix, context)
+                options.select.check(matrix, columns)  # a glob matching no column: bad input
                 collector.plans = {c.name: c.plan for cs in columns.values() for c in cs}
                 cells = expand(matrix, columns, options.select, options.timeout)
                 if on_event:
@@ -270,6 +272,10 @@ async def run_matrix(
     except ProbeEngineError:
         raise
     except Exception as exc:
+        if isinstance(exc, ExceptionGroup):  # bad input found inside the task group
+            found = _first_spec_error(exc)
+            if found is not None:
+                raise found from None
         raise EngineError(f"the run failed: {type(exc).__name__}: {exc}") from exc
     finished_at = datetime.now(UTC)
     return _assemble(
@@ -284,6 +290,17 @@ async def run_matrix(
         interrupted,
         faults,
     )
+
+
+def _first_spec_error(group: BaseExceptionGroup[BaseException]) -> SpecError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, SpecError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_spec_error(exc)
+            if found is not None:
+                return found
+    return None
 
 
 def _assemble(

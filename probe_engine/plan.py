@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .errors import SpecError
+from .errors import SpecError, SpecErrors
 from .model import CellRequest, Column
 from .spec import CellPattern, Matrix
 from .status import Status
@@ -14,23 +15,57 @@ from .status import Status
 
 @dataclass(frozen=True)
 class Selection:
-    """--select source=GLOB,target=GLOB: run a subset."""
+    """--select source=GLOB,target=GLOB, repeatable: the globs given for one key are
+    alternatives (`--select source=a --select source=b`: either row), the keys narrow each
+    other (`--select source=a --select target=db`: both). Every glob must match something the
+    matrix declares: a typo is bad input, never a run of nothing that passes."""
 
-    source: str = "*"
-    target: str = "*"
+    sources: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, text: str | None) -> Selection:
-        if not text:
+    def parse(cls, texts: str | Sequence[str] | None) -> Selection:
+        if not texts:
             return cls()
-        values: dict[str, str] = {}
-        for part in text.split(","):
-            key, equals, value = part.partition("=")
-            key = key.strip()
-            if not equals or key not in ("source", "target") or not value.strip():
-                raise SpecError(f"{part!r} is not source=GLOB or target=GLOB", field="--select")
-            values[key] = value.strip()
-        return cls(**values)
+        values: dict[str, list[str]] = {"source": [], "target": []}
+        for text in [texts] if isinstance(texts, str) else texts:
+            for part in text.split(","):
+                key, equals, value = part.partition("=")
+                key = key.strip()
+                if not equals or key not in values or not value.strip():
+                    raise SpecError(f"{part!r} is not source=GLOB or target=GLOB", field="--select")
+                values[key].append(value.strip())
+        return cls(tuple(values["source"]), tuple(values["target"]))
+
+    def admits(self, source: str, column: Column) -> bool:
+        return (not self.sources or any(_matches(g, source) for g in self.sources)) and (
+            not self.targets
+            or any(_matches(g, column.target_name, column.name) for g in self.targets)
+        )
+
+    def check(self, matrix: Matrix, columns: Mapping[str, Sequence[Column]] | None = None) -> None:
+        """Raise (bad input, exit 2) for a glob that matches no declared source, or no target
+        or column, naming what is declared, as the matrix's own patterns do."""
+        problems = []
+        sources = list(matrix.sources)
+        for glob in self.sources:
+            # A row of a fanned-out source is "source/instance": the source decides here.
+            if not any(_matches(g, name) for g in (glob, glob.split("/")[0]) for name in sources):
+                problems.append(
+                    f"source {glob!r} matches no source (declared: {', '.join(sources)})"
+                )
+        names = list(matrix.targets)
+        columns_seen = [c.name for cs in (columns or {}).values() for c in cs]
+        for glob in self.targets:
+            # Before the columns are known, "scan:80" and "svc/dns" stand for their target.
+            stems = {glob, re.split(r"[:/]", glob, maxsplit=1)[0]} if columns is None else {glob}
+            if not any(_matches(g, n) for g in stems for n in [*names, *columns_seen]):
+                shown = ", ".join(names)
+                if columns is not None and columns_seen != names:
+                    shown += "; columns: " + ", ".join(columns_seen[:20])
+                problems.append(f"target {glob!r} matches no target (declared: {shown})")
+        if problems:
+            raise SpecErrors([SpecError(p, field="--select") for p in problems])
 
 
 def _matches(pattern: str, *names: str) -> bool:
@@ -38,7 +73,7 @@ def _matches(pattern: str, *names: str) -> bool:
 
 
 def pattern_matches(
-    pattern: CellPattern | Selection, source: str, column: Column, row: str | None = None
+    pattern: CellPattern, source: str, column: Column, row: str | None = None
 ) -> bool:
     """A pattern names a source (or a row source/instance) and a target (or a column)."""
     sources = (source, row) if row else (source,)
@@ -64,7 +99,7 @@ def expand(
                     continue
                 if any(pattern_matches(p, source, column) for p in matrix.exclude):
                     continue
-                if not pattern_matches(selection, source, column):
+                if not selection.admits(source, column):
                     continue
                 cell_timeout = timeout or column.timeout or matrix.defaults.timeout
                 cells.append(CellRequest(len(cells), source, column, cell_timeout))

@@ -161,14 +161,14 @@ def test_a_matrix_names_the_cells_it_still_waits_for(loopback: LoopbackLab) -> N
         "refused ECONNREFUSED (errno 111)"
     )
     # A selection narrows what is waited for.
-    selected = anyio.run(partial(attempt_once, loaded, select=Selection(target="api")))
+    selected = anyio.run(partial(attempt_once, loaded, select=Selection(targets=("api",))))
     assert selected.ready
 
 
 def test_a_selection_that_matches_nothing_is_bad_input(loopback: LoopbackLab) -> None:
     loaded = load_wait_target(f"127.0.0.1:{loopback.http_port}")
-    with pytest.raises(SpecError, match="no cell matches the selection"):
-        wait(loaded, timeout=1.0, interval=0.5, select=Selection(target="nothing"))
+    with pytest.raises(SpecError, match="matches no target"):
+        wait(loaded, timeout=1.0, interval=0.5, select=Selection(targets=("nothing",)))
 
 
 @pytest.mark.parametrize(
