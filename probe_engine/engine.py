@@ -188,6 +188,8 @@ def _exit_status(
         return EXIT_OK
     if any(c.met is False for c in cells):
         return EXIT_UNMET
+    if any(c.status == "cancelled" for c in cells):
+        return EXIT_UNMET  # cut short: never a pass, expectations declared or not
     if fail_on == "any-failure" and any(c.met is None and c.status != "ok" for c in cells):
         return EXIT_UNMET
     return EXIT_OK
@@ -321,18 +323,24 @@ def _assemble(
     rows_by_source: dict[str, list[str]] = {name: [] for name in matrix.sources}
     for info in collector.rows.values():
         rows_by_source.setdefault(info.source_name, []).append(info.name)
+    reason = (
+        "interrupted before this cell finished"
+        if interrupted
+        else "the run's deadline passed before this cell finished"
+    )
     for request in cells:
         rows = rows_by_source[request.source] or [request.source]
         for row in rows:
-            if (row, request.column.name) not in collector.results:
-                reason = (
-                    "interrupted before this cell finished"
-                    if interrupted
-                    else "the run's deadline passed before this cell finished"
-                )
-                collector.results[(row, request.column.name)] = failed_result(
+            key = (row, request.column.name)
+            answered = collector.results.get(key)
+            if answered is None:
+                collector.results[key] = failed_result(
                     row, request.source, request, "cancelled", reason
                 )
+            elif answered.status == "cancelled" and answered.checks:
+                # Cut mid-way: the phases it finished and the one it was in, after why.
+                said = f"{reason}: {answered.message}" if answered.message else reason
+                collector.results[key] = answered.model_copy(update={"message": said})
     used_sources = {r.source for r in cells}
     infos: list[SourceInfo] = []
     for name in matrix.sources:
@@ -373,6 +381,7 @@ def _assemble(
         unmet=sum(1 for c in judged if c.met is False),
         none=sum(1 for c in judged if c.met is None),
     )
+    incomplete = by_status.get("cancelled", 0)
     result = MatrixResult(
         tool_version=__version__,
         started_at=started_at,
@@ -382,7 +391,13 @@ def _assemble(
         interrupted=interrupted,
         exit_status=_exit_status(judged, options.fail_on, interrupted, faults),
         fail_on=options.fail_on,
-        summary=Summary(total=len(judged), by_status=by_status, expectations=expectations),
+        summary=Summary(
+            total=len(judged),
+            by_status=by_status,
+            expectations=expectations,
+            incomplete=incomplete,
+            cut_by=("interrupt" if interrupted else "deadline") if incomplete else None,
+        ),
         sources=infos,
         targets=targets,
         cells=judged,

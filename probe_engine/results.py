@@ -158,6 +158,20 @@ class Summary(ResultModel):
     total: int
     by_status: dict[str, int]
     expectations: Expectations
+    incomplete: int = Field(
+        0, description="Cells cut short (cancelled) by the run's deadline or an interrupt"
+    )
+    cut_by: Literal["deadline", "interrupt"] | None = Field(
+        None, description="What cut the run short, when cells were"
+    )
+
+    def incomplete_words(self) -> str | None:
+        """'incomplete: 3 cells cut by the deadline', or None for a complete run."""
+        if not self.incomplete:
+            return None
+        cells = "cell" if self.incomplete == 1 else "cells"
+        by = "an interrupt" if self.cut_by == "interrupt" else "the deadline"
+        return f"incomplete: {self.incomplete} {cells} cut by {by}"
 
 
 class MatrixRef(ResultModel):

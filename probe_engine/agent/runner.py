@@ -99,6 +99,7 @@ class Cell:
         "addresses",
         "attempts",
         "checks",
+        "cut",
         "deadline",
         "done",
         "host",
@@ -136,6 +137,7 @@ class Cell:
         self.started_at = 0.0
         self.deadline = 0.0
         self.done = False
+        self.cut = False  # stopped with the run, mid-phase
         self.may_block = False
 
 
@@ -236,6 +238,8 @@ class Runner:
                 if self.out and (len(self.out) >= FLUSH_CELLS or now - last_flush >= FLUSH_SECONDS):
                     self._flush()
                     last_flush = now
+            if self.stop.is_set():
+                self._cut_short()
             self._flush()
         finally:
             self.workers.close()
@@ -534,6 +538,38 @@ class Runner:
             cell.checks.append(record)
         self._finish(cell)
 
+    def _cut_short(self) -> None:
+        """The run was stopped: every cell in flight reports what it finished and the phase it
+        was in, for how long ("dns ok 2 ms, tcp connected 1 ms, http waiting 2013 ms"), as a
+        cancelled cell. Where a run hung is what its user pressed Ctrl-C to learn."""
+        now = time.monotonic()
+        for _deadline, _seq, cell in sorted(self.timers, key=lambda t: t[1]):
+            if cell.done:
+                continue
+            elapsed = (now - cell.phase_started) * 1000.0
+            doing = _DOING.get(cell.phase, cell.phase)
+            message = f"{doing} when the run was cut, for {elapsed:.0f} ms"
+            if cell.phase == "tcp":
+                for index, attempt in enumerate(cell.attempts):
+                    if index in cell.tcp_records:
+                        continue
+                    self.connector.abort(attempt)
+                    record = attempt.record(None, message)
+                    record.update(status="cancelled", errno=None, errno_name=None)
+                    cell.tcp_records[index] = record
+                cell.checks.extend(cell.tcp_records[i] for i in sorted(cell.tcp_records))
+            else:
+                name = {"dns": "dns", "tcp": "tcp"}.get(cell.phase, "http")
+                record = {"name": name, "status": "cancelled", "message": message}
+                record["duration_ms"] = elapsed
+                if name == "dns":
+                    record["host"] = (
+                        cell.plan.get("host") if cell.plan["kind"] == "dns" else cell.host
+                    )
+                cell.checks.append(record)
+            cell.cut = True
+            self._finish(cell)
+
     def _finish(self, cell: Cell) -> None:
         if cell.done:
             return
@@ -552,7 +588,36 @@ class Runner:
             result["proxy"] = cell.proxy
         if cell.tls is not None:
             result["tls"] = cell.tls
+        if cell.cut:
+            result["status"] = "cancelled"
+            result["message"] = phase_summary(cell.checks)
         self.out.append(result)
+
+
+# What a cell was doing in each phase, for the cells a stopped run cuts short.
+_DOING = {
+    "queued": "waiting to start",
+    "proxy": "its client was deciding its proxy",
+    "dns": "resolving",
+    "tcp": "connecting",
+    "http": "waiting for the HTTP answer",
+}
+_DONE = {"dns": "ok", "tcp": "connected", "http": "answered"}
+_IN_PROGRESS = {"dns": "resolving", "tcp": "connecting", "http": "waiting"}
+
+
+def phase_summary(checks: list[dict[str, Any]]) -> str:
+    """'dns ok 2 ms, tcp connected 1 ms, http waiting 2013 ms': each phase, how it ended (or
+    what it was still doing), and for how long."""
+    parts = []
+    for check in checks:
+        name, status = check.get("name", "?"), check.get("status", "?")
+        if status == "cancelled":
+            word = _IN_PROGRESS.get(name, "in progress")
+        else:
+            word = _DONE.get(name, "ok") if status == "ok" else status
+        parts.append(f"{name} {word} {float(check.get('duration_ms') or 0):.0f} ms")
+    return ", ".join(parts)
 
 
 def _copy_record(record: Mapping[str, Any]) -> dict[str, Any]:

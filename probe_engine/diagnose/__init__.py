@@ -22,6 +22,7 @@ from collections.abc import Callable
 from ..results import Finding, MatrixResult
 from .address_family import address_family
 from .container_network import container_network
+from .cut_short import cut_short
 from .dns_failure import dns_failure
 from .proxy_differs import proxy_differs
 from .readiness_race import readiness_race
@@ -39,6 +40,7 @@ log = logging.getLogger("probe_engine.diagnose")
 Rule = Callable[[MatrixResult], list[Finding]]
 
 RULES: dict[str, Rule] = {
+    "cut-short": cut_short,
     "container-network": container_network,
     "source-down": source_down,
     "via-differs": via_differs,

@@ -212,9 +212,13 @@ def print_result(console: Console, result: MatrixResult) -> None:
         if result.exit_status == EXIT_OK
         else f"[bold red]FAIL (exit {result.exit_status})[/]"
     )
+    incomplete = result.summary.incomplete_words()
+    if incomplete:
+        verdict = f"[bold red]INCOMPLETE (exit {result.exit_status})[/]"
     if result.interrupted:
         verdict = f"[bold]INTERRUPTED (exit {EXIT_INTERRUPTED})[/]"
     console.print(
         f"{verdict}  {result.summary.total} cells in {result.duration_s:.2f}s · "
         f"expectations met {e.met}, unmet {e.unmet}, none {e.none}"
+        + (f" · {incomplete}" if incomplete else "")
     )

@@ -16,6 +16,8 @@ from ..agent.runner import run_batch
 from ..model import CellRequest
 from .base import Sink, Source, make_results
 
+CUT_WAIT = 1.0  # seconds a cut run waits for the runner to tell where its cells were
+
 
 class LocalSource(Source):
     kind = "local"
@@ -28,16 +30,26 @@ class LocalSource(Source):
         stop = threading.Event()
         request = self.agent_request(batch)
 
+        # Results the runner gives once the run is cut (each cell in flight with the phases it
+        # finished and the one it was in): no event loop to hand them to any more.
+        late: list[dict[str, Any]] = []
+        ended = threading.Event()
+
         def emit(results: list[dict[str, Any]]) -> None:
             if stop.is_set():
+                late.extend(results)
                 return
             try:
                 anyio.from_thread.run_sync(send.send_nowait, results)
             except (RuntimeError, anyio.ClosedResourceError, anyio.BrokenResourceError):
                 stop.set()  # the run was cancelled under us: stop probing
+                late.extend(results)
 
         def work() -> None:
-            run_batch(request, emit, stop)
+            try:
+                run_batch(request, emit, stop)
+            finally:
+                ended.set()
 
         async def run_and_close() -> None:
             try:
@@ -47,10 +59,19 @@ class LocalSource(Source):
                 stop.set()
                 send.close()
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(run_and_close)
-            async with receive:
-                async for results in receive:
-                    pairs = ((by_id[data["id"]], data) for data in results)
-                    for result in make_results(self.name, self.name, pairs):
-                        sink.result(result)
+        def report(results: list[dict[str, Any]]) -> None:
+            pairs = ((by_id[data["id"]], data) for data in results)
+            for result in make_results(self.name, self.name, pairs):
+                sink.result(result)
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(run_and_close)
+                async with receive:
+                    async for results in receive:
+                        report(results)
+        finally:
+            stop.set()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CUT_WAIT):
+                await anyio.to_thread.run_sync(ended.wait, CUT_WAIT)
+            report(list(late))

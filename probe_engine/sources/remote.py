@@ -12,6 +12,7 @@ channel.py) and contribute the facts they read from outside.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
+import anyio.lowlevel
 
 from ..agent.proxy import redact
 from ..agent.ship import agent_command, agent_payload
@@ -244,6 +246,7 @@ class RemoteRow:
             self.fail(channel.explain(str(exc)))
             return None
         cut_short = True  # until its output ended within the budget
+        run_cut = False  # the run itself was cut (its deadline, an interrupt)
         try:
             with anyio.move_on_after(self.budget) as scope:
                 async with anyio.create_task_group() as group:
@@ -255,15 +258,26 @@ class RemoteRow:
             if not cut_short:
                 with anyio.move_on_after(EXIT_WAIT):
                     status = await channel.exit_status()
+        except BaseException:
+            run_cut = True
+            raise
         finally:
-            self.answered = session.answered
             leftover = session.leftover(cut_short)
             with anyio.CancelScope(shield=True):
-                if leftover is not None:
+                if leftover is not None and run_cut and isinstance(session, AgentSession):
+                    # Stopped (SIGTERM), the agent reports each cell in flight with the phases
+                    # it finished and the one it was in: read those last lines as it stops.
+                    with anyio.move_on_after(STOP_WITHIN):
+                        async with anyio.create_task_group() as last:
+                            last.start_soon(_last_words, channel, session)
+                            await anyio.lowlevel.checkpoint()  # reading before stopping
+                            await channel.stop(leftover)
+                elif leftover is not None:
                     with anyio.move_on_after(STOP_WITHIN):
                         await channel.stop(leftover)
                 with anyio.move_on_after(STOP_WITHIN):
                     await channel.aclose()
+            self.answered = session.answered
         self.facts.setdefault("exec", {"command": command[0]}).update(
             exit_code=status.code, seconds=round(time.monotonic() - begun, 3)
         )
@@ -289,6 +303,12 @@ class RemoteRow:
         if evidence:
             sentence += ("; stderr: " if labelled else ": ") + evidence[-EVIDENCE:]
         return sentence
+
+
+async def _last_words(channel: Channel, session: Session) -> None:
+    """What a stopping program still writes (its cells cut short), until its output ends."""
+    with contextlib.suppress(Exception):  # a channel that cannot read any more has said all
+        await channel.receive(session.feed)
 
 
 def _noise(session: Session) -> str:
