@@ -39,7 +39,7 @@ import anyio
 from probe_engine import MatrixResult, RunOptions, run_matrix
 from probe_engine.demo.fixtures import LoopbackLab, free_port
 from probe_engine.spec import load_matrix_text
-from tests.dockerlab.engine import (
+from tests.dockerlab import (
     DaemonConfig,
     DockerDaemon,
     Lab,

@@ -18,6 +18,10 @@ from probe_engine.spec import load_matrix_text
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# The labs' fixtures, registered once for the whole session: one lab, one Docker engine, one
+# of each however many test modules use them.
+pytest_plugins = ["tests.lab.fixtures", "tests.dockerlab.fixtures", "tests.kubelab.fixtures"]
+
 
 def require(condition: bool, reason: str) -> None:
     """Skip locally, fail in CI, when a prerequisite (root, a daemon, a browser) is missing."""
@@ -26,6 +30,12 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"prerequisite missing in CI: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """The engine's backend: aiodocker and kubernetes-asyncio run on asyncio only."""
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")

@@ -44,16 +44,8 @@ from probe_engine.sources.docker_facts import (
 from probe_engine.sources.prober import ShellFacts
 from probe_engine.spec import load_matrix_text
 from tests.conftest import cell, run_text
-from tests.dockerlab.conftest_docker import (
-    FACTS,
-    docker_engine,
-    docker_images,
-    docker_lab,
-    docker_url,
-)
-from tests.dockerlab.engine import LAB_LABEL, ImageInfo, Lab, exec_run, run_sync
-
-__all__ = ["docker_engine", "docker_images", "docker_lab", "docker_url"]  # session fixtures
+from tests.dockerlab import LAB_LABEL, ImageInfo, Lab, exec_run, run_sync
+from tests.dockerlab.fixtures import FACTS
 
 pytestmark = pytest.mark.docker
 

@@ -43,24 +43,7 @@ from probe_engine.targets.kubernetes.policies import label_selector_matches, pol
 from probe_engine.targets.portforward import PortForward
 from tests.conftest import cell, require, run_text
 from tests.kubelab import apiserver as kl
-from tests.kubelab.conftest_kube import (
-    anyio_backend,
-    kube_apiserver,
-    kube_store,
-    kube_tls_apiserver,
-    kubeconfig,
-)
-from tests.lab.conftest_lab import netlab
 from tests.lab.netlab import Lab
-
-__all__ = [  # fixtures, imported so pytest finds them here
-    "anyio_backend",
-    "kube_apiserver",
-    "kube_store",
-    "kube_tls_apiserver",
-    "kubeconfig",
-    "netlab",
-]
 
 pytestmark = pytest.mark.kubernetes
 REPO = Path(__file__).resolve().parents[1]
@@ -1386,7 +1369,7 @@ def test_an_agent_that_fails_in_the_pod_reports_its_exit_status_and_stderr(
 def test_resolving_a_service_with_3_nodes_and_10_endpoints(
     kube_store: kl.Store, kubeconfig: Path, backend: int
 ) -> None:
-    from tests.kubelab.conftest_kube import populate_service
+    from tests.kubelab.fixtures import populate_service
 
     populate_service(
         kube_store,

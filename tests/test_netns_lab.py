@@ -28,10 +28,7 @@ from probe_engine.results import CellResult, CheckRecord
 from probe_engine.sources.netns import effective_capabilities, explain_failure
 from probe_engine.spec import load_matrix, load_matrix_text
 from tests.conftest import cell, require, run_text
-from tests.lab.conftest_lab import netlab
 from tests.lab.netlab import Lab, guard_routes_present, in_netns, tool
-
-__all__ = ["netlab"]  # the session fixture, imported so pytest finds it here
 
 REPO = Path(__file__).resolve().parents[1]
 LAB_MATRIX = REPO / "configs" / "lab.yaml"

@@ -22,8 +22,7 @@ from typing import Any, TypeVar
 import aiodocker
 import pytest
 
-from tests.dockerlab.conftest_docker import FACTS
-from tests.dockerlab.engine import (
+from tests.dockerlab import (
     HASH_LABEL,
     LAB_LABEL,
     DaemonConfig,
@@ -40,6 +39,7 @@ from tests.dockerlab.engine import (
     rootfs_key,
     run_sync,
 )
+from tests.dockerlab.fixtures import FACTS
 
 pytestmark = pytest.mark.docker
 
@@ -523,7 +523,7 @@ def test_exec_faults_are_docker_errors(docker_lab: Lab) -> None:
 CHILD = """
 import sys, time
 from pathlib import Path
-from tests.dockerlab.engine import DaemonConfig, DockerDaemon
+from tests.dockerlab import DaemonConfig, DockerDaemon
 d = DockerDaemon(DaemonConfig(cache_dir=Path(sys.argv[1]), netns=sys.argv[2]))
 d.start()
 print(d.pid, d.run_dir, flush=True)

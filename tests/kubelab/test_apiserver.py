@@ -30,7 +30,7 @@ from kubernetes_asyncio.stream import WsApiClient
 
 from probe_engine.targets.portforward import ForwardOutcome, relay
 from tests.kubelab import apiserver as kl
-from tests.kubelab.conftest_kube import HttpBackend, populate_service
+from tests.kubelab.fixtures import HttpBackend, populate_service
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.anyio]
 

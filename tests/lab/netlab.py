@@ -3,7 +3,7 @@
 Usable three ways:
   CLI      python -m tests.lab.netlab up|down|status|env [--prefix pe]   (from the repo root)
   Python   lab = Lab.up(prefix="pe"); ...; lab.down()     or     with Lab.up() as lab: ...
-  pytest   the session fixture `netlab` in tests/lab/conftest_lab.py
+  pytest   the session fixture `netlab` in tests/lab/fixtures.py (a plugin of tests/conftest.py)
 
 Topology (namespace names are `<prefix>-<role>`; interface names live inside namespaces, so two
 labs with different prefixes can be up at once with the same addresses)::

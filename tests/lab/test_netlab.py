@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab import conftest_lab
+from tests.lab import fixtures as lab_fixtures
 from tests.lab.netlab import (
     NETNS_ETC,
     NETNS_RUN,
@@ -190,7 +190,7 @@ def test_lab_came_up_well_under_a_second(netlab: Lab) -> None:
 @root
 def test_cli_leftover_is_cleaned_by_up_and_down_leaves_nothing() -> None:
     """A lab left by a CLI `up` (as by a killed run) is replaced by Lab.up; down removes all."""
-    conftest_lab.require_lab_prerequisites()
+    lab_fixtures.require_lab_prerequisites()
     prefix = "pe-tlife"
     assert _cli("up", prefix).returncode == 0
     leftover = set(pids_in_netns(Lab(prefix=prefix).namespaces))
@@ -208,17 +208,17 @@ def test_cli_leftover_is_cleaned_by_up_and_down_leaves_nothing() -> None:
 
 
 def test_missing_prerequisite_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(conftest_lab, "missing_prerequisites", lambda: ["not root"])
+    monkeypatch.setattr(lab_fixtures, "missing_prerequisites", lambda: ["not root"])
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="not root"):
-        conftest_lab.require_lab_prerequisites()
+        lab_fixtures.require_lab_prerequisites()
 
 
 def test_missing_prerequisite_skips_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(conftest_lab, "missing_prerequisites", lambda: ["not root"])
+    monkeypatch.setattr(lab_fixtures, "missing_prerequisites", lambda: ["not root"])
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="not root"):
-        conftest_lab.require_lab_prerequisites()
+        lab_fixtures.require_lab_prerequisites()
 
 
 def _assert_nothing_left(prefix: str, pids: set[int]) -> None:

@@ -1,7 +1,5 @@
-"""Pytest fixtures for the Kubernetes lab: a running stand-in apiserver, its kubeconfig and store.
-
-Import the fixtures where they are needed (``from tests.kubelab.conftest_kube import
-kube_apiserver, kube_store, kubeconfig``) or list this module in a conftest's ``pytest_plugins``.
+"""The Kubernetes lab's fixtures, a pytest plugin registered in tests/conftest.py: a running
+stand-in apiserver, its kubeconfig and store, a loopback backend, a namespace standing for a pod.
 """
 
 from __future__ import annotations
@@ -21,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.kubelab import apiserver as kl
+from tests.session import unavailable
 
 __all__ = [
     "HttpBackend",
-    "anyio_backend",
     "http_backend",
     "kube_apiserver",
     "kube_store",
@@ -35,12 +33,6 @@ __all__ = [
 ]
 
 TOKEN = "kubelab-token"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """kubernetes-asyncio is asyncio-only."""
-    return "asyncio"
 
 
 @pytest.fixture
@@ -201,11 +193,7 @@ def http_backend() -> Iterator[HttpBackend]:
 def lab_netns() -> Iterator[str]:
     """A fresh network namespace with only ``lo`` up, standing for a pod; needs root and ip."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
-        # as tests/conftest.py's require(): a lab that silently skips in CI tests nothing
-        reason = "needs root and iproute2 for network namespaces"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"prerequisite missing in CI: {reason}")
-        pytest.skip(reason)
+        unavailable("a namespace standing for a pod", "needs root and iproute2")
     name = f"kl-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:

@@ -1,6 +1,5 @@
-"""Session-scoped fixtures for the Docker lab, in a plain module so any conftest can import them:
-
-    from tests.dockerlab.conftest_docker import docker_engine, docker_images, docker_lab, docker_url
+"""The Docker lab's session fixtures, a pytest plugin registered in tests/conftest.py (so one
+engine serves every test module that asks for it):
 
 - ``docker_engine`` -> ``DockerDaemon``: a private dockerd (``.url`` is ``unix://...``), stopped
   and cleaned up at the end of the session.
@@ -27,16 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 import pytest
 
-from tests.dockerlab.engine import (
+from tests.dockerlab import (
     DEFAULT_CACHE_DIR,
     DaemonConfig,
     DockerDaemon,
@@ -50,96 +46,36 @@ from tests.dockerlab.engine import (
     remove_lab,
     run_sync,
 )
+from tests.session import sigterm_as_interrupt, unavailable
 
-__all__ = [
-    "FACTS",
-    "docker_engine",
-    "docker_images",
-    "docker_lab",
-    "docker_url",
-    "in_ci",
-    "report_facts",
-]
+__all__ = ["FACTS", "docker_engine", "docker_images", "docker_lab", "docker_url"]
 
 T = TypeVar("T")
 FACTS: dict[str, str] = {}
 """Timings measured during the session (engine start, image builds, lab set-up, exec), printed
-in pytest's terminal summary by ``report_facts`` (see conftest.py)."""
+in pytest's terminal summary."""
 
 
-def report_facts(terminalreporter: Any) -> None:
-    """Body of a ``pytest_terminal_summary`` hook: the Docker lab's timings, if it ran."""
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The Docker lab's timings at the end of the session, if it ran."""
     if FACTS:
         terminalreporter.section("docker lab")
         for key, value in FACTS.items():
             terminalreporter.write_line(f"{key}: {value}")
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
-def _unavailable(reason: str) -> None:
-    reason = f"Docker lab unavailable: {reason}"
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: a missing prerequisite fails the suite)", pytrace=False)
-    pytest.skip(reason)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """A CI timeout sends SIGTERM, which ends Python without finalizers; as KeyboardInterrupt,
-    pytest unwinds and dockerd is stopped. (A SIGKILL is handled by the next run instead.)"""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-_SHARED: dict[str, tuple[Any, Iterator[Any]]] = {}
-_USERS: dict[str, int] = {}
-
-
-def _shared(key: str, make: Callable[[], Iterator[T]]) -> Iterator[T]:
-    """One engine (images, lab) per test session, however many conftests or test modules
-    import these fixtures: pytest makes a separate session fixture of each import, and a second
-    engine would wait for the first one's cache lock. The last user tears it down."""
-    if key not in _SHARED:
-        made = make()
-        _SHARED[key] = (next(made), made)
-    _USERS[key] = _USERS.get(key, 0) + 1
-    try:
-        yield _SHARED[key][0]
-    finally:
-        _USERS[key] -= 1
-        if _USERS[key] == 0:
-            _value, made = _SHARED.pop(key)
-            next(made, None)  # runs the teardown after its yield
-
-
 def _engine() -> Iterator[DockerDaemon]:
     problems = missing_prerequisites()
     if problems:
-        _unavailable("; ".join(problems))
+        unavailable("Docker lab", "; ".join(problems))
     cache = Path(os.environ.get("PE_DOCKERLAB_CACHE", str(DEFAULT_CACHE_DIR)))
     netns = os.environ.get("PE_DOCKERLAB_NETNS") or DaemonConfig.netns
     daemon = DockerDaemon(DaemonConfig(cache_dir=cache, netns=netns))
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         try:
             daemon.start()
         except PrerequisiteError as exc:
-            _unavailable(str(exc))
+            unavailable("Docker lab", str(exc))
         except DockerLabError as exc:
             pytest.fail(f"the private dockerd did not start: {exc}", pytrace=False)
         FACTS["engine start"] = f"{daemon.start_seconds:.2f} s"
@@ -197,7 +133,7 @@ def _lab(docker_engine: DockerDaemon, docker_images: dict[str, ImageInfo]) -> It
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[DockerDaemon]:
     """A private dockerd for the session (see engine.DockerDaemon)."""
-    yield from _shared("engine", _engine)
+    yield from _engine()
 
 
 @pytest.fixture(scope="session")
@@ -209,10 +145,10 @@ def docker_url(docker_engine: DockerDaemon) -> str:
 @pytest.fixture(scope="session")
 def docker_images(docker_engine: DockerDaemon) -> Iterator[dict[str, ImageInfo]]:
     """pe-busybox and pe-python, built on the first run and reused afterwards."""
-    yield from _shared("images", lambda: _images(docker_engine))
+    yield from _images(docker_engine)
 
 
 @pytest.fixture(scope="session")
 def docker_lab(docker_engine: DockerDaemon, docker_images: dict[str, ImageInfo]) -> Iterator[Lab]:
     """The lab's networks and containers, up for the session."""
-    yield from _shared("lab", lambda: _lab(docker_engine, docker_images))
+    yield from _lab(docker_engine, docker_images)
