@@ -122,6 +122,38 @@ async def exec_session(
     return await read_exec_frames(ws)
 
 
+@contextlib.asynccontextmanager
+async def exec_ws(
+    ws_api: WsApiClient,
+    pod: str,
+    command: list[str],
+    container: str | None = None,
+    *,
+    stdin: bool = False,
+    stdout: bool = True,
+    stderr: bool = True,
+    protocol: str | None = None,
+) -> AsyncIterator[ClientWebSocketResponse]:
+    """An exec WebSocket in namespace default, opened as kubernetes-asyncio opens it
+    (_preload_content=False keeps the status channel; `protocol` replaces its v4 subprotocol)."""
+    options: dict[str, Any] = {"container": container} if container else {}
+    if protocol is not None:
+        options["_headers"] = {"sec-websocket-protocol": protocol}
+    manager = await ws_core(ws_api).connect_get_namespaced_pod_exec(
+        pod,
+        "default",
+        command=command,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        tty=False,
+        _preload_content=False,
+        **options,
+    )
+    async with manager as ws:
+        yield ws
+
+
 async def read_exec_frames(ws: ClientWebSocketResponse) -> ExecOutcome:
     out = ExecOutcome()
     async for msg in ws:
@@ -479,28 +511,19 @@ async def test_exec_streams_stdin_and_output_both_ways(kubeconfig: Path, exec_po
         "sys.stdout.buffer.write(data[::-1])\n"
     )
     cfg = await load(kubeconfig)
-    async with WsApiClient(cfg) as ws_api:
-        ws_cm = await ws_core(ws_api).connect_get_namespaced_pod_exec(
-            exec_pod,
-            "default",
-            container="worker",
-            command=["python3", "-c", script],
-            stdin=True,
-            stdout=True,
-            stderr=True,
-            tty=False,
-            _preload_content=False,
-        )
-        async with ws_cm as ws:
-            first = await ws.receive()
-            assert first.data == b"\x01"  # the kubelet's empty opening frame on stdout
-            ready = await ws.receive()
-            assert ready.data == b"\x01ready\n"  # streamed before any stdin was sent
-            payload = os.urandom(300_000)
-            chunks = [str(len(payload)).encode() + b"\n"] + [
-                payload[i : i + 65536] for i in range(0, len(payload), 65536)
-            ]
-            out = await exec_session(ws, chunks)
+    async with (
+        WsApiClient(cfg) as ws_api,
+        exec_ws(ws_api, exec_pod, ["python3", "-c", script], "worker", stdin=True) as ws,
+    ):
+        first = await ws.receive()
+        assert first.data == b"\x01"  # the kubelet's empty opening frame on stdout
+        ready = await ws.receive()
+        assert ready.data == b"\x01ready\n"  # streamed before any stdin was sent
+        payload = os.urandom(300_000)
+        chunks = [str(len(payload)).encode() + b"\n"] + [
+            payload[i : i + 65536] for i in range(0, len(payload), 65536)
+        ]
+        out = await exec_session(ws, chunks)
     assert out.stdout == payload[::-1]
     assert out.stderr == b"got 300000\n"
     assert out.status == {"metadata": {}, "status": "Success"}
@@ -513,20 +536,11 @@ async def test_non_zero_exit_comes_through_the_status_channel(
     kube_apiserver: kl.ApiServer, kubeconfig: Path, exec_pod: str
 ) -> None:
     cfg = await load(kubeconfig)
-    async with WsApiClient(cfg) as ws_api:
-        ws_cm = await ws_core(ws_api).connect_get_namespaced_pod_exec(
-            exec_pod,
-            "default",
-            container="worker",
-            command=["sh", "-c", "echo out; echo err >&2; exit 3"],
-            stdin=False,
-            stdout=True,
-            stderr=True,
-            tty=False,
-            _preload_content=False,
-        )
-        async with ws_cm as ws:
-            out = await read_exec_frames(ws)
+    async with (
+        WsApiClient(cfg) as ws_api,
+        exec_ws(ws_api, exec_pod, ["sh", "-c", "echo out; echo err >&2; exit 3"], "worker") as ws,
+    ):
+        out = await read_exec_frames(ws)
     assert (out.stdout, out.stderr) == (b"out\n", b"err\n")
     assert out.status is not None
     assert out.status["status"] == "Failure"
@@ -557,42 +571,29 @@ async def test_preload_content_returns_output_but_drops_the_status(
 
 async def test_v5_client_closes_stdin(kubeconfig: Path, exec_pod: str) -> None:
     cfg = await load(kubeconfig)
-    async with WsApiClient(cfg) as ws_api:
-        ws_cm = await ws_core(ws_api).connect_get_namespaced_pod_exec(
-            exec_pod,
-            "default",
-            container="worker",
-            command=["cat"],
-            stdin=True,
-            stdout=True,
-            stderr=True,
-            tty=False,
-            _preload_content=False,
-            _headers={"sec-websocket-protocol": V5},
-        )
-        async with ws_cm as ws:
-            out = await exec_session(ws, [b"hello ", b"world"], close_stdin=True)
+    async with (
+        WsApiClient(cfg) as ws_api,
+        exec_ws(ws_api, exec_pod, ["cat"], "worker", stdin=True, protocol=V5) as ws,
+    ):
+        out = await exec_session(ws, [b"hello ", b"world"], close_stdin=True)
     assert out.stdout == b"hello world"
     assert out.exit_code == 0
 
 
 async def test_base64_variant_and_pod_env(kubeconfig: Path, exec_pod: str) -> None:
     cfg = await load(kubeconfig)
-    async with WsApiClient(cfg) as ws_api:
-        ws_cm = await ws_core(ws_api).connect_get_namespaced_pod_exec(
+    async with (
+        WsApiClient(cfg) as ws_api,
+        exec_ws(
+            ws_api,
             exec_pod,
-            "default",
-            container="worker",
-            command=["sh", "-c", 'read line; echo "$line $HTTP_PROXY $HOSTNAME"'],
+            ["sh", "-c", 'read line; echo "$line $HTTP_PROXY $HOSTNAME"'],
+            "worker",
             stdin=True,
-            stdout=True,
-            stderr=True,
-            tty=False,
-            _preload_content=False,
-            _headers={"sec-websocket-protocol": V4_BASE64},
-        )
-        async with ws_cm as ws:
-            out = await exec_session(ws, [b"hi\n"], base64_frames=True)
+            protocol=V4_BASE64,
+        ) as ws,
+    ):
+        out = await exec_session(ws, [b"hi\n"], base64_frames=True)
     assert out.stdout == b"hi http://proxy:3128 airflow-worker-0\n"
     assert out.exit_code == 0
 
@@ -601,20 +602,11 @@ async def test_first_frame_goes_to_the_lowest_writable_channel(
     kubeconfig: Path, exec_pod: str
 ) -> None:
     cfg = await load(kubeconfig)
-    async with WsApiClient(cfg) as ws_api:
-        ws_cm = await ws_core(ws_api).connect_get_namespaced_pod_exec(
-            exec_pod,
-            "default",
-            container="worker",
-            command=["sh", "-c", "echo x >&2"],
-            stdin=False,
-            stdout=False,
-            stderr=True,
-            tty=False,
-            _preload_content=False,
-        )
-        async with ws_cm as ws:
-            out = await read_exec_frames(ws)
+    async with (
+        WsApiClient(cfg) as ws_api,
+        exec_ws(ws_api, exec_pod, ["sh", "-c", "echo x >&2"], "worker", stdout=False) as ws,
+    ):
+        out = await read_exec_frames(ws)
     assert out.frames[0] == (2, 0)
     assert out.stderr == b"x\n"
 
@@ -622,22 +614,9 @@ async def test_first_frame_goes_to_the_lowest_writable_channel(
 async def test_exec_errors(kube_apiserver: kl.ApiServer, kubeconfig: Path, exec_pod: str) -> None:
     cfg = await load(kubeconfig)
     async with WsApiClient(cfg) as ws_api:
-        core = ws_core(ws_api)
 
         async def attempt(pod: str, container: str | None, command: list[str]) -> ExecOutcome:
-            kwargs: dict[str, Any] = {"container": container} if container else {}
-            ws_cm = await core.connect_get_namespaced_pod_exec(
-                pod,
-                "default",
-                command=command,
-                stdin=False,
-                stdout=True,
-                stderr=True,
-                tty=False,
-                _preload_content=False,
-                **kwargs,
-            )
-            async with ws_cm as ws:
+            async with exec_ws(ws_api, pod, command, container) as ws:
                 return await read_exec_frames(ws)
 
         # Refused upgrades are aiohttp errors, not ApiException; the Status body is not read.
@@ -666,20 +645,16 @@ async def test_dropped_exec_websocket_has_no_status_frame(
 ) -> None:
     kube_apiserver.inject("*/pods/*/exec", drop_after_bytes=100_000)
     cfg = await load(kubeconfig)
-    async with WsApiClient(cfg) as ws_api:
-        ws_cm = await ws_core(ws_api).connect_get_namespaced_pod_exec(
+    async with (
+        WsApiClient(cfg) as ws_api,
+        exec_ws(
+            ws_api,
             exec_pod,
-            "default",
-            container="worker",
-            command=["python3", "-c", "import sys; sys.stdout.write('x' * 1_000_000)"],
-            stdin=False,
-            stdout=True,
-            stderr=True,
-            tty=False,
-            _preload_content=False,
-        )
-        async with ws_cm as ws:
-            out = await read_exec_frames(ws)
+            ["python3", "-c", "import sys; sys.stdout.write('x' * 1_000_000)"],
+            "worker",
+        ) as ws,
+    ):
+        out = await read_exec_frames(ws)
     assert 100_000 <= len(out.stdout) < 1_000_000
     assert out.status is None
     assert out.close_code == 1006  # ABNORMAL_CLOSURE: no close frame
@@ -690,21 +665,14 @@ async def test_client_going_away_kills_the_exec_process(
     kube_apiserver: kl.ApiServer, kubeconfig: Path, exec_pod: str
 ) -> None:
     cfg = await load(kubeconfig)
-    async with WsApiClient(cfg) as ws_api:
-        ws_cm = await ws_core(ws_api).connect_get_namespaced_pod_exec(
-            exec_pod,
-            "default",
-            container="worker",
-            command=["sh", "-c", "echo $$; exec sleep 30"],
-            stdin=True,
-            stdout=True,
-            stderr=True,
-            tty=False,
-            _preload_content=False,
-        )
-        async with ws_cm as ws:
-            assert (await ws.receive()).data == b"\x01"
-            pid = int((await ws.receive()).data[1:])
+    async with (
+        WsApiClient(cfg) as ws_api,
+        exec_ws(
+            ws_api, exec_pod, ["sh", "-c", "echo $$; exec sleep 30"], "worker", stdin=True
+        ) as ws,
+    ):
+        assert (await ws.receive()).data == b"\x01"
+        pid = int((await ws.receive()).data[1:])
     for _ in range(100):
         if kube_apiserver.execs[-1].client_closed and not Path(f"/proc/{pid}").exists():
             break
@@ -719,20 +687,11 @@ async def test_exec_fan_out_over_20_pods(kube_apiserver: kl.ApiServer, kubeconfi
     cfg = await load(kubeconfig)
     async with ApiClient(cfg) as api, WsApiClient(cfg) as ws_api:
         pods = await client.CoreV1Api(api).list_namespaced_pod("default", label_selector="app=w")
-        core = ws_core(ws_api)
 
         async def one(name: str) -> ExecOutcome:
-            ws_cm = await core.connect_get_namespaced_pod_exec(
-                name,
-                "default",
-                command=["python3", "-c", "import socket; print(socket.gethostname())"],
-                stdin=False,
-                stdout=True,
-                stderr=True,
-                tty=False,
-                _preload_content=False,
-            )
-            async with ws_cm as ws:
+            async with exec_ws(
+                ws_api, name, ["python3", "-c", "import socket; print(socket.gethostname())"]
+            ) as ws:
                 return await read_exec_frames(ws)
 
         started = time.perf_counter()
@@ -948,19 +907,15 @@ async def test_exec_runs_inside_the_pods_network_namespace(
 ) -> None:
     kube_store.put(kl.pod("netpod"), runtime=kl.PodRuntime(netns=lab_netns))
     cfg = await load(kubeconfig)
-    async with WsApiClient(cfg) as ws_api:
-        ws_cm = await ws_core(ws_api).connect_get_namespaced_pod_exec(
+    async with (
+        WsApiClient(cfg) as ws_api,
+        exec_ws(
+            ws_api,
             "netpod",
-            "default",
-            command=["python3", "-c", "import os; print(os.stat('/proc/self/ns/net').st_ino)"],
-            stdin=False,
-            stdout=True,
-            stderr=True,
-            tty=False,
-            _preload_content=False,
-        )
-        async with ws_cm as ws:
-            out = await read_exec_frames(ws)
+            ["python3", "-c", "import os; print(os.stat('/proc/self/ns/net').st_ino)"],
+        ) as ws,
+    ):
+        out = await read_exec_frames(ws)
     assert out.exit_code == 0
     assert int(out.stdout) == os.stat(f"/var/run/netns/{lab_netns}").st_ino
     assert int(out.stdout) != os.stat("/proc/self/ns/net").st_ino
