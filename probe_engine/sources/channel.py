@@ -4,10 +4,12 @@ A place is wherever probes can run: a child of this process, a network namespace
 a pod (and next: probe pods, ephemeral containers, sidecars). The remote runner
 (`remote.RemoteRow`) owns everything else, once: which program to start (the agent, else the
 shell prober), its input, the time budget, hello, partial failure, the exit-status words,
-cleanup and the row's facts. A new place is one `Channel` subclass (see child.py, docker_exec.py,
-pod_exec.py) plus a factory the source hands to the runner:
+cleanup and the row's facts. A new place is one `Channel` subclass (see child.py, netns.py,
+docker_exec.py, pod_exec.py), whose constructor takes the place's arguments and then the
+command; its source hands the runner a `remote.Place` with that class, arguments bound:
 
     class MyChannel(Channel):
+        def __init__(self, client, pod, command):  # super().__init__(command); set `where`
         where = "sidecar x of pod ns/y"        # for messages: "the agent in {where} ..."
         async def open(self)                    # start self.command; ChannelError(why) if not
         async def send(self, data)              # the whole stdin; never raises
@@ -15,6 +17,9 @@ pod_exec.py) plus a factory the source hands to the runner:
         async def exit_status(self)             # after the lines end: ExitStatus
         async def stop(self, leftover)          # kill what a cut-short program left behind
         async def aclose(self)                  # release the connection or process
+
+    place = Place(partial(MyChannel, client, pod), facts=what_the_api_says_of_it)
+    await RemoteRow(source, row, batch, sink, place).run()
 
 Rules every channel keeps, because the runner relies on them:
 - `open` raises only ChannelError, phrased for people ("cannot exec python3 in container x:
