@@ -51,6 +51,7 @@ def generate(
     defaults: Mapping[str, Any],
     max_sources: int = 4,
     max_targets: int = 9,
+    extra: Mapping[str, Any] | None = None,
 ) -> Generated:
     """One matrix: a few sources and targets drawn with repeats, shuffled, some excludes."""
     rng = random.Random(seed)
@@ -70,6 +71,7 @@ def generate(
         exclude.append({"source": source, "target": target})
     matrix: dict[str, Any] = {
         "version": 1,
+        **(extra or {}),
         "defaults": {**defaults, "concurrency": rng.choice([1, 2, 3, 8, 256])},
         "sources": {name: dict(a.spec) for name, a in source_names.items()},
         "targets": {name: dict(a.spec) for name, a in target_names.items()},
@@ -82,7 +84,9 @@ def generate(
 
 def signature(cell: CellResult) -> tuple[Any, ...]:
     """What must not depend on the neighbours: the status and each check's facts, in order
-    (not durations, messages or local ports, which vary from run to run)."""
+    (not durations, messages or local ports, which vary from run to run). A port-forward
+    column listens on a port of its own in each run: its port is not compared."""
+    tunnel = cell.target.endswith("/port-forward")
     checks = tuple(
         (
             c.name,
@@ -90,7 +94,7 @@ def signature(cell: CellResult) -> tuple[Any, ...]:
             c.errno_name,
             c.role,
             c.address,
-            c.port,
+            None if tunnel else c.port,
             c.http_status,
             c.host,
             tuple(c.addresses or ()),
@@ -111,9 +115,13 @@ class AloneOracle:
     """Each distinct cell run on its own, once: (source atom, target atom, column suffix)."""
 
     def __init__(
-        self, defaults: Mapping[str, Any], environ: Mapping[str, str] | None = None
+        self,
+        defaults: Mapping[str, Any],
+        environ: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.defaults = dict(defaults)
+        self.extra = dict(extra or {})
         self.environ = dict(environ or {})
         self.known: dict[tuple[str, str, str], tuple[Any, ...]] = {}
 
@@ -122,6 +130,7 @@ class AloneOracle:
         text = yaml.safe_dump(
             {
                 "version": 1,
+                **self.extra,
                 "defaults": self.defaults,
                 "sources": {"alone": dict(source.spec)},
                 "targets": {"only": dict(target.spec)},
