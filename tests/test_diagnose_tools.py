@@ -9,7 +9,6 @@ import shutil
 import pytest
 
 from probe_engine.demo.fixtures import LoopbackLab
-from tests.lab.conftest_lab import netlab  # noqa: F401  (the lab fixture)
 from tests.lab.netlab import Lab
 
 from .conftest import cell, require, run_text
@@ -39,7 +38,7 @@ targets:
 @pytest.mark.root
 def test_a_tool_in_another_namespace_is_compared_on_the_path(
     loopback: LoopbackLab,
-    netlab: Lab,  # noqa: F811
+    netlab: Lab,
 ) -> None:
     """curl in the lab's scheduler namespace against this machine's loopback service: it
     fails, and the tool differs too, but the finding rests on the path (each namespace has its

@@ -15,7 +15,6 @@ import shutil
 import pytest
 
 from probe_engine.demo.fixtures import LoopbackLab
-from tests.lab.conftest_lab import netlab  # noqa: F401  (the lab fixture)
 from tests.lab.netlab import Lab
 
 from .conftest import cell, require, run_text
@@ -79,7 +78,7 @@ def test_an_open_port_ends_at_the_connect_not_at_the_deadline(
 
 
 @pytest.fixture(scope="module")
-def lab_table(netlab: Lab):  # type: ignore[no-untyped-def]  # noqa: F811
+def lab_table(netlab: Lab):  # type: ignore[no-untyped-def]
     """From the lab's scheduler namespace: the agent and each tool, against an open NodePort,
     a closed port, a DROP rule and a name the lab's DNS answers NXDOMAIN for."""
     for tool in TOOLS:
