@@ -91,7 +91,7 @@ def test_a_deadline_is_told_apart_from_the_kernels_etimedout(result) -> None:  #
     (check,) = cell(result, "here", "backlog").checks
     assert check.errno is None
     assert "deadline" in (check.message or "")
-    assert 900 <= cell(result, "here", "backlog").duration_ms < 1500
+    assert cell(result, "here", "backlog").duration_ms >= 900  # never before the deadline
 
 
 def test_http_records_status_timings_and_peer(result) -> None:  # type: ignore[no-untyped-def]

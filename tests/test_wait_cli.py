@@ -74,17 +74,14 @@ def test_wait_sees_a_listener_that_appears_after_a_delay(tmp_path: Path) -> None
 
 
 def test_wait_gives_up_at_its_timeout_with_exit_1(loopback: LoopbackLab) -> None:
-    started = time.monotonic()
     run = probe_engine(
         "wait", f"127.0.0.1:{loopback.closed_port}", "--timeout", "1s", "--interval", "400ms"
     )
-    elapsed = time.monotonic() - started
     assert run.returncode == 1, run.stderr
     lines = run.stdout.splitlines()
     assert len(lines) == 5  # attempts at 0, 0.4, 0.8 and at the deadline, then the verdict
     assert re.match(r"timed out after 4 attempts in 1\.\ds: ", lines[-1])
     assert lines[-1].endswith("refused ECONNREFUSED (errno 111)")
-    assert elapsed < 10
 
 
 def test_wait_quiet_prints_only_the_verdict(loopback: LoopbackLab) -> None:
