@@ -75,7 +75,7 @@ def test_fail_on_any_failure_gates_a_deployment(tmp_path: Path, loopback: Loopba
     )
     assert run.returncode == 1
     assert (tmp_path / "r" / "report.xml").exists()
-    assert "probe_success" in (tmp_path / "r" / "report.prom").read_text()
+    assert "probe_engine_cell_status{" in (tmp_path / "r" / "report.prom").read_text()
 
 
 def test_bad_input_keeps_earlier_reports_and_exits_2(tmp_path: Path) -> None:

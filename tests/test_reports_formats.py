@@ -22,6 +22,8 @@ import pytest
 from markdown_it import MarkdownIt
 from prometheus_client.parser import text_string_to_metric_families
 
+import probe_engine
+from probe_engine.metrics import ONE_SHOT_FAMILIES
 from probe_engine.reports import REPORTERS
 from probe_engine.reports.html_report import STATUS_COLOUR
 from probe_engine.reports.json_report import render_json
@@ -29,7 +31,7 @@ from probe_engine.reports.junit_report import render_junit
 from probe_engine.reports.markdown_report import md_code, md_prose, md_text, render_markdown
 from probe_engine.reports.prometheus_report import render_prometheus
 from probe_engine.reports.terminal import STYLE
-from probe_engine.reports.view import STATUS_SYMBOL, cell_label, grid
+from probe_engine.reports.view import STATUS_SYMBOL, grid
 from probe_engine.results import MatrixResult
 from probe_engine.status import Status
 
@@ -420,33 +422,68 @@ def test_junit_carries_awkward_text_and_control_characters_as_valid_xml(
 # --- Prometheus -----------------------------------------------------------------------------
 
 
-def test_prometheus_parses_and_has_one_sample_per_cell(result: MatrixResult) -> None:
-    families = {
-        f.name: f for f in text_string_to_metric_families(render_prometheus(result).decode())
-    }
+def test_prometheus_writes_the_shared_families_with_stable_label_sets(
+    result: MatrixResult,
+) -> None:
+    text = render_prometheus(result).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
     cells = {(c.source, c.target): c for c in result.cells}
-    for name in ("probe_success", "probe_duration_seconds"):
-        samples = families[name].samples
-        assert len(samples) == len(result.cells)
-        for sample in samples:
-            assert set(sample.labels) == {"source", "target", "status", "errno"}
-            cell = cells[(sample.labels["source"], sample.labels["target"])]
-            assert sample.labels["status"] == cell.status
-            failed = next((c for c in cell.checks if c.status != "ok"), None)
-            assert sample.labels["errno"] == ((failed and failed.errno_name) or "")
-            if name == "probe_success":
-                assert sample.value == (1.0 if cell.status == "ok" else 0.0)
-            else:
-                assert sample.value == pytest.approx(cell.duration_ms / 1000.0)
-    met = families["probe_expectation_met"].samples
+    # Every name is probe-engine's own (no clash with blackbox_exporter's probe_success).
+    assert all(name.startswith("probe_engine_") for name in families)
+    assert {f.sample_name for f in ONE_SHOT_FAMILIES} <= set(families)
+
+    # The status is a state set: one series per status of the closed set, exactly one at 1.
+    states = families["probe_engine_cell_status"].samples
+    assert len(states) == len(result.cells) * len(get_args(Status))
+    for key, cell in cells.items():
+        mine = {
+            s.labels["status"]: s.value
+            for s in states
+            if (s.labels["source"], s.labels["target"]) == key
+        }
+        assert set(mine) == set(get_args(Status))
+        assert [status for status, value in mine.items() if value == 1.0] == [cell.status]
+    assert {frozenset(s.labels) for s in states} == {frozenset({"source", "target", "status"})}
+
+    # What failed is an info series: one per cell, value 1.
+    errno = families["probe_engine_cell_errno_info"]
+    by_cell = {(s.labels["source"], s.labels["target"]): s for s in errno.samples}
+    assert set(by_cell) == set(cells)
+    refused = by_cell[("scheduler-curl", "db|primary")]
+    assert refused.labels["errno"] == "ECONNREFUSED" and refused.labels["phase"] == "tcp"
+    assert refused.value == 1.0
+    ok = by_cell[("scheduler-curl", "api")]
+    assert (ok.labels["errno"], ok.labels["phase"]) == ("", "")
+
+    durations = families["probe_engine_cell_duration_seconds"].samples
+    assert {(s.labels["source"], s.labels["target"]): s.value for s in durations} == {
+        key: pytest.approx(c.duration_ms / 1000.0) for key, c in cells.items()
+    }
+    phases = {
+        (s.labels["source"], s.labels["target"], s.labels["phase"]): s.value
+        for s in families["probe_engine_cell_phase_duration_seconds"].samples
+    }
+    assert phases[("scheduler-curl", "api", "http")] == pytest.approx(0.0119)
+    assert phases[("scheduler-curl", "api", "tcp")] == pytest.approx(0.0004)
+    assert ("scheduler-curl", "api", "dns") not in phases  # an address: no lookup ran
+
+    met = families["probe_engine_cell_expectation_met"].samples
     assert {(s.labels["source"], s.labels["target"]): s.value for s in met} == {
         (c.source, c.target): float(c.met) for c in result.cells if c.met is not None
     }
-    refused = cells[("scheduler-curl", "db|primary")]
-    assert cell_label(refused) == "refused ECONNREFUSED"
     assert families["probe_engine_last_run_timestamp_seconds"].samples[0].value == (
         result.finished_at.timestamp()
     )
+    assert families["probe_engine_run_duration_seconds"].samples[0].value == result.duration_s
+    # This run missed expectations: no success to report.
+    assert families["probe_engine_last_success_timestamp_seconds"].samples == []
+    findings = {s.labels["severity"]: s.value for s in families["probe_engine_findings"].samples}
+    assert findings == {
+        severity: float(sum(1 for f in result.findings if f.severity == severity))
+        for severity in ("error", "warning", "info")
+    }
+    # The version of the probe-engine that wrote the file.
+    assert families["probe_engine_build_info"].samples[0].labels["version"] == probe_engine.__version__
 
 
 # --- every format ---------------------------------------------------------------------------

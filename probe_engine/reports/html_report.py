@@ -10,7 +10,7 @@ from markupsafe import Markup, escape
 
 from ..results import MatrixResult
 from .templating import environment
-from .view import STATUS_SYMBOL, cell_label, cell_reason, grid, utc_time
+from .view import STATUS_SYMBOL, LiveContext, cell_label, cell_reason, clock, grid, utc_time
 
 # Backgrounds behind white text: each at least 4.5:1 contrast (WCAG AA, tested), and no two
 # statuses alike (refused and reset, or the three grey failures, used to look the same).
@@ -51,7 +51,9 @@ def code_spans(text: str) -> Markup:
     return Markup(_CODE_SPAN.sub(r"<code>\1</code>", str(escape(text))))
 
 
-def render_html(result: MatrixResult) -> bytes:
+def render_html(result: MatrixResult, live: LiveContext | None = None) -> bytes:
+    """The page; `live` (from `serve`) adds the run's number, the schedule and each cell's
+    history: since when it has its status, how often it changed, its last runs."""
     template = environment(autoescape=True).get_template("report.html.j2")
     view = grid(result)
     details = {
@@ -68,6 +70,8 @@ def render_html(result: MatrixResult) -> bytes:
         label=cell_label,
         reason=cell_reason,
         when=utc_time,
+        clock=clock,
+        live=live,
         code=code_spans,
         details_json=_script_json(details),
         sources_json=_script_json(

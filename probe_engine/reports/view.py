@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..results import CellResult, MatrixResult
@@ -62,11 +63,47 @@ def grid(result: MatrixResult) -> Grid:
     return Grid(rows, columns, result.grid())
 
 
+@dataclass(frozen=True)
+class CellTrend:
+    """A cell across the runs `serve` keeps: since when it has its status, how often it
+    changed, and its last statuses (oldest first)."""
+
+    since: datetime
+    changes: int
+    runs: int
+    recent: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LiveContext:
+    """What a report served by `serve` adds: which run this is, the schedule, the trends."""
+
+    run_number: int
+    interval_s: float
+    history_size: int
+    next_run_at: datetime | None = None
+    matrix_error: str | None = None
+    trends: Mapping[tuple[str, str], CellTrend] = field(default_factory=dict)
+
+    def changed(self, limit: int = 20) -> list[tuple[tuple[str, str], CellTrend]]:
+        """Cells that changed within the kept runs, the latest change first."""
+        moved = [(key, trend) for key, trend in self.trends.items() if trend.changes]
+        moved.sort(key=lambda item: item[1].since, reverse=True)
+        return moved[:limit]
+
+
 def utc_time(moment: datetime) -> str:
     """'2026-01-02 03:04:05 UTC', converting aware times (a naive time is taken as UTC)."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def clock(moment: datetime) -> str:
+    """'03:04:05' in UTC: a time of day where the date is plain from the context."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%H:%M:%S")
 
 
 def unmet(result: MatrixResult) -> list[CellResult]:
