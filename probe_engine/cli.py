@@ -580,7 +580,8 @@ def serve(
         every = _duration(interval, "--interval") or 0.0
         if every <= 0:
             raise SpecError("the interval must be longer than 0", field="--interval")
-        check = _duration(reload_check, "--reload-check") or 0.0
+        off = reload_check.strip() in ("0", "0s")
+        check = 0.0 if off else _duration(reload_check, "--reload-check") or 0.0
         options = ServeOptions(
             host=host,
             port=port,

@@ -483,7 +483,9 @@ def test_prometheus_writes_the_shared_families_with_stable_label_sets(
         for severity in ("error", "warning", "info")
     }
     # The version of the probe-engine that wrote the file.
-    assert families["probe_engine_build_info"].samples[0].labels["version"] == probe_engine.__version__
+    assert (
+        families["probe_engine_build_info"].samples[0].labels["version"] == probe_engine.__version__
+    )
 
 
 # --- every format ---------------------------------------------------------------------------
