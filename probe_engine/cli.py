@@ -566,6 +566,7 @@ def serve(
     or on SIGHUP (a bad new one keeps the old); SIGTERM stops it cleanly (exit 0)."""
 
     def action() -> int:
+        import faulthandler
         import logging
 
         import anyio
@@ -600,6 +601,8 @@ def serve(
             ),
         )
         loaded = load_matrix(matrix)
+        # A long-running process: should it ever crash hard, the log shows where.
+        faulthandler.enable()
         logging.basicConfig(
             level=logging.INFO,
             format="%(asctime)s %(levelname)s %(message)s",

@@ -126,7 +126,7 @@ def test_every_endpoint_after_the_first_run(
     status, body = serve.get("/metrics", accept="application/openmetrics-text; version=1.0.0")
     assert status == 200 and body.rstrip().endswith(b"# EOF")
 
-    assert serve.stop() == 0
+    assert serve.stop() == 0, serve.log()
 
 
 def test_not_ready_before_the_first_run_and_one_off_cells_any_time(
@@ -155,7 +155,7 @@ def test_not_ready_before_the_first_run_and_one_off_cells_any_time(
     assert serve.get("/readyz")[0] == 503
     assert serve.value("probe_engine_runs_total") == 0.0
 
-    assert serve.stop() == 0
+    assert serve.stop() == 0, serve.log()
 
 
 def test_a_tick_during_a_run_is_skipped_and_counted_and_runs_never_overlap(
@@ -177,7 +177,7 @@ def test_a_tick_during_a_run_is_skipped_and_counted_and_runs_never_overlap(
             after["started_at"]
         ), "two runs overlapped"
     assert "run skipped: run " in serve.log()
-    assert serve.stop() == 0
+    assert serve.stop() == 0, serve.log()
 
 
 def test_the_matrix_reloads_on_change_and_a_bad_one_keeps_the_old(
@@ -224,7 +224,7 @@ def test_the_matrix_reloads_on_change_and_a_bad_one_keeps_the_old(
     wait_for("the fixed matrix", lambda: serve.json("/healthz")["matrix"]["sha256"] == first)
     assert serve.json("/healthz")["status"] == "ok"
     assert serve.value("probe_engine_matrix_last_reload_successful") == 1.0
-    assert serve.stop() == 0
+    assert serve.stop() == 0, serve.log()
 
 
 def test_sighup_reloads_when_polling_is_off(
@@ -241,7 +241,7 @@ def test_sighup_reloads_when_polling_is_off(
     serve.send(signal.SIGHUP)
     wait_for("the reload", lambda: serve.json("/healthz")["matrix"]["sha256"] != first)
     assert "reloaded the matrix (SIGHUP)" in serve.log()
-    assert serve.stop() == 0
+    assert serve.stop() == 0, serve.log()
 
 
 def test_sigterm_stops_the_run_in_flight_its_children_and_exits_0(
@@ -260,7 +260,7 @@ targets:
     serve = start(matrix, "--interval", "1h", "--once-at-start")
     wait_for("a run in flight", lambda: serve.value("probe_engine_run_in_progress") == 1.0)
     children = wait_for("the source's child process", serve.children)
-    assert serve.stop(signal.SIGTERM) == 0
+    assert serve.stop(signal.SIGTERM) == 0, serve.log()
     for child in children:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child
     log = serve.log()
@@ -281,11 +281,11 @@ def test_a_restart_keeps_every_label_set(
     serve = start(matrix, "--interval", "1h", "--once-at-start")
     serve.wait_runs(1)
     before = labels_of(serve.metrics(), families)
-    assert serve.stop() == 0
+    assert serve.stop() == 0, serve.log()
     again = start(matrix, "--interval", "1h", "--once-at-start")
     again.wait_runs(1)
     assert labels_of(again.metrics(), families) == before
-    assert again.stop(signal.SIGINT) == 0
+    assert again.stop(signal.SIGINT) == 0, again.log()
 
 
 def test_history_keeps_the_last_n_runs(start: Start, loopback: LoopbackLab, tmp_path: Path) -> None:
@@ -298,7 +298,7 @@ def test_history_keeps_the_last_n_runs(start: Start, loopback: LoopbackLab, tmp_
     assert all(len(cell["recent"]) == 3 for cell in history["cells"])
     numbers = [run["number"] for run in history["runs"]]
     assert numbers == sorted(numbers) and numbers[0] >= 4
-    assert serve.stop() == 0
+    assert serve.stop() == 0, serve.log()
 
 
 @pytest.mark.parametrize(

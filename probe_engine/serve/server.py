@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 
 import anyio
 from aiohttp import web
@@ -18,6 +19,16 @@ from .scheduler import Scheduler
 log = logging.getLogger("probe_engine.serve")
 STOP_GRACE = 30.0
 """Seconds an interrupted run gets to stop its probes and children before it is cancelled."""
+PROBE_THREAD = "probe-worker"  # the agent's threads for blocking calls (agent/runner.py)
+THREAD_GRACE = 10.0
+
+
+async def _probe_threads_done(grace: float) -> None:
+    """Let the in-process agent's threads finish the blocking call they are in (each ends
+    within its cell's timeout): a process should not exit under a thread inside a socket."""
+    with anyio.move_on_after(grace):
+        while any(t.name == PROBE_THREAD for t in threading.enumerate()):
+            await anyio.sleep(0.05)
 
 
 async def _listen(app: web.Application, options: ServeOptions) -> tuple[web.AppRunner, str]:
@@ -72,6 +83,7 @@ async def serve(loaded: LoadedMatrix, options: ServeOptions) -> int:
                 if waited.cancelled_caught:
                     log.warning("the run in flight did not stop in %s s: cancelled", STOP_GRACE)
                 runs.cancel_scope.cancel()
+            await _probe_threads_done(THREAD_GRACE)
     finally:
         await runner.cleanup()
     log.info("stopped after %d runs (%d skipped)", scheduler.runs, scheduler.skipped)
