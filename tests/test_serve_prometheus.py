@@ -248,6 +248,14 @@ targets:
             ("target", "db"),
         ): 1.0
     }
+    # The documented join (docs/serve.md): failing cells with what failed.
+    failing = prometheus.values(
+        '(probe_engine_cell_status{status!="ok"} == 1)'
+        " * on (instance, source, target) group_left (phase, errno) probe_engine_cell_errno_info"
+    )
+    assert {(d["target"], d["status"], d["phase"], d["errno"]) for d in map(dict, failing)} == {
+        ("db", "refused", "tcp", "ECONNREFUSED")
+    }
     stable = (
         '{__name__=~"probe_engine_.*",__name__!="probe_engine_cell_errno_info",'
         'job="probe-engine",source="here",target="flip"}'
