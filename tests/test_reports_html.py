@@ -21,7 +21,7 @@ import pytest
 import probe_engine
 from probe_engine.demo.fixtures import LoopbackLab
 from probe_engine.reports.html_report import STATUS_COLOUR, render_html
-from probe_engine.reports.view import cell_label
+from probe_engine.reports.view import CellTrend, LiveContext, cell_label
 from probe_engine.results import MatrixResult
 from probe_engine.spec import load_matrix_text
 from tests.conftest import require
@@ -92,9 +92,11 @@ class Page:
         return str(self.page.locator("#details").inner_text())
 
 
-def open_report(browser: Any, result: MatrixResult, folder: Path) -> Iterator[Page]:
+def open_report(
+    browser: Any, result: MatrixResult, folder: Path, live: LiveContext | None = None
+) -> Iterator[Page]:
     path = folder / "report.html"
-    path.write_bytes(render_html(result))
+    path.write_bytes(render_html(result, live))
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(10_000)  # a missing element fails in seconds, not 30
     page = context.new_page()
@@ -307,3 +309,46 @@ def test_a_real_runs_report_opens_every_cell_without_errors(
             assert title == f"{source} → {target}: {cells[(source, target)].status}"
             assert "Checks" in report.details()
         report.assert_quiet()
+
+
+def test_a_served_report_shows_the_run_the_schedule_and_each_cells_history(
+    browser: Any, result: MatrixResult, tmp_path: Path
+) -> None:
+    """As `serve` renders /report: the run's number and time, a banner while a bad new matrix
+    is refused, the cells that changed, and per cell since when and its last runs."""
+    since = result.started_at
+    flapping = ("scheduler-curl", "web/node-port")
+    trends = {
+        (c.source, c.target): CellTrend(since=since, changes=0, runs=3, recent=(c.status,) * 3)
+        for c in result.cells
+    }
+    trends[flapping] = CellTrend(
+        since=since, changes=4, runs=6, recent=("ok", "timeout", "ok", "timeout", "ok", "timeout")
+    )
+    live = LiveContext(
+        run_number=42,
+        interval_s=30.0,
+        history_size=100,
+        matrix_error="matrix.yaml:5:42: targets.db.port: 99999 is too large (at most 65535)",
+        trends=trends,
+    )
+    for opened in open_report(browser, result, tmp_path, live):
+        page = opened.page
+        header = page.locator("header").inner_text()
+        assert "live · run #42" in header
+        assert f"run at {result.finished_at:%Y-%m-%d %H:%M:%S} UTC · every 30 s" in header
+        banner = page.get_by_role("alert").inner_text()
+        assert "could not be reloaded" in banner and "99999 is too large" in banner
+        rows = page.locator("table.changes tbody tr").all_inner_texts()
+        assert len(rows) == 1
+        assert "scheduler-curl → web/node-port" in rows[0]
+        assert "4 in 6 runs · flapping" in rows[0]
+        cell = opened.button(*flapping)
+        assert "↻ 4" in cell.inner_text()
+        bars = cell.locator(".trend i")
+        assert bars.count() == 6
+        assert bars.nth(1).evaluate("b => getComputedStyle(b).backgroundColor") == _rgb(
+            STATUS_COLOUR["timeout"]
+        )
+        assert page.locator("button.cell .trend").count() == len(result.cells)
+        opened.assert_quiet()
