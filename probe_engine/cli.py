@@ -608,9 +608,10 @@ def serve(
             format="%(asctime)s %(levelname)s %(message)s",
             datefmt="%Y-%m-%dT%H:%M:%S%z",
         )
-        # What is loaded now lives for the whole process: keep the collector off it.
-        gc.freeze()
-        return anyio.run(serve_forever, loaded, options)
+        from .speedups import frozen_heap
+
+        with frozen_heap():  # modules and the first matrix live as long as the process
+            return anyio.run(serve_forever, loaded, options)
 
     _guard(action)
 
