@@ -11,6 +11,7 @@ serve answers /readyz inside it. Under CI=true a missing prerequisite fails the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import io
@@ -188,6 +189,15 @@ async def run_serve(url: str) -> dict[str, Any]:
             await container.delete(force=True)
 
 
+async def remove_images(url: str) -> None:
+    """The built image and its build stage's (dangling) image: the engine's data-root is a
+    cache kept between runs, and every run builds anew."""
+    async with aiodocker.Docker(url=url) as docker:
+        with contextlib.suppress(aiodocker.DockerError):
+            await docker.images.delete(TAG, force=True)
+        await docker.images.prune(filters={"dangling": ["true"]})
+
+
 def test_the_dockerfile_builds_on_a_base_made_here_and_serves(
     docker_engine: DockerDaemon, docker_url: str
 ) -> None:
@@ -216,7 +226,10 @@ def test_the_dockerfile_builds_on_a_base_made_here_and_serves(
     assert config["User"] == "65534:65534"
     assert "9462/tcp" in config["ExposedPorts"]
 
-    served = run_sync(lambda: run_serve(docker_url))
+    try:
+        served = run_sync(lambda: run_serve(docker_url))
+    finally:
+        run_sync(lambda: remove_images(docker_url))
     statuses = {(c["source"], c["target"]): c["status"] for c in served["report"]["cells"]}
     assert statuses == {("here", "itself"): "ok", ("here", "closed"): "refused"}
     assert served["uid"] == "65534"
