@@ -351,4 +351,9 @@ def test_a_served_report_shows_the_run_the_schedule_and_each_cells_history(
             STATUS_COLOUR["timeout"]
         )
         assert page.locator("button.cell .trend").count() == len(result.cells)
+        cell.click()
+        details = opened.details()
+        assert "History" in details
+        assert "4 in the last 6 runs" in details
+        assert "ok → timeout → ok → timeout → ok → timeout" in details
         opened.assert_quiet()

@@ -74,6 +74,17 @@ def render_html(result: MatrixResult, live: LiveContext | None = None) -> bytes:
         live=live,
         code=code_spans,
         details_json=_script_json(details),
+        trends_json=_script_json(
+            {
+                f"{source}\u0000{target}": {
+                    "since": utc_time(trend.since),
+                    "changes": trend.changes,
+                    "runs": trend.runs,
+                    "recent": list(trend.recent),
+                }
+                for (source, target), trend in (live.trends.items() if live else [])
+            }
+        ),
         sources_json=_script_json(
             {s.name: s.model_dump(mode="json", exclude_none=True) for s in result.sources}
         ),
