@@ -534,7 +534,11 @@ def wait(
     default=None,
     help="Deadline of each run [default: the matrix's, else 5m].",
 )
-@click.option("--select", default=None, help="Serve a subset: source=GLOB,target=GLOB.")
+@click.option(
+    "--select",
+    multiple=True,
+    help="Serve a subset: source=GLOB,target=GLOB (repeatable, as for run).",
+)
 @click.option(
     "--fail-on",
     type=click.Choice(["unmet", "any-failure", "never"]),
@@ -555,7 +559,7 @@ def serve(
     concurrency: int | None,
     timeout: str | None,
     deadline: str | None,
-    select: str | None,
+    select: tuple[str, ...],
     fail_on: str,
     kubeconfig: str | None,
     kube_context: str | None,
@@ -601,6 +605,7 @@ def serve(
             ),
         )
         loaded = load_matrix(matrix)
+        options.run.select.check(loaded.matrix)  # a typo in --select: bad input, at start
         # A long-running process: should it ever crash hard, the log shows where.
         faulthandler.enable()
         logging.basicConfig(

@@ -25,7 +25,7 @@ from kubernetes_asyncio import client, config
 
 from probe_engine.spec import load_matrix_text
 from tests.conftest import require
-from tests.kubelab.workloads import WorkloadApiServer
+from tests.kubelab.apiserver import ApiServer
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.timeout(300)]
 
@@ -160,16 +160,16 @@ def test_the_workloads_run_serve_as_the_image_and_prometheus_expect(kubectl: str
 
 
 @pytest.fixture
-def apiserver() -> Iterator[WorkloadApiServer]:
+def apiserver() -> Iterator[ApiServer]:
     # TLS: kubectl 1.37 sent no bearer token to the plain-HTTP server (401 for every request).
-    server = WorkloadApiServer(token="kubelab-token", tls=True)
+    server = ApiServer(token="kubelab-token", tls=True)
     with server:
         yield server
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_kubectl_creates_every_object_on_the_api_server(
-    kubectl: str, apiserver: WorkloadApiServer, overlay: str, tmp_path: Path
+    kubectl: str, apiserver: ApiServer, overlay: str, tmp_path: Path
 ) -> None:
     kubeconfig = apiserver.write_kubeconfig(tmp_path / "kubeconfig")
     rendered = tmp_path / "rendered.yaml"

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
+from ..errors import SpecError
 from ..metrics import cell_families
 from ..reports.html_report import render_html
 from ..reports.prometheus_report import exposition
@@ -154,6 +155,8 @@ async def probe(request: web.Request) -> web.Response:
         result = await _scheduler(request).probe(source, target)
     except Busy as exc:
         return web.json_response({"error": str(exc)}, status=429, headers={"Retry-After": "1"})
+    except SpecError as exc:  # a name that matches nothing in the matrix
+        return web.json_response({"error": exc.message}, status=404)
     if not result.cells:
         return web.json_response(
             {"error": f"no cell of the matrix matches source={source} target={target}"},

@@ -152,6 +152,8 @@ class Scheduler:
             raise Busy(f"{self.probes_in_flight} one-off probes are in flight already")
         loaded = self.matrix.current
         matrix = loaded.matrix
+        selection = Selection(sources=(source,), targets=(target,))
+        selection.check(matrix)  # SpecError: the glob names nothing the matrix declares
         targets = {name: spec for name, spec in matrix.targets.items() if _names(target, name)}
         sources = {
             name: spec for name, spec in matrix.sources.items() if _names(source, name, row=True)
@@ -163,7 +165,6 @@ class Scheduler:
         )
         self.probes_in_flight += 1
         try:
-            selection = Selection(source=source, target=target)
             return await run_matrix(part, self.run_options(part, selection), None, self.stopping)
         finally:
             self.probes_in_flight -= 1

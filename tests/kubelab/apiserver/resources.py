@@ -56,6 +56,17 @@ RESOURCES: dict[str, Resource] = {
         Resource("Endpoints", "endpoints", "", "v1", True),
         Resource("EndpointSlice", "endpointslices", "discovery.k8s.io", "v1", True),
         Resource("NetworkPolicy", "networkpolicies", "networking.k8s.io", "v1", True),
+        # What deploy/ installs (workloads.py: create, discovery)
+        Resource("ConfigMap", "configmaps", "", "v1", True),
+        Resource("ServiceAccount", "serviceaccounts", "", "v1", True),
+        Resource("Deployment", "deployments", "apps", "v1", True),
+        Resource("DaemonSet", "daemonsets", "apps", "v1", True),
+        Resource("Role", "roles", "rbac.authorization.k8s.io", "v1", True),
+        Resource("RoleBinding", "rolebindings", "rbac.authorization.k8s.io", "v1", True),
+        Resource("ClusterRole", "clusterroles", "rbac.authorization.k8s.io", "v1", False),
+        Resource(
+            "ClusterRoleBinding", "clusterrolebindings", "rbac.authorization.k8s.io", "v1", False
+        ),
     )
 }
 BY_PATH: dict[tuple[str, str, str], Resource] = {

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import rest
+from . import rest, workloads
 from .execs import exec_session
 from .portforward import portforward
 
@@ -45,6 +45,12 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/readyz", rest.health),
     Route("GET", "/api", rest.api_versions),
     Route("GET", "/apis", rest.api_groups),
+    Route("GET", "/api/v1", workloads.discovery),
+    Route("GET", "/apis/{group}/{version}", workloads.discovery),
+    Route("POST", CORE_NAMESPACED, workloads.create),
+    Route("POST", GROUP_NAMESPACED, workloads.create),
+    Route("POST", "/api/v1/{plural}", workloads.create),
+    Route("POST", "/apis/{group}/{version}/{plural}", workloads.create),
     Route("*", POD + "/exec", exec_session),
     Route("*", POD + "/portforward", portforward),
     Route("*", CORE_NAMESPACED, rest.collection),
