@@ -19,6 +19,7 @@ import anyio
 from ._version import __version__
 from .agent.plans import Plan
 from .diagnose import diagnose
+from .docker_host import DockerOverrides
 from .errors import EngineError, ProbeEngineError, SpecError
 from .invariants import broken_invariants
 from .kube import KubeOverrides
@@ -57,6 +58,7 @@ class RunOptions:
     deadline: float | None = None
     fail_on: FailOn = "unmet"
     kube: KubeOverrides = field(default_factory=KubeOverrides)
+    docker: DockerOverrides = field(default_factory=DockerOverrides)
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ async def run_matrix(
     matrix = loaded.matrix
     options.select.check(matrix)  # a typo in --select is bad input, before anything runs
     started_at, started = datetime.now(UTC), time.monotonic()
-    context = RunContext(matrix, options.kube)
+    context = RunContext(matrix, options.kube, options.docker)
     settings = RunSettings(
         concurrency=options.concurrency or matrix.defaults.concurrency,
         timeout=options.timeout or matrix.defaults.timeout,

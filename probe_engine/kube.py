@@ -70,14 +70,22 @@ class KubeSettings:
     namespace: str | None = None
     cluster_domain: str = "cluster.local"
     timeout: float = 10.0
+    in_cluster: bool = False
+    verify_ssl: bool = True
 
 
 @dataclass(frozen=True)
 class KubeOverrides:
-    """--kubeconfig and --context: the command line's say on which cluster."""
+    """The command line's say on which cluster (--kubeconfig, --context), or an Airflow
+    connection's: `in_cluster` takes the pod's service account whatever kubeconfig exists,
+    `namespace` is a default for a matrix that names none, `verify_ssl=False` skips the check
+    of the API server's certificate."""
 
     kubeconfig: str | None = None
     context: str | None = None
+    in_cluster: bool = False
+    namespace: str | None = None
+    verify_ssl: bool = True
 
 
 def kube_settings(
@@ -89,9 +97,11 @@ def kube_settings(
     return KubeSettings(
         kubeconfig=overrides.kubeconfig or base.kubeconfig,
         context=overrides.context or base.context,
-        namespace=base.namespace,
+        namespace=base.namespace or overrides.namespace,
         cluster_domain=base.cluster_domain,
         timeout=base.timeout,
+        in_cluster=overrides.in_cluster,
+        verify_ssl=overrides.verify_ssl,
     )
 
 
@@ -172,6 +182,10 @@ async def open_client(
 
     environ = os.environ if environ is None else environ
     configuration = client.Configuration()
+    if not settings.verify_ssl:
+        configuration.verify_ssl = False
+    if settings.in_cluster:
+        return _in_cluster(configuration, settings, environ)
     paths = settings.kubeconfig or environ.get("KUBECONFIG")
     where = "--kubeconfig/kubernetes.kubeconfig" if settings.kubeconfig else "$KUBECONFIG"
     if not paths and os.path.isfile(os.path.expanduser(DEFAULT_KUBECONFIG)):
@@ -199,6 +213,8 @@ async def open_client(
                 f"cannot load kubeconfig {', '.join(found)}: not a kubeconfig "
                 f"({type(exc).__name__}: {exc})"
             ) from None
+        if not settings.verify_ssl:  # the kubeconfig's own setting is overruled
+            configuration.verify_ssl = False
         current = loader.current_context or {}
         context = current.get("context") or {}
         return KubeClient(
@@ -214,20 +230,37 @@ async def open_client(
                 f"context {settings.context!r} was asked for, but there is no kubeconfig "
                 "(only the in-cluster service account)"
             )
-        try:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except ConfigException as exc:
-            raise KubeError(f"in-cluster configuration: {exc}") from None
-        try:
-            namespace: str | None = (SERVICE_ACCOUNT / "namespace").read_text().strip()
-        except OSError:
-            namespace = None
-        return KubeClient(configuration, settings, "in-cluster service account", None, namespace)
+        return _in_cluster(configuration, settings, environ)
     raise KubeError(
         "no Kubernetes configuration: give --kubeconfig (or kubernetes.kubeconfig, or "
         f"$KUBECONFIG); {DEFAULT_KUBECONFIG} does not exist and this is not a pod "
         "(KUBERNETES_SERVICE_HOST is not set)"
     )
+
+
+def _in_cluster(
+    configuration: Any, settings: KubeSettings, environ: Mapping[str, str]
+) -> KubeClient:
+    """The pod's service account (KUBERNETES_SERVICE_HOST and the mounted token)."""
+    from kubernetes_asyncio import config
+    from kubernetes_asyncio.config.config_exception import ConfigException
+
+    if not environ.get("KUBERNETES_SERVICE_HOST"):
+        raise KubeError(
+            "the in-cluster service account was asked for, but this is not a pod "
+            "(KUBERNETES_SERVICE_HOST is not set)"
+        )
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except ConfigException as exc:
+        raise KubeError(f"in-cluster configuration: {exc}") from None
+    if not settings.verify_ssl:
+        configuration.verify_ssl = False
+    try:
+        namespace: str | None = (SERVICE_ACCOUNT / "namespace").read_text().strip()
+    except OSError:
+        namespace = None
+    return KubeClient(configuration, settings, "in-cluster service account", None, namespace)
 
 
 def _config_problem(message: str, context: str | None, files: list[str]) -> str:

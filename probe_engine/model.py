@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .agent.plans import Plan
+from .docker_host import DockerOverrides
 from .kube import KubeHandle, KubeOverrides
 from .spec import Matrix
 from .status import Status
@@ -66,6 +67,7 @@ class RunContext:
 
     matrix: Matrix
     kube_overrides: KubeOverrides = field(default_factory=KubeOverrides)
+    docker: DockerOverrides = field(default_factory=DockerOverrides)
     resources: AsyncExitStack = field(default_factory=AsyncExitStack)
     kube: KubeHandle = field(init=False)
 

@@ -19,15 +19,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from probe_engine.demo.fixtures import LOOPBACK, LoopbackLab, free_port
 from tests.conftest import require
+from tests.kubelab import apiserver as kl
+from tests.kubelab.kubeconfig import kubeconfig_dict
 
 pytestmark = pytest.mark.airflow
 
@@ -89,6 +93,69 @@ class AirflowHome:
         return json.loads(rows[0][0])  # Airflow 3 stores JSON text, Airflow 2 JSON bytes
 
 
+KUBE_NAMESPACE = "probes"  # the `kubernetes` connection's; the matrix names none
+DOCKER_SOCKET = "unix:///nonexistent/pe-docker.sock"  # the `docker` connection's: no daemon
+
+
+@pytest.fixture(scope="module")
+def provider_metadata(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout installed (no dependencies) into a folder of its own, for its metadata:
+    the venvs hold probe-engine from whichever checkout ran .ci/airflow.sh, and Airflow finds a
+    provider by the entry points of the installed distribution, not by the code on
+    PYTHONPATH. Put after the checkout on PYTHONPATH, its dist-info is the one Airflow sees."""
+    target = tmp_path_factory.mktemp("provider-metadata")
+    installed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+    assert list(target.glob("probe_engine-*.dist-info")), sorted(p.name for p in target.iterdir())
+    return target
+
+
+@pytest.fixture(scope="module")
+def cluster(loopback: LoopbackLab) -> Iterator[kl.ApiServer]:
+    """The Kubernetes stand-in, with a Service `api` in KUBE_NAMESPACE whose ClusterIP is the
+    loopback HTTP fixture (so the cluster-ip column probes 127.0.0.1 and nothing else)."""
+    with kl.ApiServer(token="pe-airflow-kube-token") as server:
+        server.store.put(
+            kl.service(
+                "api",
+                KUBE_NAMESPACE,
+                cluster_ip=LOOPBACK,
+                ports=[{"name": "http", "port": loopback.http_port}],
+            )
+        )
+        yield server
+
+
+def connections(cluster: kl.ApiServer) -> dict[str, str]:
+    """The Airflow connections the pe_provider DAG names, as AIRFLOW_CONN_* (JSON form)."""
+    kubeconfig = yaml.safe_dump(kubeconfig_dict(cluster.url, token=cluster.token))
+    return {
+        "AIRFLOW_CONN_PE_KUBE": json.dumps(
+            {
+                "conn_type": "kubernetes",
+                "extra": {"kube_config": kubeconfig, "namespace": KUBE_NAMESPACE},
+            }
+        ),
+        "AIRFLOW_CONN_PE_DOCKER": json.dumps({"conn_type": "docker", "host": DOCKER_SOCKET}),
+    }
+
+
 def clean_environment() -> dict[str, str]:
     """This process's environment minus proxies (loopback must be reached directly) and any
     Airflow settings of the machine."""
@@ -101,7 +168,11 @@ def clean_environment() -> dict[str, str]:
 
 @pytest.fixture(scope="module", params=VERSIONS, ids=[f"airflow-{v}" for v in VERSIONS])
 def airflow_home(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, loopback: LoopbackLab
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    loopback: LoopbackLab,
+    provider_metadata: Path,
+    cluster: kl.ApiServer,
 ) -> AirflowHome:
     version: str = request.param
     venv = VENV_ROOT / version
@@ -115,13 +186,15 @@ def airflow_home(
     env = (
         clean_environment()
         | loopback.variables()
+        | connections(cluster)
         | {
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            # The checkout under test comes first, whatever the venv has installed.
-            "PYTHONPATH": str(ROOT),
+            # The checkout under test comes first, whatever the venv has installed; then its
+            # metadata (the provider's entry point).
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{provider_metadata}",
             "PE_AF_OUT": str(out),
             "PYTHONWARNINGS": "ignore",
         }
@@ -335,3 +408,79 @@ print(json.dumps({{
         check=False,
     )
     assert validate.returncode == 0, validate.stderr
+
+
+def test_airflow_lists_probe_engine_as_a_provider_with_its_link_and_connection_types(
+    airflow_home: AirflowHome,
+) -> None:
+    listed = airflow_home.airflow("providers", "list", "--output", "json")
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    providers = {p["package_name"]: p for p in json.loads(listed.stdout)}
+    from probe_engine import __version__
+
+    assert providers["probe-engine"]["version"] == __version__
+    assert "Reachability diagnostics" in providers["probe-engine"]["description"]
+    links = airflow_home.airflow("providers", "links", "--output", "json")
+    assert links.returncode == 0, links.stderr[-3000:]
+    assert "probe_engine.integrations.airflow.ProbeReportLink" in links.stdout
+    # Neither cncf-kubernetes nor docker is installed in these venvs: probe-engine declares
+    # the two connection types it reads, so they can be made in the UI.
+    hooks = airflow_home.airflow("providers", "hooks", "--output", "json")
+    assert hooks.returncode == 0, hooks.stderr[-3000:]
+    declared = {h["connection_type"]: h for h in json.loads(hooks.stdout)}
+    for kind, hook in (("kubernetes", "KubernetesClusterHook"), ("docker", "DockerDaemonHook")):
+        assert declared[kind]["class"] == f"probe_engine.integrations.airflow_hooks.{hook}"
+        assert declared[kind]["package_name"] == "probe-engine"
+    assert "already registered" not in listed.stdout + listed.stderr + hooks.stderr
+
+
+def test_a_templated_matrix_file_with_connections_and_a_report_link(
+    airflow_home: AirflowHome, loopback: LoopbackLab, cluster: kl.ApiServer
+) -> None:
+    run = airflow_home.airflow("dags", "test", "pe_provider")
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-6000:]
+    summary = airflow_home.xcom("pe_provider", "diagnostics")
+    saved = json.loads(Path(summary["reports"]["json"]).read_text())
+    cells = {(c["source"], c["target"]): c for c in saved["cells"]}
+    port = loopback.http_port
+    # Rendered with the task's context: params and the DAG's id are in the URL.
+    assert cells["task", "api"]["endpoint"] == f"http://127.0.0.1:{port}/health?dag=pe_provider"
+    assert cells["task", "api"]["status"] == "ok"
+    assert saved["matrix"]["path"].endswith("templates/provider.yaml")
+    # The `kubernetes` connection: its kubeconfig (content) and its namespace were used.
+    column = cells["task", "api-service/cluster-ip"]
+    assert column["status"] == "ok", column
+    assert column["endpoint"] == f"http://127.0.0.1:{port}/health"
+    assert cluster.requests_to(f"/api/v1/namespaces/{KUBE_NAMESPACE}/services/api")
+    # The `docker` connection: its Host is the daemon asked for, and the row says so.
+    sidecar = cells["sidecar", "api"]
+    assert sidecar["status"] == "source-error"
+    assert DOCKER_SOCKET in sidecar["message"]
+    assert "Airflow connection 'pe_docker'" in sidecar["message"]
+    # The report link: in the summary, and as the task's extra link.
+    link = summary["report_url"]
+    assert link == "https://reports.example.test/probe/pe_provider/report.html"
+    if airflow_home.version.startswith("3"):
+        # Airflow 3 computes operator links in the worker and keeps them in XCom.
+        assert airflow_home.xcom("pe_provider", "diagnostics", "_link_ProbeReportLink") == link
+    else:
+        # Airflow 2's webserver asks the deserialized operator (which needs the provider's
+        # extra-links registration) for the task instance's link.
+        code = f"""
+from airflow.models import DagBag, TaskInstance
+from airflow.serialization.serialized_objects import SerializedDAG
+from airflow.settings import Session
+dag = DagBag(dag_folder={str(DAGS)!r}, include_examples=False).get_dag("pe_provider")
+served = SerializedDAG.from_dict(SerializedDAG.to_dict(dag))
+task = served.get_task("diagnostics")
+ti = Session().query(TaskInstance).filter_by(dag_id="pe_provider", task_id="diagnostics").one()
+print(task.get_extra_links(ti, "probe-engine report"))
+"""
+        shown = airflow_home.python(code)
+        assert shown.returncode == 0, shown.stderr[-6000:]
+        assert shown.stdout.strip().splitlines()[-1] == link
+    # The cluster's credentials are in no report and no log.
+    assert cluster.token and cluster.token not in output
+    for path in summary["reports"].values():
+        assert cluster.token not in Path(path).read_text()

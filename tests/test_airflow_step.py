@@ -203,3 +203,32 @@ def test_the_airflow_module_explains_a_missing_airflow() -> None:
         assert "needs Apache Airflow 2.10 or 3 in this environment" in run.stderr
     else:  # pragma: no cover - an environment with Airflow installed
         assert run.returncode == 0, run.stderr
+
+
+def test_a_rendered_matrix_file_is_read_from_its_text_and_named_by_its_path(
+    tmp_path: Path, loopback: LoopbackLab
+) -> None:
+    from probe_engine.integrations.diagnostics import RenderedMatrix
+
+    text = (
+        "sources: {task: {kind: local}}\n"
+        f"targets: {{api: {{kind: http, url: 'http://127.0.0.1:{loopback.http_port}/health'}}}}\n"
+    )
+    outcome = run_step(
+        RenderedMatrix(text, "dags/matrix.yaml"),
+        report_dir=tmp_path,
+        formats=["json", "html"],
+        report_url="https://reports.example.test/run-1/",
+    )
+    assert outcome.payload["report_url"] == "https://reports.example.test/run-1/report.html"
+    assert outcome.result.matrix.path == "dags/matrix.yaml"
+    # Without an HTML report there is nothing to link to.
+    json_only = run_step(
+        RenderedMatrix(text, "m.yaml"),
+        report_dir=tmp_path,
+        formats=["json"],
+        report_url="https://reports.example.test/run-1",
+    )
+    assert json_only.payload["report_url"] is None
+    with pytest.raises(SpecError, match=r"^dags/bad.yaml:1:1: sources: required"):
+        run_step(RenderedMatrix("targets: {}\n", "dags/bad.yaml"))

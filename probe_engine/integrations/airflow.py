@@ -8,6 +8,9 @@ PythonOperator of the same deployment sees (its proxy variables, its resolver, i
   including `working`: per target, the endpoints that worked from this process, which the next
   task uses as its address. Fails with AirflowFailException when `fail_on` says so (no retry
   helps a wrong route), with AirflowException when the engine itself failed (a retry may).
+  A matrix *file* is a Jinja template rendered with the task's context (`template_ext`), a
+  `kubernetes_conn_id` / `docker_conn_id` chooses the cluster and the daemon, and with
+  `report_url` (where `report_dir` is served) the task gets a "probe-engine report" link.
 - `run_diagnostics(matrix, ...)`: the same for PythonOperator or @task.
 - `ProbeReadySensor`: one bounded attempt per poke, nothing kept between pokes, so
   mode="reschedule" frees the worker slot between attempts.
@@ -19,10 +22,12 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from ..errors import SpecError
 from ..plan import Selection
@@ -31,6 +36,7 @@ from ..wait import attempt_once, load_wait_target
 from ._runner import run_blocking
 from .diagnostics import (
     MatrixInput,
+    RenderedMatrix,
     StepOutcome,
     check_fail_on,
     check_formats,
@@ -55,8 +61,15 @@ try:  # Airflow 3.1+: airflow.exceptions still works but warns
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 except ImportError:
     from airflow.exceptions import AirflowException, AirflowFailException
+try:  # Airflow 3
+    from airflow.sdk import BaseOperatorLink
+    from airflow.sdk.execution_time.xcom import XCom
+except ImportError:  # Airflow 2.10
+    from airflow.models.baseoperatorlink import BaseOperatorLink
+    from airflow.models.xcom import XCom
 
 XCOM_KEY = "probe_result"
+MATRIX_TEMPLATES = (".yaml", ".yml")
 log = logging.getLogger("airflow.task")
 
 
@@ -82,14 +95,35 @@ def _finish(
 
 
 def _step(
-    logger: logging.Logger | Any, context: Mapping[str, Any], **kwargs: Any
+    logger: logging.Logger | Any,
+    context: Mapping[str, Any],
+    on_outcome: Any = None,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     try:
         outcome = run_step(**kwargs)
     except SpecError as exc:
         # A bad matrix does not get better on retry.
         raise AirflowFailException(f"probe-engine: bad input: {exc}") from exc
+    if on_outcome is not None:
+        on_outcome(outcome)
     return _finish(outcome, logger, context)
+
+
+class ProbeReportLink(BaseOperatorLink):
+    """The task's "probe-engine report" button: the HTML report where `report_url` serves it.
+
+    Airflow 3 asks right after the task ran (the operator still holds the link); Airflow 2's
+    webserver asks later, and reads it from the summary in XCom."""
+
+    name = "probe-engine report"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        link = getattr(operator, "report_link", None)
+        if link is None:
+            payload = XCom.get_value(ti_key=ti_key, key=XCOM_KEY)
+            link = payload.get("report_url") if isinstance(payload, Mapping) else None
+        return str(link or "")
 
 
 def run_diagnostics(
@@ -133,9 +167,29 @@ class ProbeMatrixOperator(BaseOperator):
     :param select: ``source=GLOB,target=GLOB`` to run a subset (templated)
     :param timeout: per-cell timeout for every cell, e.g. ``"2s"`` (default: the matrix's)
     :param report_name: report file name without extension (templated)
+    :param report_url: the URL where ``report_dir`` is served (templated), e.g.
+        ``https://reports.example.com/probe/{{ run_id }}``: the summary's ``report_url`` and
+        the task's "probe-engine report" link then point at the HTML report
+    :param kubernetes_conn_id: an Airflow connection of type ``kubernetes`` (the
+        cncf-kubernetes provider's fields) choosing the cluster, as ``--kubeconfig`` would
+    :param docker_conn_id: an Airflow connection of type ``docker`` whose Host names the
+        Docker daemon (``unix://...``, ``tcp://host:2376``, ``ssh://user@host``), for docker
+        sources without a ``host:`` of their own
+
+    A matrix file (``.yaml``/``.yml``) is a Jinja template, rendered with the task's context
+    like an SQL file: ``{{ ds }}``, ``{{ var.value.api_host }}``, ``{{ ti.xcom_pull(...) }}``.
+    A relative path is looked up beside the DAG file (and in the DAG's template_searchpath).
     """
 
-    template_fields: Sequence[str] = ("matrix", "report_dir", "select", "report_name")
+    template_fields: Sequence[str] = (
+        "matrix",
+        "report_dir",
+        "select",
+        "report_name",
+        "report_url",
+    )
+    template_ext: Sequence[str] = MATRIX_TEMPLATES
+    operator_extra_links: ClassVar[tuple[BaseOperatorLink, ...]] = (ProbeReportLink(),)
     ui_color = "#dbeafe"
 
     def __init__(
@@ -148,30 +202,74 @@ class ProbeMatrixOperator(BaseOperator):
         select: str | None = None,
         timeout: float | str | None = None,
         report_name: str = "report",
+        report_url: str | None = None,
+        kubernetes_conn_id: str | None = None,
+        docker_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         # Checked here so that a typo fails when the DAG is parsed, not when it runs.
         self.fail_on = check_fail_on(fail_on)
         self.formats = check_formats(formats)
-        self.matrix = matrix if isinstance(matrix, Mapping) else os.fspath(matrix)
+        if isinstance(matrix, RenderedMatrix):
+            raise TypeError("give the matrix file's path; Airflow renders it")
+        self.matrix: Any = matrix if isinstance(matrix, Mapping) else os.fspath(matrix)
+        # The path as given: once Airflow has rendered the file, `matrix` holds its text.
+        self.matrix_file = None if isinstance(matrix, Mapping) else self.matrix
         self.report_dir = report_dir
         self.select = select
         self.cell_timeout = timeout  # `timeout` would read as the task's own timeout
         self.report_name = report_name
+        self.report_url = report_url
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.docker_conn_id = docker_conn_id
+        self.report_link: str | None = None
+
+    def get_template_env(self, *args: Any, **kwargs: Any) -> Any:
+        """The DAG's Jinja environment, able to load a matrix file given by absolute path too
+        (Jinja's file loader looks only below its search path; `/` is added last)."""
+        env = super().get_template_env(*args, **kwargs)
+        searchpath = getattr(env.loader, "searchpath", None)
+        if isinstance(searchpath, list) and os.sep not in searchpath:
+            searchpath.append(os.sep)
+        return env
+
+    def _matrix_input(self) -> MatrixInput:
+        if isinstance(self.matrix, str) and self.matrix != self.matrix_file:
+            return RenderedMatrix(self.matrix, str(self.matrix_file))
+        return self.matrix  # type: ignore[no-any-return]
 
     def execute(self, context: Any) -> dict[str, Any]:
-        return _step(
-            self.log,
-            context,
-            matrix=self.matrix,
-            report_dir=self.report_dir,
-            fail_on=self.fail_on,
-            formats=self.formats,
-            select=self.select,
-            timeout=self.cell_timeout,
-            report_name=self.report_name,
-        )
+        from .airflow_hooks import DockerDaemonHook, KubernetesClusterHook
+
+        def keep_link(outcome: StepOutcome) -> None:
+            self.report_link = outcome.payload["report_url"]
+
+        with tempfile.TemporaryDirectory(prefix="probe-engine-") as scratch:
+            kube = docker = None
+            try:
+                if self.kubernetes_conn_id:
+                    hook = KubernetesClusterHook(self.kubernetes_conn_id)
+                    kube = hook.overrides(Path(scratch))
+                if self.docker_conn_id:
+                    docker = DockerDaemonHook(self.docker_conn_id).overrides()
+            except SpecError as exc:
+                raise AirflowFailException(f"probe-engine: bad connection: {exc}") from exc
+            return _step(
+                self.log,
+                context,
+                keep_link,
+                matrix=self._matrix_input(),
+                report_dir=self.report_dir,
+                fail_on=self.fail_on,
+                formats=self.formats,
+                select=self.select,
+                timeout=self.cell_timeout,
+                report_name=self.report_name,
+                report_url=self.report_url,
+                kube=kube,
+                docker=docker,
+            )
 
 
 class ProbeReadySensor(BaseSensorOperator):
@@ -189,7 +287,7 @@ class ProbeReadySensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        target: MatrixInput,
+        target: str | os.PathLike[str] | Mapping[str, Any],
         attempt_timeout: float | str = 5.0,
         select: str | None = None,
         poke_interval: float | timedelta = 5.0,
@@ -242,6 +340,7 @@ __all__ = [
     "XCOM_KEY",
     "ProbeMatrixOperator",
     "ProbeReadySensor",
+    "ProbeReportLink",
     "run_diagnostics",
     "working_endpoint",
 ]

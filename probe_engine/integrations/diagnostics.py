@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from functools import partial
 from io import StringIO
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
+from ..docker_host import DockerOverrides
 from ..engine import FailOn, RunOptions, run_matrix
 from ..errors import SpecError
+from ..kube import KubeOverrides
 from ..plan import Selection
 from ..reports import DEFAULT_FORMATS, REPORTERS, write_reports
 from ..results import MatrixResult
-from ..spec import LoadedMatrix, load_matrix, load_matrix_dict
+from ..spec import LoadedMatrix, load_matrix, load_matrix_dict, load_matrix_text
 from ..spec.common import parse_duration
 from ..status import EXIT_OK, EXIT_UNMET
 from ._runner import run_blocking
@@ -29,7 +31,17 @@ FAIL_ON: tuple[str, ...] = get_args(FailOn)
 MAX_LISTED = 20  # unmet cells named in the XCom payload and in the failure message
 LOG_WIDTH = 160  # task logs are read in a browser: wide enough for a grid, not a terminal's 80
 Verdict = Literal["pass", "fail", "fault"]
-MatrixInput = str | os.PathLike[str] | Mapping[str, Any]
+
+
+class RenderedMatrix(NamedTuple):
+    """A matrix file's text after a templating step (Airflow renders a `.yaml` template field
+    into its content): loaded from `text`, its errors naming `file`."""
+
+    text: str
+    file: str
+
+
+MatrixInput = str | os.PathLike[str] | Mapping[str, Any] | RenderedMatrix
 
 
 def check_fail_on(value: str) -> FailOn:
@@ -51,7 +63,10 @@ def check_formats(formats: Sequence[str] | None) -> list[str]:
 
 
 def load_any(matrix: MatrixInput, environ: Mapping[str, str] | None = None) -> LoadedMatrix:
-    """A matrix file's path, or the matrix itself as a dict (e.g. written in the DAG)."""
+    """A matrix file's path, its rendered text, or the matrix itself as a dict (e.g. written
+    in the DAG)."""
+    if isinstance(matrix, RenderedMatrix):
+        return load_matrix_text(matrix.text, matrix.file, environ)
     if isinstance(matrix, Mapping):
         return load_matrix_dict(matrix)
     return load_matrix(matrix, environ)
@@ -86,9 +101,11 @@ def verdict(result: MatrixResult) -> Verdict:
     return "fail" if result.exit_status == EXIT_UNMET else "fault"
 
 
-def summarize(result: MatrixResult, reports: Mapping[str, str]) -> dict[str, Any]:
+def summarize(
+    result: MatrixResult, reports: Mapping[str, str], report_url: str | None = None
+) -> dict[str, Any]:
     """The JSON-safe summary pushed to XCom: small, stable keys, no per-check detail (that is in
-    the JSON report, whose path is here)."""
+    the JSON report, whose path is here; `report_url` is where the HTML report is served)."""
     preferred = local_rows(result)
     by_row = {row: working_endpoints(result, [row]) for row in result.rows()}
     unmet = [c for c in result.cells if c.met is False]
@@ -110,6 +127,7 @@ def summarize(result: MatrixResult, reports: Mapping[str, str]) -> dict[str, Any
             {"rule": f.rule, "severity": f.severity, "title": f.title} for f in result.findings
         ],
         "reports": dict(reports),
+        "report_url": report_url,
     }
 
 
@@ -200,15 +218,25 @@ def run_step(
     report_name: str = "report",
     environ: Mapping[str, str] | None = None,
     width: int = LOG_WIDTH,
+    kube: KubeOverrides | None = None,
+    docker: DockerOverrides | None = None,
+    report_url: str | None = None,
 ) -> StepOutcome:
     """Run `matrix` in this process, write its reports to `report_dir` (if given), and return
     the result, its text and the summary. Raises SpecError for bad input; a network failure is
-    never an exception, it is the verdict."""
+    never an exception, it is the verdict.
+
+    `kube` and `docker` choose the cluster and the Docker daemon as the command line's
+    --kubeconfig/--context and a source's `host:` would (an Airflow connection's, say);
+    `report_url` is the URL under which `report_dir` is served: the summary then carries the
+    HTML report's address."""
     loaded = load_any(matrix, environ)
     options = RunOptions(
         select=select if isinstance(select, Selection) else Selection.parse(select),
         timeout=_seconds(timeout),
         fail_on=check_fail_on(fail_on),
+        kube=kube or KubeOverrides(),
+        docker=docker or DockerOverrides(),
     )
     chosen = check_formats(formats)
     result = run_blocking(partial(run_matrix, loaded, options))
@@ -216,7 +244,17 @@ def run_step(
     if report_dir is not None:
         written = write_reports(result, Path(report_dir), chosen, report_name)
         reports = {f: str(path) for f, path in zip(chosen, written, strict=True)}
-    return StepOutcome(result, result_text(result, width), reports, summarize(result, reports))
+    link = served_report(report_url, report_name) if "html" in reports else None
+    return StepOutcome(
+        result, result_text(result, width), reports, summarize(result, reports, link)
+    )
+
+
+def served_report(report_url: str | None, report_name: str = "report") -> str | None:
+    """The HTML report's address under `report_url` (the folder's URL), if one is given."""
+    if not report_url:
+        return None
+    return f"{report_url.rstrip('/')}/{report_name}.html"
 
 
 def _seconds(value: float | str | None) -> float | None:

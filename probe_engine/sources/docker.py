@@ -28,6 +28,7 @@ import anyio
 
 from ..agent.address import ip_literal
 from ..agent.proxy import proxy_environment, redact
+from ..docker_host import DockerOverrides
 from ..model import CellRequest
 from ..results import CellResult, SourceInfo
 from .base import Sink, Source
@@ -60,11 +61,16 @@ class SourceFault(Exception):
     """A reason no probe can run for a row (or the whole source): reported as source-error."""
 
 
-def daemon_url(host: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
-    """The daemon to talk to and where that choice came from: `host:`, DOCKER_HOST, or the
-    first local socket that exists (else the usual one, whose absence the error will name)."""
+def daemon_url(
+    host: str | None, environ: Mapping[str, str], run: DockerOverrides | None = None
+) -> tuple[str, str]:
+    """The daemon to talk to and where that choice came from: `host:`, the run's (an Airflow
+    connection's), DOCKER_HOST, or the first local socket that exists (else the usual one,
+    whose absence the error will name)."""
     if host:
         return host, "the source's host:"
+    if run is not None and run.host:
+        return run.host, run.origin
     if environ.get("DOCKER_HOST"):
         return environ["DOCKER_HOST"], "DOCKER_HOST"
     for path in DEFAULT_SOCKETS:
@@ -155,7 +161,7 @@ class DockerSource(Source):
     kind = "docker"
 
     async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
-        url, origin = daemon_url(self.spec.host, os.environ)
+        url, origin = daemon_url(self.spec.host, os.environ, self.settings.context.docker)
         try:
             import aiodocker
             import aiohttp
