@@ -13,6 +13,9 @@ is used against it unmodified:
   the pod's :class:`PodRuntime` (a local subprocess, or inside a network namespace).
 - WebSocket port-forward (``v4.channel.k8s.io`` and its base64 variant; the SPDY name
   ``portforward.k8s.io`` is refused with 403 as a kubelet does) relaying to a REAL TCP address.
+- Pods created through the API, as a scheduler and a kubelet would handle them: admission (Pod
+  Security, quota), binding (affinity, cordons, taints), real processes in a network namespace
+  wired to the node, logs (follow), status, graceful deletion, ephemeral containers; watches.
 - Bearer-token authentication, fault injection (status codes, delays, dropped connections) and a
   request log for assertions.
 
@@ -21,8 +24,9 @@ usable from sync and async tests alike) and point a kubeconfig at ``server.url``
 
 One module per concern: resources (kinds, Status errors), selectors, objects (builders), store,
 runtime (where a pod runs), records (faults, the request and exec logs), frames (WebSocket
-channels), server (lifecycle, auth, faults), routes (the table of every route), and a module
-per kind of route: rest, execs, portforward. A new route is a handler and a row in routes.py.
+channels), server (lifecycle, auth, faults), routes (the table of every route), a module per
+kind of route: rest, watch, writes, pods, logs, ephemeral, execs, portforward; and behind them
+admission, scheduler and kubelet. A new route is a handler and a row in routes.py.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ def pick_container(pod_obj: JSON, wanted: str | None) -> tuple[JSON | None, str]
     containers: list[JSON] = pod_obj["spec"].get("containers", [])
     name = pod_obj["metadata"]["name"]
     if wanted:
-        found = next((c for c in containers if c["name"] == wanted), None)
+        every = containers + list(pod_obj["spec"].get("ephemeralContainers") or [])
+        found = next((c for c in every if c["name"] == wanted), None)
         if found is None:
             return None, f"container {wanted} is not valid for pod {name}"
         return found, ""
@@ -138,6 +139,7 @@ async def run_exec(
         "HOME": "/root",
         **{e["name"]: e.get("value", "") for e in container.get("env", []) if "name" in e},
         **(runtime.env or {}),
+        **runtime.container_env.get(container["name"], {}),
     }
     exe = record.command[0]
     found = (

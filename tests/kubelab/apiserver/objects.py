@@ -60,8 +60,10 @@ def node(
     labels: Mapping[str, str] | None = None,
     unschedulable: bool = False,
     pod_cidr: str | None = None,
+    taints: Sequence[Mapping[str, str]] = (),
 ) -> JSON:
-    """A ``v1 Node`` with InternalIP (and optionally ExternalIP) addresses and a Ready condition."""
+    """A ``v1 Node`` with InternalIP (and optionally ExternalIP) addresses and a Ready condition;
+    ``unschedulable`` is a cordoned node, ``taints`` are ``{key, value, effect}``."""
     now = timestamp()
     addresses = [{"type": "InternalIP", "address": internal_ip}]
     if external_ip is not None:
@@ -73,6 +75,9 @@ def node(
         spec["podCIDRs"] = [pod_cidr]
     if unschedulable:
         spec["unschedulable"] = True
+        taints = [*taints, {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]
+    if taints:
+        spec["taints"] = [dict(t) for t in taints]
     return {
         "kind": "Node",
         "apiVersion": "v1",

@@ -56,7 +56,7 @@ RESOURCES: dict[str, Resource] = {
         Resource("Endpoints", "endpoints", "", "v1", True),
         Resource("EndpointSlice", "endpointslices", "discovery.k8s.io", "v1", True),
         Resource("NetworkPolicy", "networkpolicies", "networking.k8s.io", "v1", True),
-        # What deploy/ installs (workloads.py: create, discovery)
+        # What deploy/ installs (writes.py: create; workloads.py: discovery)
         Resource("ConfigMap", "configmaps", "", "v1", True),
         Resource("ServiceAccount", "serviceaccounts", "", "v1", True),
         Resource("Deployment", "deployments", "apps", "v1", True),
@@ -67,6 +67,7 @@ RESOURCES: dict[str, Resource] = {
         Resource(
             "ClusterRoleBinding", "clusterrolebindings", "rbac.authorization.k8s.io", "v1", False
         ),
+        Resource("ResourceQuota", "resourcequotas", "", "v1", True),
     )
 }
 BY_PATH: dict[tuple[str, str, str], Resource] = {

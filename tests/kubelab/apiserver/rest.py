@@ -1,5 +1,5 @@
 """The REST routes: discovery, health, and GET of any resource (lists with selectors and
-paging, items)."""
+paging, watches, items)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .frames import flag
-from .resources import BY_PATH, JSON, RESOURCES, Resource, bad_request, not_found, status_response
+from .resources import BY_PATH, JSON, RESOURCES, Resource, not_found, status_response
+from .watch import watch
 
 if TYPE_CHECKING:
     from .server import ApiServer
@@ -81,7 +82,7 @@ def method_not_allowed() -> web.Response:
     )
 
 
-async def collection(server: ApiServer, request: web.Request) -> web.Response:
+async def collection(server: ApiServer, request: web.Request) -> web.StreamResponse:
     res = resource_of(request)
     namespace = request.match_info.get("namespace")
     if res is None or (namespace is not None and not res.namespaced):
@@ -90,7 +91,7 @@ async def collection(server: ApiServer, request: web.Request) -> web.Response:
         return method_not_allowed()
     query = request.rel_url.query
     if flag(query, "watch"):
-        return bad_request("kubelab does not serve watches")
+        return await watch(server, request, res, namespace)
     items = server.store.list(
         res.kind, namespace, query.get("labelSelector"), query.get("fieldSelector")
     )

@@ -1,5 +1,5 @@
-"""Every route the stand-in apiserver serves, in one table. To serve more (pod creation, logs,
-ephemeral containers, RBAC reviews...), write a handler `async def name(server, request)` in a
+"""Every route the stand-in apiserver serves, in one table. To serve more (RBAC reviews,
+evictions...), write a handler `async def name(server, request)` in a
 module of its own (or rest.py) and add a row here; `server.store` holds the objects,
 `server.requests` / `server.execs` are what tests assert on, and rest.py's errors
 (`not_found`, `bad_request`, `method_not_allowed`) answer as the real apiserver does.
@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import rest, workloads
+from . import rest, workloads, writes
+from .ephemeral import ephemeral_containers
 from .execs import exec_session
+from .logs import pod_log
 from .portforward import portforward
 
 if TYPE_CHECKING:
@@ -28,6 +30,8 @@ Handler = Callable[["ApiServer", web.Request], Awaitable[web.StreamResponse]]
 POD = "/api/v1/namespaces/{namespace}/pods/{name}"
 CORE_NAMESPACED = "/api/v1/namespaces/{namespace}/{plural}"
 GROUP_NAMESPACED = "/apis/{group}/{version}/namespaces/{namespace}/{plural}"
+CORE_CLUSTER = "/api/v1/{plural}"
+GROUP_CLUSTER = "/apis/{group}/{version}/{plural}"
 
 
 @dataclass(frozen=True)
@@ -47,18 +51,19 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/apis", rest.api_groups),
     Route("GET", "/api/v1", workloads.discovery),
     Route("GET", "/apis/{group}/{version}", workloads.discovery),
-    Route("POST", CORE_NAMESPACED, workloads.create),
-    Route("POST", GROUP_NAMESPACED, workloads.create),
-    Route("POST", "/api/v1/{plural}", workloads.create),
-    Route("POST", "/apis/{group}/{version}/{plural}", workloads.create),
     Route("*", POD + "/exec", exec_session),
     Route("*", POD + "/portforward", portforward),
-    Route("*", CORE_NAMESPACED, rest.collection),
-    Route("*", CORE_NAMESPACED + "/{name}", rest.item),
-    Route("*", GROUP_NAMESPACED, rest.collection),
-    Route("*", GROUP_NAMESPACED + "/{name}", rest.item),
-    Route("*", "/api/v1/{plural}", rest.collection),
-    Route("*", "/api/v1/{plural}/{name}", rest.item),
-    Route("*", "/apis/{group}/{version}/{plural}", rest.collection),
-    Route("*", "/apis/{group}/{version}/{plural}/{name}", rest.item),
+    Route("*", POD + "/log", pod_log),
+    Route("*", POD + "/ephemeralcontainers", ephemeral_containers),
+    *(
+        row
+        for collection in (CORE_NAMESPACED, GROUP_NAMESPACED, CORE_CLUSTER, GROUP_CLUSTER)
+        for row in (
+            Route("POST", collection, writes.create),
+            Route("DELETE", collection, writes.delete_collection),
+            Route("*", collection, rest.collection),
+            Route("DELETE", collection + "/{name}", writes.delete),
+            Route("*", collection + "/{name}", rest.item),
+        )
+    ),
 )

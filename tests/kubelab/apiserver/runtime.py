@@ -58,7 +58,8 @@ class PodRuntime:
     exec: the command runs as a local subprocess, prefixed by ``ip netns exec NETNS`` when
     ``netns`` is set (the pod *is* a lab network namespace), then by ``exec_prefix``. Its
     environment is a container's (PATH ``/usr/local/sbin:...:/bin``, ``HOSTNAME``, ``HOME``),
-    then the container's ``env`` from the pod spec, then ``env`` here (e.g. to change PATH).
+    then the container's ``env`` from the pod spec, then ``env`` here (e.g. to change PATH), then
+    ``container_env`` of that container.
     The process gets SIGKILL (its whole session) when the client goes away.
 
     port-forward: one TCP connection per WebSocket, to ``forward_host`` (default 127.0.0.1,
@@ -69,6 +70,9 @@ class PodRuntime:
     netns: str | None = None
     exec_prefix: Sequence[str] = ()
     env: Mapping[str, str] | None = None
+    #: per container (by name): what its image changes, e.g. PATH (an ephemeral container's
+    #: image has tools the app container lacks)
+    container_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     cwd: str | None = None
     #: look the command up on PATH first, answering "executable file not found" like a runtime
     check_command: bool = True

@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from aiohttp import web
 
 from .execs import kill
 from .frames import is_upgrade
+from .kubelet import Kubelet
 from .records import FAULT_KEY, RECORD_KEY, ExecRecord, Fault, RequestRecord
 from .resources import bad_request, not_found, status_response
 from .routes import ROUTES
@@ -77,6 +78,8 @@ class ApiServer:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.procs: set[asyncio.subprocess.Process] = set()
         self.sessions: set[asyncio.Task[Any]] = set()
+        self.background: set[asyncio.Task[Any]] = set()  # the scheduler's work after a 201
+        self.kubelet = Kubelet(self)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -148,11 +151,12 @@ class ApiServer:
     async def _shutdown(self) -> None:
         for proc in list(self.procs):
             kill(proc)
-        sessions = list(self.sessions)
+        sessions = list(self.sessions) + list(self.background)
         for task in sessions:
             task.cancel()
         if sessions:
             await asyncio.wait(sessions, timeout=5)
+        await self.kubelet.shutdown()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -168,6 +172,23 @@ class ApiServer:
             self.sessions.discard(task)
 
     # ---- test-facing helpers ---------------------------------------------------------------
+
+    def call(self, work: Callable[[], Coroutine[Any, Any, Any]], timeout: float = 60) -> Any:
+        """Run `work()` on the server's event loop (where the kubelet lives) and return its
+        result, from any thread."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(work(), self._loop).result(timeout)
+
+    def settle(self, timeout: float = 30) -> None:
+        """Wait until the kubelet has started or torn down everything it was asked to, and no
+        pod process runs (every pod deleted has its namespace removed)."""
+
+        async def wait() -> None:
+            async with asyncio.timeout(timeout):
+                while not self.kubelet.idle() or self.background:
+                    await asyncio.sleep(0.02)
+
+        self.call(wait, timeout + 5)
 
     def inject(self, pattern: str, **kwargs: Any) -> Fault:
         """Add a :class:`Fault` (e.g. ``inject("/api/v1/nodes", status=500)``) and return it."""

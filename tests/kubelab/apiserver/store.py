@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .objects import endpoint_slice, endpoints, slice_endpoint
@@ -13,19 +15,47 @@ from .resources import JSON, RESOURCES, copy_json, timestamp
 from .runtime import PodRuntime
 from .selectors import match_fields, match_labels, parse_field_selector, parse_label_selector
 
+HISTORY = 4096  # change events kept for watches that resume from a resourceVersion
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change, as a watch reports it: ADDED, MODIFIED or DELETED, with the object as it
+    was then (its resourceVersion the change's)."""
+
+    type: str
+    kind: str
+    namespace: str
+    object: JSON
+
+    @property
+    def resource_version(self) -> int:
+        return int(self.object["metadata"]["resourceVersion"])
+
+
+Listener = Callable[[Change], None]
+
+
+class TooOld(Exception):
+    """A watch asked to resume from a resourceVersion the history no longer holds (410)."""
+
 
 class Store:
     """Objects by (kind, namespace, name), as plain dicts in their real JSON shapes.
 
     Thread-safe: tests mutate it from their own thread while the server reads it from its loop.
     ``put`` defaults fields as the apiserver would (uid, resourceVersion, creationTimestamp,
-    Service clusterIP/nodePort/targetPort/protocol) and auto-creates the namespace.
+    Service clusterIP/nodePort/targetPort/protocol) and auto-creates the namespace. Every change
+    is kept in a bounded history and told to listeners (watches), under the store's lock, in
+    resourceVersion order.
     """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str, str], JSON] = {}
         self._runtimes: dict[tuple[str, str], PodRuntime] = {}
+        self._history: collections.deque[Change] = collections.deque(maxlen=HISTORY)
+        self._listeners: list[Listener] = []
         self._rv = 1000
         self._ips = itertools.count(1)
         self._node_ports = itertools.count(30000)
@@ -82,7 +112,42 @@ class Store:
             self._objects[key] = stored
             if runtime is not None:
                 self._runtimes[(key[1], key[2])] = runtime
+            self._changed("MODIFIED" if old else "ADDED", key, stored)
             return copy_json(stored)
+
+    def _changed(self, type_: str, key: tuple[str, str, str], obj: JSON) -> None:
+        change = Change(type_, key[0], key[1], copy_json(obj))
+        self._history.append(change)
+        for listener in list(self._listeners):
+            listener(change)
+
+    def watch(
+        self, kind: str, listener: Listener, since: int | None
+    ) -> tuple[list[Change], Callable[[], None]]:
+        """Listen to every change from now on, and say what the watch starts from: with
+        ``since``, the changes after that resourceVersion (TooOld if the history no longer
+        holds them: 410); without, every current object of ``kind`` as ADDED (a watch with no
+        resourceVersion starts at "most recent"). Returns those and a function that stops
+        listening. Snapshot and subscription are atomic: nothing is missed or seen twice."""
+        with self._lock:
+            if since is None:
+                past = [
+                    Change("ADDED", kind, key[1], copy_json(obj))
+                    for key, obj in sorted(self._objects.items())
+                    if key[0] == kind
+                ]
+            else:
+                if self._history and since < self._history[0].resource_version - 1:
+                    raise TooOld(since)
+                past = [c for c in self._history if c.resource_version > since and c.kind == kind]
+            self._listeners.append(listener)
+
+        def stop() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return past, stop
 
     def _default_service(self, svc: JSON, old: JSON | None) -> None:
         spec = svc.setdefault("spec", {})
@@ -107,6 +172,25 @@ class Store:
             if spec["type"] in ("NodePort", "LoadBalancer") and "nodePort" not in p:
                 p["nodePort"] = next(self._node_ports)
 
+    def update(
+        self, kind: str, name: str, namespace: str | None, mutate: Callable[[JSON], None]
+    ) -> JSON | None:
+        """Change an object in place under the lock (a read-modify-write no other change can
+        interleave with, as the apiserver's optimistic concurrency ensures); None if it is
+        gone. Returns the stored copy."""
+        key = self._key(kind, name, namespace)
+        with self._lock:
+            current = self._objects.get(key)
+            if current is None:
+                return None
+            changed = copy_json(current)
+            mutate(changed)
+            self._rv += 1
+            changed["metadata"]["resourceVersion"] = str(self._rv)
+            self._objects[key] = changed
+            self._changed("MODIFIED", key, changed)
+            return copy_json(changed)
+
     def get(self, kind: str, name: str, namespace: str | None = "default") -> JSON | None:
         """A copy of one object, or None."""
         with self._lock:
@@ -119,10 +203,12 @@ class Store:
         with self._lock:
             if kind == "Pod":
                 self._runtimes.pop((key[1], key[2]), None)
-            existed = self._objects.pop(key, None) is not None
-            if existed:
+            gone = self._objects.pop(key, None)
+            if gone is not None:
                 self._rv += 1
-            return existed
+                gone["metadata"]["resourceVersion"] = str(self._rv)
+                self._changed("DELETED", key, gone)
+            return gone is not None
 
     def list(
         self,
