@@ -27,11 +27,9 @@ import aiodocker
 import pytest
 
 import probe_engine
-from tests.dockerlab.conftest_docker import FACTS, docker_engine, docker_url
-from tests.dockerlab.engine import LAB_LABEL, DockerDaemon, exec_run, run_sync
+from tests.dockerlab import LAB_LABEL, DockerDaemon, exec_run, run_sync
+from tests.dockerlab.fixtures import FACTS
 from tests.dockerlab.venv_image import ensure_venv_image
-
-__all__ = ["docker_engine", "docker_url"]  # session fixtures
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 

@@ -1,5 +1,5 @@
 """``pe-python-venv``: a base image for building Python images here, where no registry is
-reachable. It is ``pe-python`` (this machine's Debian python3, see ``engine.python_rootfs``)
+reachable. It is ``pe-python`` (this machine's Debian python3, see ``images.python_rootfs``)
 plus what ``python3 -m venv`` needs to put pip in a virtual environment: the standard library's
 ``venv``, ``ensurepip`` and ``distutils``, and Debian's bundled pip and setuptools wheels
 (/usr/share/python-wheels, from python3-venv). Like python:3.11-slim, it can build an image
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiodocker
 
-from tests.dockerlab.engine import ImageInfo, RootfsEntry, ensure_image, python_rootfs
+from tests.dockerlab import ImageInfo, RootfsEntry, ensure_image, python_rootfs
 
 REPO = "pe-python-venv"
 WHEELS = Path("/usr/share/python-wheels")
