@@ -127,7 +127,7 @@ USES = re.compile(r"Uses proxy env variable (\w+) ==")
 
 def curl_path(case: dict[str, object], proxy: Recorder, direct: Recorder) -> tuple[str, str | None]:
     """(the path curl took: proxy or direct, the proxy variable curl says it used)."""
-    proxy.hits = direct.hits = 0
+    before = (proxy.hits, direct.hits)
     run = subprocess.run(
         [
             "curl",
@@ -147,12 +147,14 @@ def curl_path(case: dict[str, object], proxy: Recorder, direct: Recorder) -> tup
         timeout=20,
         check=False,
     )
-    # The listener counts in its own thread: curl has exited, so the accept has happened.
-    for _ in range(200):
-        if proxy.hits or direct.hits:
+    # Each listener counts in its own thread: curl has exited, so its connection is queued,
+    # but on a loaded machine the accept may come a while later. Wait for it (bounded).
+    for _ in range(1000):
+        if (proxy.hits, direct.hits) != before:
             break
         threading.Event().wait(0.005)
-    path = "proxy" if proxy.hits else "direct" if direct.hits else "none: " + run.stderr[-300:]
+    went_proxy, went_direct = proxy.hits > before[0], direct.hits > before[1]
+    path = "proxy" if went_proxy else "direct" if went_direct else "none: " + run.stderr[-300:]
     used = [v for v in USES.findall(run.stderr) if v.lower() != "no_proxy"]
     return path, used[0] if used else None
 

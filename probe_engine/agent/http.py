@@ -46,6 +46,11 @@ def _target_url(url: str, address: str | None) -> str:
 
 
 def _failure(record: dict[str, Any], exc: BaseException, via_proxy: bool) -> None:
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, str):
+        # urllib refused the request itself ("unknown url type: socks5h"): nothing was sent,
+        # so the network said nothing; the user's code fails the same way.
+        record.update(status="source-error", message=f"urllib cannot send it: URLError: {exc}")
+        return
     status, number, message = classify_exception(exc)
     if not isinstance(exc, OSError):
         message = f"{type(exc).__name__}: {message}"  # ReadTimeout vs ConnectTimeout
