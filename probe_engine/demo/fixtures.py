@@ -82,6 +82,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _held_port() -> socket.socket:
+    """A port this process holds without listening: every connect to it is refused."""
+    sock = socket.socket()
+    sock.bind((LOOPBACK, 0))
+    return sock
+
+
 class _Acceptor:
     """A listener whose accepted connections are handled by `on_accept` in a thread."""
 
@@ -228,8 +235,12 @@ class LoopbackLab:
         self.http = _Server((LOOPBACK, 0), _Handler)
         threading.Thread(target=self.http.serve_forever, daemon=True).start()
         self.http_port = int(self.http.server_address[1])
-        self.closed_port = free_port()
-        self.dead_proxy_port = free_port()
+        # Bound and never listening: connects are refused, and no other program on this
+        # machine can start listening there while the lab is up (a released port can be
+        # taken by the next one to ask for any port).
+        self._held = [_held_port(), _held_port()]
+        self.closed_port = int(self._held[0].getsockname()[1])
+        self.dead_proxy_port = int(self._held[1].getsockname()[1])
         self.hanging = _Acceptor(_hang)
         self.resetting = _Acceptor(_reset)
         self.closing = _Acceptor(_close)
@@ -254,6 +265,8 @@ class LoopbackLab:
         self.http.shutdown()
         self.http.server_close()
         self.hanging.close()
+        for sock in self._held:
+            sock.close()
         self.resetting.close()
         self.closing.close()
         self.banner.close()
