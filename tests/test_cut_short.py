@@ -101,7 +101,8 @@ def test_a_child_agent_cut_by_the_deadline_says_where_its_cells_were(
         "sources: {here: {kind: local, trust_env: false}}",
         "sources: {child: {kind: process, inherit_env: false}}",
     ).replace("source: here", "source: child")
-    result = run_text(text, environ(loopback), deadline=2.0)
+    # Time for a child interpreter to start on a loaded machine, then it waits in HTTP.
+    result = run_text(text, environ(loopback), deadline=6.0)
     hung = cell(result, "child", "hanging-api")
     assert hung.status == "cancelled"
     assert [(c.name, c.status) for c in hung.checks] == [("tcp", "ok"), ("http", "cancelled")]
