@@ -204,9 +204,13 @@ def test_a_timeout_is_the_probes_deadline_not_the_kernels(story: MatrixResult) -
 
 
 def test_the_unassigned_address_is_unreachable_after_arp_gives_up(story: MatrixResult) -> None:
+    # EHOSTUNREACH is the neighbour table's verdict once ARP gives up. How long it took is
+    # not asserted: rows in one container share that table, and a row that asks while
+    # another's ARP is already under way gets the same verdict sooner.
     for source in ("scheduler", "busybox"):
         found = cell(story, source, "unassigned")
-        assert found.duration_ms >= 2000, (source, found.duration_ms)  # ARP's own wait
+        failed = failing(found)
+        assert (found.status, failed and failed.errno_name) == ("unreachable", "EHOSTUNREACH")
 
 
 def test_without_a_network_the_kernel_refuses_at_once(story: MatrixResult) -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -200,9 +201,11 @@ targets:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.0)
-    children = _children(process.pid)
+    # The sources start together: once their children run (however slow the machine is to
+    # start the CLI), the local source's refused cell is answered a moment later.
+    children = _wait_for(lambda: _children(process.pid), 30.0)
     assert children, "the process and shell sources should have started children"
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _out, err = process.communicate(timeout=15)
     assert process.returncode == 130, err
@@ -211,8 +214,23 @@ targets:
     statuses = {(c["source"], c["target"]): c["status"] for c in report["cells"]}
     assert statuses[("a", "stuck")] == "cancelled"
     assert statuses[("a", "closed")] == "refused"
-    time.sleep(0.3)
-    assert not [pid for pid in children if _alive(pid)], "children must not outlive the run"
+    left = _wait_for(lambda: [pid for pid in children if _alive(pid)] or None, 5.0, until_none=True)
+    assert not left, "children must not outlive the run"
+
+
+def _wait_for(
+    probe: Callable[[], list[int] | None], seconds: float, until_none: bool = False
+) -> list[int] | None:
+    """Poll `probe` every 50 ms, bounded: its first truthy answer (or, with `until_none`, the
+    last answer once it turns empty or the time is up)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = probe()
+        if (not found) if until_none else found:
+            return found
+        if time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def _children(pid: int) -> list[int]:
