@@ -18,6 +18,7 @@ import anyio
 
 from ._version import __version__
 from .agent.plans import Plan
+from .agent.proxy import redact, strip_credentials
 from .diagnose import diagnose
 from .docker_host import DockerOverrides
 from .errors import EngineError, ProbeEngineError, SpecError
@@ -354,19 +355,7 @@ def _assemble(
         )
     order = {info.name: index for index, info in enumerate(infos)}
     used_columns = {r.column.name for r in cells}
-    targets = [
-        TargetInfo(
-            name=c.name,
-            target_name=c.target_name,
-            kind=c.kind,
-            endpoint=c.endpoint,
-            via=c.via,
-            facts=dict(c.facts),
-        )
-        for cs in columns.values()
-        for c in cs
-        if c.name in used_columns
-    ]
+    targets = [_target_info(c) for cs in columns.values() for c in cs if c.name in used_columns]
     column_order = {t.name: index for index, t in enumerate(targets)}
     judged = [
         _judge(matrix, cell, column_by_name[cell.target])
@@ -405,3 +394,21 @@ def _assemble(
         cells=judged,
     )
     return result.model_copy(update={"findings": diagnose(result)})
+
+
+def _target_info(column: Column) -> TargetInfo:
+    """A column as report.json tells it: in words (endpoint), and as data (host, port...)."""
+    plan = column.plan
+    url = plan.get("url") if plan else None
+    return TargetInfo(
+        name=column.name,
+        target_name=column.target_name,
+        kind=column.kind,
+        endpoint=column.endpoint,
+        via=column.via,
+        facts=dict(column.facts),
+        host=plan["host"] if plan else None,
+        port=plan.get("port") if plan else None,
+        addresses=plan.get("addresses") if plan else None,
+        url=redact(strip_credentials(url)) if url else None,
+    )

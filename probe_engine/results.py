@@ -143,9 +143,16 @@ class TargetInfo(ResultModel):
     name: str
     target_name: str
     kind: str
-    endpoint: str
+    endpoint: str = Field(description="What is probed, in words (for people, not parsing)")
     via: str | None = None
     facts: dict[str, Any] = Field(default_factory=dict)
+    # Where the column's probes go, as data: none for a column that could not be resolved.
+    host: str | None = Field(None, description="The name or address probed (for dns: resolved)")
+    port: int | None = Field(None, description="The port connected to (none for dns)")
+    addresses: list[str] | None = Field(
+        None, description="Addresses connected to instead of resolving host (a Service's)"
+    )
+    url: str | None = Field(None, description="The URL requested (http), password hidden")
 
 
 class Expectations(ResultModel):

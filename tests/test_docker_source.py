@@ -33,6 +33,7 @@ from probe_engine.results import (
     MatrixRef,
     SourceInfo,
     Summary,
+    TargetInfo,
 )
 from probe_engine.sources.docker_facts import (
     DaemonNetwork,
@@ -786,8 +787,11 @@ def test_images_are_what_the_fallback_tests_assume(docker_images: dict[str, Imag
     assert set(docker_images) == {"busybox", "python"}
 
 
-def synthetic(sources: list[SourceInfo], cells: list[tuple[str, str, str, str]]) -> MatrixResult:
-    """A result with these rows and (row, target, endpoint, status) cells, for the rule alone."""
+def synthetic(
+    sources: list[SourceInfo], cells: list[tuple[str, str, str, str, str]]
+) -> MatrixResult:
+    """A result with these rows and (row, target, host, endpoint, status) cells, for the rule
+    alone; each target's column probes `host`, as the engine reports it."""
     now = datetime.now(UTC)
     return MatrixResult(
         tool_version="test",
@@ -797,6 +801,10 @@ def synthetic(sources: list[SourceInfo], cells: list[tuple[str, str, str, str]])
         matrix=MatrixRef(path="m.yaml", sha256=""),
         summary=Summary(total=len(cells), by_status={}, expectations=Expectations()),
         sources=sources,
+        targets=[
+            TargetInfo(name=t, target_name=t, kind="tcp", endpoint=e, host=h)
+            for _r, t, h, e, _s in cells
+        ],
         cells=[
             CellResult(
                 source=r,
@@ -806,7 +814,7 @@ def synthetic(sources: list[SourceInfo], cells: list[tuple[str, str, str, str]])
                 endpoint=e,
                 status=s,  # type: ignore[arg-type]
             )
-            for r, t, e, s in cells
+            for r, t, _h, e, s in cells
         ],
     )
 
@@ -847,7 +855,15 @@ def test_the_rule_names_a_fanned_out_container_by_its_row() -> None:
                 NODEPORT,
             )
         ],
-        [("workers/mlops-airflow-worker-1", "api", "192.168.49.2:30080", "timeout")],
+        [
+            (
+                "workers/mlops-airflow-worker-1",
+                "api",
+                "192.168.49.2",
+                "192.168.49.2:30080",
+                "timeout",
+            )
+        ],
     )
     (finding,) = container_network(result)
     assert finding.title == "workers/mlops-airflow-worker-1 is not attached to network minikube"
@@ -863,14 +879,14 @@ def test_the_rule_stays_silent_when_the_row_reaches_that_network_anyway() -> Non
     routed = synthetic(
         [docker_row("worker", "w", ["mlops_default"], placed)],
         [
-            ("worker", "api", "http://192.168.49.2:30080/health", "refused"),
-            ("worker", "other", "192.168.49.3:80", "ok"),  # routed there by the host
+            ("worker", "api", "192.168.49.2", "http://192.168.49.2:30080/health", "refused"),
+            ("worker", "other", "192.168.49.3", "192.168.49.3:80", "ok"),  # routed by the host
         ],
     )
     assert container_network(routed) == []
     unknown = {"192.168.49.2": {**NODEPORT["192.168.49.2"], "attached": None}}
     host_mode = synthetic(
         [docker_row("worker", "w", ["host"], unknown)],
-        [("worker", "api", "192.168.49.2:30080", "timeout")],
+        [("worker", "api", "192.168.49.2", "192.168.49.2:30080", "timeout")],
     )
     assert container_network(host_mode) == []

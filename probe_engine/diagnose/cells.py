@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from ..agent.address import family_of
 from ..results import CellResult, CheckRecord, Evidence, MatrixResult, SourceInfo, TargetInfo
@@ -77,33 +76,16 @@ def hops(cell: CellResult) -> list[Hop]:
         for r in cell.checks
         if r.name == "tcp" and r.address and r.role != "proxy"
     ]
-    if found:
-        return found
-    host, port = endpoint_host_port(cell.endpoint)
-    if host and family_of(host) and not (cell.proxy and cell.proxy.used):
-        return [Hop(host, port, family_of(host), cell.status, None, None)]
-    return []
+    return found
 
 
-def endpoint_host_port(endpoint: str) -> tuple[str, int | None]:
-    """('10.96.0.10', 80) from '10.96.0.10:80', '[::1]:80', a URL, or ('name', None) from a
-    dns column's 'name @nameserver'."""
-    if "://" in endpoint:
-        parts = urlsplit(endpoint)
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        default = 443 if parts.scheme == "https" else 80
-        return parts.hostname or "", port or default
-    text = endpoint.split(" @", 1)[0].strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest[1:].isdigit() else None
-    if text.count(":") == 1:
-        host, _, digits = text.partition(":")
-        return host, int(digits) if digits.isdigit() else None
-    return text, None
+def host_of(cell: CellResult, info: TargetInfo | None) -> str:
+    """The name or address a cell's column probes: its target's host, else the first address
+    the cell tried, else its endpoint (words, used as a label only)."""
+    if info is not None and info.host:
+        return info.host
+    tried = hops(cell)
+    return tried[0].address if tried else cell.endpoint
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ wrong network, this is the sharper sentence of the two.
 from __future__ import annotations
 
 from ..facts import TargetNetworkFact
-from ..results import CellResult, Finding, MatrixResult, SourceInfo
+from ..results import CellResult, Finding, MatrixResult, SourceInfo, TargetInfo
 from ..status import FAILED
-from .cells import by_source, by_target, endpoint_host_port, evidence, hops
+from .cells import by_source, by_target, evidence, hops
 from .facts import container_name, row_facts
 from .phrasing import failure_words, listing
 from .severity import severity
@@ -25,19 +25,19 @@ from .severity import severity
 RULE = "container-network"
 
 
-def _keys(cell: CellResult) -> list[str]:
+def _keys(cell: CellResult, target: TargetInfo | None) -> list[str]:
     """What to look the cell's target up by: the addresses it tried, then its host."""
     keys = [h.address for h in hops(cell)]
-    host, _port = endpoint_host_port(cell.endpoint)
-    if host:
-        keys.append(host)
+    if target is not None:
+        keys += target.addresses or []
+        keys += [target.host] if target.host else []
     return list(dict.fromkeys(keys))
 
 
 def _entry(
-    cell: CellResult, networks: dict[str, TargetNetworkFact]
+    cell: CellResult, target: TargetInfo | None, networks: dict[str, TargetNetworkFact]
 ) -> tuple[str, TargetNetworkFact] | None:
-    for key in _keys(cell):
+    for key in _keys(cell, target):
         entry = networks.get(key)
         if entry is not None and entry.get("network"):
             return key, entry
@@ -48,6 +48,7 @@ def container_network(result: MatrixResult) -> list[Finding]:
     """One finding per container row and Docker network it lacks for its failing targets."""
     rows = by_source(result)
     columns = by_target(result)
+    targets = {t.name: t for t in result.targets}
     findings = []
     for info in result.sources:
         networks = row_facts(info).get("target_networks")
@@ -57,14 +58,16 @@ def container_network(result: MatrixResult) -> list[Finding]:
         # Networks this row does reach (some cell to them works): not the cause there.
         reached = set()
         for cell in cells:
-            found = _entry(cell, networks) if cell.status == "ok" else None
+            found = (
+                _entry(cell, targets.get(cell.target), networks) if cell.status == "ok" else None
+            )
             if found is not None:
                 reached.add(found[1]["network"])
         missing: dict[str, list[tuple[CellResult, str, TargetNetworkFact]]] = {}
         for cell in cells:
             if cell.status not in FAILED:
                 continue
-            found = _entry(cell, networks)
+            found = _entry(cell, targets.get(cell.target), networks)
             if found is None:
                 continue
             key, entry = found

@@ -6,22 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 from ..agent.proxy import decide
-from ..results import CellResult, SourceInfo
-from .cells import endpoint_host_port
+from ..results import CellResult, SourceInfo, TargetInfo
 from .facts import row_facts
 from .phrasing import listing
 
 COMPARED_CLIENTS = ("requests", "httpx", "curl", "urllib")
 
 
-def no_proxy_note(cell: CellResult, info: SourceInfo | None) -> tuple[str, dict[str, Any]]:
+def no_proxy_note(
+    cell: CellResult, info: SourceInfo | None, target: TargetInfo | None
+) -> tuple[str, dict[str, Any]]:
     """Why NO_PROXY did not exempt the host for this cell's client, replaying each client's
-    rules on the source's variables: ('' , {}) when the source did not report them."""
+    rules on the source's variables: ('' , {}) when the source did not report them, or the
+    column is no URL."""
     env = row_facts(info).get("proxy_env")
     proxy = cell.proxy
-    if env is None or proxy is None or "://" not in cell.endpoint:
+    url = target.url if target is not None else None
+    if env is None or proxy is None or not url or not target or not target.host:
         return "", {}
-    host, _port = endpoint_host_port(cell.endpoint)
+    host = target.host
     variable = next((v for v in ("no_proxy", "NO_PROXY") if env.get(v)), None)
     if variable is None:
         return f"NO_PROXY is not set, so nothing exempts {host}", {"no_proxy": None}
@@ -29,7 +32,7 @@ def no_proxy_note(cell: CellResult, info: SourceInfo | None) -> tuple[str, dict[
     # replayed with a stand-in proxy every client honours.
     replay = {k: v for k, v in env.items() if k.lower() == "no_proxy"}
     replay["all_proxy"] = "http://proxy.invalid:3128"
-    verdicts = {client: decide(cell.endpoint, replay, client)[0] for client in COMPARED_CLIENTS}
+    verdicts = {client: decide(url, replay, client)[0] for client in COMPARED_CLIENTS}
     exempting = [c for c, v in verdicts.items() if v.get("no_proxy_match")]
     text = f"{variable}={env[variable]} is set but does not exempt {host} for {proxy.client}"
     cidrs = [e.strip() for e in env[variable].split(",") if "/" in e]

@@ -4,19 +4,19 @@ variables it honours, and why a NO_PROXY that is set did not exempt the host for
 
 from __future__ import annotations
 
-from ..results import CellResult, Finding, MatrixResult, SourceInfo
+from ..results import CellResult, Finding, MatrixResult, SourceInfo, TargetInfo
 from ..status import FAILED
-from .cells import by_target, endpoint_host_port, evidence, source_info
+from .cells import by_target, evidence, host_of, source_info, target_info
 from .facts import row_facts
 from .no_proxy import no_proxy_note
 from .phrasing import CLIENT_RULES, failure_words, listing, route, why_direct
 from .severity import severity
 
 
-def next_step_for(failed: CellResult, info: SourceInfo | None) -> str:
+def next_step_for(failed: CellResult, info: SourceInfo | None, target: TargetInfo | None) -> str:
     proxy = failed.proxy
     assert proxy is not None
-    host, _port = endpoint_host_port(failed.endpoint)
+    host = host_of(failed, target)
     env = row_facts(info).get("proxy_env", {})
     cidr = any("/" in e for v in ("no_proxy", "NO_PROXY") for e in env.get(v, "").split(","))
     if proxy.client == "httpx":
@@ -55,7 +55,8 @@ def proxy_differs(result: MatrixResult) -> list[Finding]:
             f"{source} {route(failed)} ({client_rule}) for {listing(targets)}, "
             f"and is {failure_words(failed)}."
         )
-        note, note_facts = no_proxy_note(failed, info)
+        target = target_info(result, failed.target)
+        note, note_facts = no_proxy_note(failed, info, target)
         if note:
             detail += f" Why: {note}."
         if goods:
@@ -77,7 +78,7 @@ def proxy_differs(result: MatrixResult) -> list[Finding]:
                 title=title,
                 detail=detail,
                 evidence=evidence(cited + contrast),
-                next_step=next_step_for(failed, info),
+                next_step=next_step_for(failed, info, target),
                 facts={
                     "proxy": proxy.model_dump(exclude_none=True),
                     "targets": targets,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..results import CellResult, Finding, MatrixResult, SourceInfo
-from .cells import DownRow, down_rows, evidence, first_failure, source_info
+from ..results import CellResult, Finding, MatrixResult, SourceInfo, TargetInfo
+from .cells import DownRow, down_rows, evidence, first_failure, source_info, target_info
 from .differences import Difference, compare
 from .no_proxy import no_proxy_note
 from .phrasing import CLIENT_RULES, failure_words, listing, meaning, next_step
@@ -76,7 +76,8 @@ def _row_fails(result: MatrixResult, item: DownRow) -> Finding:
     facts: dict[str, object] = {}
     proxied = [c for c in item.cells if c.status == "proxy-error" and c.proxy and c.proxy.used]
     if proxied and len({c.proxy.url for c in proxied if c.proxy}) == 1:
-        next_line = _proxy_cause(proxied[0], bad_info, causes_text, facts)
+        target = target_info(result, proxied[0].target)
+        next_line = _proxy_cause(proxied[0], bad_info, target, causes_text, facts)
     differences: list[Difference] = []
     for index, good in enumerate(goods[:3]):
         with_good = [(f, o) for f, o in pairs if o.source == good]
@@ -121,7 +122,11 @@ def _row_fails(result: MatrixResult, item: DownRow) -> Finding:
 
 
 def _proxy_cause(
-    first: CellResult, info: SourceInfo | None, causes_text: list[str], facts: dict[str, object]
+    first: CellResult,
+    info: SourceInfo | None,
+    target: TargetInfo | None,
+    causes_text: list[str],
+    facts: dict[str, object],
 ) -> str:
     """Every failure of the row went to one proxy: that proxy is the first cause."""
     assert first.proxy is not None
@@ -132,7 +137,7 @@ def _proxy_cause(
         f"{first.proxy.url} ({rule}) and that proxy fails"
         + (f" ({failed.errno_name})" if failed and failed.errno_name else "")
     )
-    note, note_facts = no_proxy_note(first, info)
+    note, note_facts = no_proxy_note(first, info, target)
     if note:
         causes_text.append(note)
     facts.update(proxy=first.proxy.model_dump(exclude_none=True), **note_facts)

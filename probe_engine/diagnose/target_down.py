@@ -6,11 +6,9 @@ it can prove (a Service's own facts first), so the reader sees it first."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from ..results import CellResult, Finding, MatrixResult, TargetInfo
 from ..status import FAILED
-from .cells import by_target, down_rows, evidence, first_failure, target_info
+from .cells import by_target, down_rows, evidence, first_failure, host_of, target_info
 from .facts import is_service
 from .phrasing import failure_words, listing, meaning, next_step
 from .service_causes import causes
@@ -57,7 +55,9 @@ def target_down(result: MatrixResult) -> list[Finding]:
             key: tuple[object, ...] = (target_name, signature)
         else:
             # Per host: many ports of one host failing alike (a scan) is one cause.
-            hosts = {_host(c.endpoint) for column in columns for c in candidates[column]}
+            hosts = {
+                host_of(c, infos.get(column)) for column in columns for c in candidates[column]
+            }
             key = (signature, tuple(sorted(hosts)))
         label, kept = merged.setdefault(key, (target_name, []))
         if label != target_name:
@@ -67,15 +67,6 @@ def target_down(result: MatrixResult) -> list[Finding]:
         _column_fails(result, label, columns, candidates, infos, working_rows)
         for label, columns in merged.values()
     ]
-
-
-def _host(endpoint: str) -> str:
-    """127.0.0.1 from 127.0.0.1:80, [::1]:80 or http://127.0.0.1:80/health."""
-    netloc = urlsplit(endpoint).netloc if "://" in endpoint else endpoint
-    netloc = netloc.split(" ")[0]
-    if netloc.startswith("["):
-        return netloc[1 : netloc.find("]")]
-    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
 
 
 def _words(cell: CellResult) -> str:
@@ -115,7 +106,7 @@ def _column_fails(
         endpoints = list(dict.fromkeys(c.endpoint for c in probed))
         where = first.endpoint
         if len(endpoints) > 1:
-            hosts = list(dict.fromkeys(_host(e) for e in endpoints))
+            hosts = list(dict.fromkeys(host_of(c, infos.get(c.target)) for c in probed))
             where = f"{listing(hosts)} ({len(endpoints)} endpoints)"
         verb = "fail" if named != target_name and len(columns) > 1 and not target_name else "fails"
         title = f"{named} {verb} from every source: {failure_words(first)} at {where}"
