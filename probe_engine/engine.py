@@ -9,36 +9,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
 import anyio
 
-from ._version import __version__
 from .agent.plans import Plan
-from .agent.proxy import redact, strip_credentials
-from .diagnose import diagnose
+from .assemble import RunRecord, assemble
 from .docker_host import DockerOverrides
 from .errors import EngineError, ProbeEngineError, SpecError
 from .invariants import broken_invariants
 from .kube import KubeOverrides
 from .model import CellRequest, Column, RunContext
-from .plan import Selection, expand, expectation_for
-from .results import (
-    CellResult,
-    Expectations,
-    MatrixRef,
-    MatrixResult,
-    SourceInfo,
-    Summary,
-    TargetInfo,
-)
+from .plan import Selection, expand
+from .results import CellResult, MatrixResult, SourceInfo
 from .sources import SOURCES, RunSettings
 from .sources.base import failed_result
 from .spec import LoadedMatrix, Matrix
-from .status import EXIT_ENGINE, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNMET, Status
+from .status import FailOn, Status
 from .targets import RESOLVERS
 
 log = logging.getLogger("probe_engine")
@@ -47,7 +36,6 @@ LOCAL_ONLY = (
     "tunnel): a {kind} source probes from elsewhere and cannot reach it; exclude the cell, or "
     "probe it from a local, process or shell source"
 )
-FailOn = Literal["unmet", "any-failure", "never"]
 RESOLVE_WORKERS = 32
 
 
@@ -159,50 +147,115 @@ async def _resolve(matrix: Matrix, context: RunContext) -> dict[str, list[Column
     return columns
 
 
-async def _run_source(
-    name: str,
-    batch: Sequence[CellRequest],
-    matrix: Matrix,
-    settings: RunSettings,
-    sink: _Collector,
-    faults: list[str],
-) -> None:
-    spec = matrix.sources[name]
-    source = SOURCES[spec.kind](name, spec, settings)
-    try:
-        async with source:
-            await source.run(batch, sink)
-    except Exception as exc:  # a bug in a source kind: its row fails, the matrix completes
-        log.exception("source %s failed", name)
-        message = f"internal error in the {spec.kind} source: {type(exc).__name__}: {exc}"
-        faults.append(f"{name}: {message}")
-        for request in batch:
-            sink.result(failed_result(name, name, request, "source-error", message))
+class _Run:
+    """One run: resolve the targets, expand the cells, run every source under the deadline."""
 
+    def __init__(
+        self, loaded: LoadedMatrix, options: RunOptions, on_event: EventHandler | None
+    ) -> None:
+        matrix = loaded.matrix
+        self.loaded = loaded
+        self.options = options
+        self.on_event = on_event
+        self.started_at, self.started = datetime.now(UTC), time.monotonic()
+        self.context = RunContext(matrix, options.kube, options.docker)
+        self.settings = RunSettings(
+            concurrency=options.concurrency or matrix.defaults.concurrency,
+            timeout=options.timeout or matrix.defaults.timeout,
+            http_client=matrix.defaults.http_client,
+            context=self.context,
+        )
+        self.faults: list[str] = []
+        self.collector = _Collector(on_event, self.faults)
+        self.cells: list[CellRequest] = []
+        self.columns: dict[str, list[Column]] = {}
+        self.interrupted = False
 
-def _exit_status(
-    cells: Sequence[CellResult], fail_on: FailOn, interrupted: bool, faults: Sequence[str]
-) -> int:
-    if interrupted:
-        return EXIT_INTERRUPTED
-    if faults:
-        return EXIT_ENGINE
-    if fail_on == "never":
-        return EXIT_OK
-    if any(c.met is False for c in cells):
-        return EXIT_UNMET
-    if any(c.status == "cancelled" for c in cells):
-        return EXIT_UNMET  # cut short: never a pass, expectations declared or not
-    if fail_on == "any-failure" and any(c.met is None and c.status != "ok" for c in cells):
-        return EXIT_UNMET
-    return EXIT_OK
+    async def execute(self, interrupt: anyio.Event | None) -> None:
+        """Probe until done, the deadline, or `interrupt`; faults of the engine raise."""
+        matrix = self.loaded.matrix
+        deadline = self.options.deadline or matrix.defaults.deadline
+        try:
+            async with self.context.resources, anyio.create_task_group() as outer:
+                run_scope = anyio.CancelScope(
+                    deadline=anyio.current_time() + deadline if deadline else float("inf")
+                )
 
+                async def watch_interrupt() -> None:
+                    if interrupt is not None:
+                        await interrupt.wait()
+                        self.interrupted = True
+                        run_scope.cancel()
 
-def _judge(matrix: Matrix, cell: CellResult, column: Column) -> CellResult:
-    expected = expectation_for(matrix, cell.source_name, cell.source, column)
-    if expected is None:
-        return cell
-    return cell.model_copy(update={"expected": list(expected), "met": cell.status in expected})
+                outer.start_soon(watch_interrupt)
+                with run_scope:
+                    await self._probe()
+                outer.cancel_scope.cancel()
+        except ProbeEngineError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, ExceptionGroup):  # bad input found inside the task group
+                found = _first_spec_error(exc)
+                if found is not None:
+                    raise found from None
+            raise EngineError(f"the run failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _probe(self) -> None:
+        matrix, collector = self.loaded.matrix, self.collector
+        self.columns = await _resolve(matrix, self.context)
+        self.options.select.check(matrix, self.columns)  # a glob matching no column: bad input
+        collector.plans = {c.name: c.plan for cs in self.columns.values() for c in cs}
+        self.cells = expand(matrix, self.columns, self.options.select, self.options.timeout)
+        if self.on_event:
+            every_column = [c for cs in self.columns.values() for c in cs]
+            self.on_event(Planned(len(self.cells), list(matrix.sources), every_column))
+        async with anyio.create_task_group() as group:
+            for name, batch in self._batches().items():
+                group.start_soon(self._run_source, name, batch)
+        collector.finish_held()
+
+    def _batches(self) -> dict[str, list[CellRequest]]:
+        """The cells each source runs; the others are answered without probing."""
+        matrix = self.loaded.matrix
+        batches: dict[str, list[CellRequest]] = {}
+        for request in self.cells:
+            kind = matrix.sources[request.source].kind
+            if request.column.plan is None:
+                status, message = request.column.error or ("target-error", "unresolved")
+                self.collector.hold(request, status, message)
+            elif request.column.local_only and not SOURCES[kind].shares_loopback:
+                self.collector.hold(request, "source-error", LOCAL_ONLY.format(kind=kind))
+            else:
+                batches.setdefault(request.source, []).append(request)
+        return batches
+
+    async def _run_source(self, name: str, batch: Sequence[CellRequest]) -> None:
+        spec = self.loaded.matrix.sources[name]
+        source = SOURCES[spec.kind](name, spec, self.settings)
+        try:
+            async with source:
+                await source.run(batch, self.collector)
+        except Exception as exc:  # a bug in a source kind: its row fails, the matrix completes
+            log.exception("source %s failed", name)
+            message = f"internal error in the {spec.kind} source: {type(exc).__name__}: {exc}"
+            self.faults.append(f"{name}: {message}")
+            for request in batch:
+                self.collector.result(failed_result(name, name, request, "source-error", message))
+
+    def record(self) -> RunRecord:
+        return RunRecord(
+            loaded=self.loaded,
+            fail_on=self.options.fail_on,
+            started_at=self.started_at,
+            finished_at=datetime.now(UTC),
+            duration=time.monotonic() - self.started,
+            cells=self.cells,
+            columns=self.columns,
+            rows=self.collector.rows,
+            results=self.collector.results,
+            interrupted=self.interrupted,
+            faults=self.faults,
+        )
 
 
 async def run_matrix(
@@ -213,88 +266,10 @@ async def run_matrix(
 ) -> MatrixResult:
     """Run a loaded matrix and return its result. Network failures are results, not errors."""
     options = options or RunOptions()
-    matrix = loaded.matrix
-    options.select.check(matrix)  # a typo in --select is bad input, before anything runs
-    started_at, started = datetime.now(UTC), time.monotonic()
-    context = RunContext(matrix, options.kube, options.docker)
-    settings = RunSettings(
-        concurrency=options.concurrency or matrix.defaults.concurrency,
-        timeout=options.timeout or matrix.defaults.timeout,
-        http_client=matrix.defaults.http_client,
-        context=context,
-    )
-    deadline = options.deadline or matrix.defaults.deadline
-    faults: list[str] = []
-    collector = _Collector(on_event, faults)
-    cells: list[CellRequest] = []
-    columns: dict[str, list[Column]] = {}
-    interrupted = False
-    try:
-        async with context.resources, anyio.create_task_group() as outer:
-            run_scope = anyio.CancelScope(
-                deadline=anyio.current_time() + deadline if deadline else float("inf")
-            )
-
-            async def watch_interrupt() -> None:
-                nonlocal interrupted
-                if interrupt is not None:
-                    await interrupt.wait()
-                    interrupted = True
-                    run_scope.cancel()
-
-            outer.start_soon(watch_interrupt)
-            with run_scope:
-                columns = await _resolve(matrix, context)
-                options.select.check(matrix, columns)  # a glob matching no column: bad input
-                collector.plans = {c.name: c.plan for cs in columns.values() for c in cs}
-                cells = expand(matrix, columns, options.select, options.timeout)
-                if on_event:
-                    on_event(
-                        Planned(
-                            len(cells),
-                            list(matrix.sources),
-                            [c for cs in columns.values() for c in cs],
-                        )
-                    )
-                batches: dict[str, list[CellRequest]] = {}
-                for request in cells:
-                    plan = request.column.plan
-                    kind = matrix.sources[request.source].kind
-                    if plan is None:
-                        status, message = request.column.error or ("target-error", "unresolved")
-                        collector.hold(request, status, message)
-                    elif request.column.local_only and not SOURCES[kind].shares_loopback:
-                        collector.hold(request, "source-error", LOCAL_ONLY.format(kind=kind))
-                    else:
-                        batches.setdefault(request.source, []).append(request)
-                async with anyio.create_task_group() as group:
-                    for name, batch in batches.items():
-                        group.start_soon(
-                            _run_source, name, batch, matrix, settings, collector, faults
-                        )
-                collector.finish_held()
-            outer.cancel_scope.cancel()
-    except ProbeEngineError:
-        raise
-    except Exception as exc:
-        if isinstance(exc, ExceptionGroup):  # bad input found inside the task group
-            found = _first_spec_error(exc)
-            if found is not None:
-                raise found from None
-        raise EngineError(f"the run failed: {type(exc).__name__}: {exc}") from exc
-    finished_at = datetime.now(UTC)
-    return _assemble(
-        loaded,
-        options,
-        started_at,
-        finished_at,
-        time.monotonic() - started,
-        cells,
-        columns,
-        collector,
-        interrupted,
-        faults,
-    )
+    options.select.check(loaded.matrix)  # a typo in --select is bad input, before anything runs
+    run = _Run(loaded, options, on_event)
+    await run.execute(interrupt)
+    return assemble(run.record())
 
 
 def _first_spec_error(group: BaseExceptionGroup[BaseException]) -> SpecError | None:
@@ -306,109 +281,3 @@ def _first_spec_error(group: BaseExceptionGroup[BaseException]) -> SpecError | N
             if found is not None:
                 return found
     return None
-
-
-def _assemble(
-    loaded: LoadedMatrix,
-    options: RunOptions,
-    started_at: datetime,
-    finished_at: datetime,
-    duration: float,
-    cells: Sequence[CellRequest],
-    columns: Mapping[str, Sequence[Column]],
-    collector: _Collector,
-    interrupted: bool,
-    faults: Sequence[str],
-) -> MatrixResult:
-    matrix = loaded.matrix
-    column_by_name = {c.name: c for cs in columns.values() for c in cs}
-    # Rows in matrix order; a source that reported no row keeps its own name.
-    rows_by_source: dict[str, list[str]] = {name: [] for name in matrix.sources}
-    for info in collector.rows.values():
-        rows_by_source.setdefault(info.source_name, []).append(info.name)
-    reason = (
-        "interrupted before this cell finished"
-        if interrupted
-        else "the run's deadline passed before this cell finished"
-    )
-    for request in cells:
-        rows = rows_by_source[request.source] or [request.source]
-        for row in rows:
-            key = (row, request.column.name)
-            answered = collector.results.get(key)
-            if answered is None:
-                collector.results[key] = failed_result(
-                    row, request.source, request, "cancelled", reason
-                )
-            elif answered.status == "cancelled" and answered.checks:
-                # Cut mid-way: the phases it finished and the one it was in, after why.
-                said = f"{reason}: {answered.message}" if answered.message else reason
-                collector.results[key] = answered.model_copy(update={"message": said})
-    used_sources = {r.source for r in cells}
-    infos: list[SourceInfo] = []
-    for name in matrix.sources:
-        if name not in used_sources:
-            continue
-        found = [collector.rows[row] for row in rows_by_source[name] if row in collector.rows]
-        infos.extend(
-            found or [SourceInfo(name=name, source_name=name, kind=matrix.sources[name].kind)]
-        )
-    order = {info.name: index for index, info in enumerate(infos)}
-    used_columns = {r.column.name for r in cells}
-    targets = [_target_info(c) for cs in columns.values() for c in cs if c.name in used_columns]
-    column_order = {t.name: index for index, t in enumerate(targets)}
-    judged = [
-        _judge(matrix, cell, column_by_name[cell.target])
-        for cell in sorted(
-            collector.results.values(),
-            key=lambda c: (order.get(c.source, len(order)), column_order.get(c.target, 0)),
-        )
-    ]
-    by_status: dict[str, int] = {}
-    for cell in judged:
-        by_status[cell.status] = by_status.get(cell.status, 0) + 1
-    expectations = Expectations(
-        met=sum(1 for c in judged if c.met is True),
-        unmet=sum(1 for c in judged if c.met is False),
-        none=sum(1 for c in judged if c.met is None),
-    )
-    incomplete = by_status.get("cancelled", 0)
-    result = MatrixResult(
-        tool_version=__version__,
-        started_at=started_at,
-        finished_at=finished_at,
-        duration_s=round(duration, 6),
-        matrix=MatrixRef(path=loaded.path, sha256=loaded.sha256),
-        interrupted=interrupted,
-        exit_status=_exit_status(judged, options.fail_on, interrupted, faults),
-        fail_on=options.fail_on,
-        summary=Summary(
-            total=len(judged),
-            by_status=by_status,
-            expectations=expectations,
-            incomplete=incomplete,
-            cut_by=("interrupt" if interrupted else "deadline") if incomplete else None,
-        ),
-        sources=infos,
-        targets=targets,
-        cells=judged,
-    )
-    return result.model_copy(update={"findings": diagnose(result)})
-
-
-def _target_info(column: Column) -> TargetInfo:
-    """A column as report.json tells it: in words (endpoint), and as data (host, port...)."""
-    plan = column.plan
-    url = plan.get("url") if plan else None
-    return TargetInfo(
-        name=column.name,
-        target_name=column.target_name,
-        kind=column.kind,
-        endpoint=column.endpoint,
-        via=column.via,
-        facts=dict(column.facts),
-        host=plan["host"] if plan else None,
-        port=plan.get("port") if plan else None,
-        addresses=plan.get("addresses") if plan else None,
-        url=redact(strip_credentials(url)) if url else None,
-    )

@@ -21,6 +21,8 @@ carries; this module re-exports the vocabulary for the engine, with the run's ex
 
 from __future__ import annotations
 
+from typing import Literal
+
 from .agent.classify import FAILED, STATUSES, Status
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "EXIT_USAGE",
     "FAILED",
     "STATUSES",
+    "FailOn",
     "Status",
 ]
 
@@ -40,3 +43,5 @@ EXIT_UNMET = 1  # some cell missed its expectation (a wait: not ready in time)
 EXIT_USAGE = 2  # bad input or usage, before any probe was sent
 EXIT_ENGINE = 3  # the engine itself failed
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; reports are still written
+# Which cells make the exit status 1: unmet expectations, or also failures nobody declared.
+FailOn = Literal["unmet", "any-failure", "never"]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple, get_args
 
 from ..docker_host import DockerOverrides
-from ..engine import FailOn, RunOptions, run_matrix
+from ..engine import RunOptions, run_matrix
 from ..errors import SpecError
 from ..kube import KubeOverrides
 from ..plan import Selection
@@ -24,7 +24,7 @@ from ..reports import DEFAULT_FORMATS, REPORTERS, write_reports
 from ..results import MatrixResult
 from ..spec import LoadedMatrix, load_matrix, load_matrix_dict, load_matrix_text
 from ..spec.common import parse_duration
-from ..status import EXIT_OK, EXIT_UNMET
+from ..status import EXIT_OK, EXIT_UNMET, FailOn
 from ._runner import run_blocking
 
 FAIL_ON: tuple[str, ...] = get_args(FailOn)
