@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .engine import RunOptions
-    from .kube import KubeOverrides
     from .results import MatrixResult
     from .spec import LoadedMatrix
 
@@ -127,23 +127,54 @@ async def _run_with_signals(
     return result
 
 
-def execute(
-    loaded: LoadedMatrix,
-    options: RunOptions,
-    out: Path | None,
-    formats: Sequence[str],
-    basename: str,
-    output: str,
-    progress: bool,
-) -> int:
+@dataclass(frozen=True)
+class RunFlags:
+    """A run's options as the command line gives them (run, serve)."""
+
+    concurrency: int | None
+    timeout: str | None
+    deadline: str | None
+    select: tuple[str, ...]
+    fail_on: str
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+
+    def options(self) -> RunOptions:
+        from .engine import RunOptions
+        from .kube import KubeOverrides
+        from .plan import Selection
+
+        return RunOptions(
+            select=Selection.parse(self.select),
+            concurrency=self.concurrency,
+            timeout=_duration(self.timeout, "--timeout"),
+            deadline=_duration(self.deadline, "--deadline"),
+            fail_on=self.fail_on,  # type: ignore[arg-type]  # click.Choice checked it
+            kube=KubeOverrides(self.kubeconfig or None, self.kube_context or None),
+        )
+
+
+@dataclass(frozen=True)
+class Shown:
+    """How a run's result is told: report files (`out` None: none), and the terminal."""
+
+    out: Path | None
+    formats: Sequence[str]
+    basename: str
+    output: str = "table"  # table | json | none
+    progress: bool = True
+
+
+def execute(loaded: LoadedMatrix, options: RunOptions, shown: Shown) -> int:
     """Run, show, write reports; the exit status. Shared by `run` and `demo`."""
+    out, formats, basename, output = shown.out, shown.formats, shown.basename, shown.output
     import anyio
 
     from .reports.terminal import LiveProgress, print_result
     from .speedups import frozen_heap
 
     console = _console(stderr=output == "json")
-    live = progress and console.is_terminal
+    live = shown.progress and console.is_terminal
     with frozen_heap():  # the run, then its reports: thousands of objects made, none freed
         if live:
             with LiveProgress(console) as handler:
@@ -250,28 +281,6 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def _options(
-    concurrency: int | None,
-    timeout: str | None,
-    deadline: str | None,
-    select: tuple[str, ...],
-    fail_on: str,
-    kube: KubeOverrides | None = None,
-) -> RunOptions:
-    from .engine import RunOptions
-    from .kube import KubeOverrides
-    from .plan import Selection
-
-    return RunOptions(
-        select=Selection.parse(select),
-        concurrency=concurrency,
-        timeout=_duration(timeout, "--timeout"),
-        deadline=_duration(deadline, "--deadline"),
-        fail_on=fail_on,  # type: ignore[arg-type]
-        kube=kube or KubeOverrides(),
-    )
-
-
 @cli.command()
 @click.argument("matrix", type=click.Path(path_type=Path))
 @run_options
@@ -287,7 +296,7 @@ def _options(
     default=None,
     help="Kubeconfig context [default: the matrix's kubernetes.context, else the current one].",
 )
-def run(
+def run(  # noqa: PLR0913 - click hands every option over as a parameter
     matrix: Path,
     out: Path,
     formats: str,
@@ -308,22 +317,18 @@ def run(
     def action() -> int:
         from .spec import load_matrix
 
-        chosen = _formats(formats)
-        from .kube import KubeOverrides
-
-        chosen_cluster = KubeOverrides(kubeconfig or None, kube_context or None)
-        options = _options(concurrency, timeout, deadline, select, fail_on, chosen_cluster)
-        loaded = load_matrix(matrix)
-        _check_out(None if no_reports else out, chosen, basename or "report")
-        return execute(
-            loaded,
-            options,
+        shown = Shown(
             None if no_reports else out,
-            chosen,
+            _formats(formats),
             basename or "report",
             output,
             not no_progress,
         )
+        flags = RunFlags(concurrency, timeout, deadline, select, fail_on, kubeconfig, kube_context)
+        options = flags.options()
+        loaded = load_matrix(matrix)
+        _check_out(shown.out, shown.formats, shown.basename)
+        return execute(loaded, options, shown)
 
     _guard(action)
 
@@ -437,7 +442,7 @@ def render(report: Path, formats: str, out: Path | None, basename: str | None) -
     help="Wait for part of a matrix: source=GLOB,target=GLOB (repeatable, as for run).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the last line, not every attempt.")
-def wait(
+def wait(  # noqa: PLR0913 - click hands every option over as a parameter
     target: str,
     timeout: str,
     interval: str,
@@ -548,7 +553,7 @@ def wait(
 )
 @click.option("--kubeconfig", default=None, help="Kubeconfig file(s), as for `run`.")
 @click.option("--context", "kube_context", default=None, help="Kubeconfig context, as for `run`.")
-def serve(
+def serve(  # noqa: PLR0913 - click hands every option over as a parameter
     matrix: Path,
     listen: str,
     interval: str,
@@ -576,7 +581,6 @@ def serve(
         import anyio
 
         from .errors import SpecError
-        from .kube import KubeOverrides
         from .serve import ServeOptions, parse_listen
         from .serve import serve as serve_forever
         from .spec import load_matrix
@@ -595,14 +599,9 @@ def serve(
             once_at_start=once_at_start,
             history=history,
             reload_check=check,
-            run=_options(
-                concurrency,
-                timeout,
-                deadline,
-                select,
-                fail_on,
-                KubeOverrides(kubeconfig or None, kube_context or None),
-            ),
+            run=RunFlags(
+                concurrency, timeout, deadline, select, fail_on, kubeconfig, kube_context
+            ).options(),
         )
         loaded = load_matrix(matrix)
         options.run.select.check(loaded.matrix)  # a typo in --select: bad input, at start
@@ -643,18 +642,11 @@ def demo(out: Path, output: str, no_progress: bool) -> None:
         from .spec import load_matrix_text
 
         text = (resources.files("probe_engine.demo") / "matrix.yaml").read_text()
-        _check_out(out, ["json", "html", "junit", "markdown"], "demo")
+        shown = Shown(out, ["json", "html", "junit", "markdown"], "demo", output, not no_progress)
+        _check_out(shown.out, shown.formats, shown.basename)
         with LoopbackLab() as lab:
             loaded = load_matrix_text(text, "probe_engine/demo/matrix.yaml", lab.variables())
-            return execute(
-                loaded,
-                RunOptions(),
-                out,
-                ["json", "html", "junit", "markdown"],
-                "demo",
-                output,
-                not no_progress,
-            )
+            return execute(loaded, RunOptions(), shown)
 
     _guard(action)
 

@@ -199,7 +199,7 @@ async def attempt_once(
     return Attempt(number, elapsed, result)
 
 
-async def wait_until_ready(
+async def wait_until_ready(  # noqa: PLR0913 - keyword-only options, as `probe-engine wait`'s
     loaded: LoadedMatrix,
     *,
     timeout: float,

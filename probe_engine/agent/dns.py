@@ -12,7 +12,7 @@ import random
 import socket
 import struct
 import time
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from .address import ip_literal
 from .classify import GAI_REASON, errno_name
@@ -170,15 +170,21 @@ def _query_function() -> Any:
     return _dnspython_query, "dnspython"
 
 
-def nameserver_lookup(
-    host: str,
-    nameserver: str,
-    family: str = "any",
-    search: Sequence[str] = (),
-    ndots: int = 1,
-    timeout: float = 2.0,
-) -> dict[str, Any]:
-    """Ask one nameserver directly, applying the search list as resolv.conf would."""
+class Question(NamedTuple):
+    """What one lookup asks: a name and the families wanted; for a nameserver asked directly,
+    the server (host:port), the search list and ndots, as resolv.conf would give them."""
+
+    host: str
+    family: str = "any"
+    nameserver: str | None = None
+    search: tuple[str, ...] = ()
+    ndots: int = 1
+
+
+def nameserver_lookup(question: Question, timeout: float = 2.0) -> dict[str, Any]:
+    """Ask `question.nameserver` directly, applying the search list as resolv.conf would."""
+    host, family, search, ndots = question.host, question.family, question.search, question.ndots
+    nameserver = question.nameserver or ""
     started = time.monotonic()
     deadline = started + timeout
     server_host, _, server_port = nameserver.rpartition(":")

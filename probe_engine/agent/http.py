@@ -15,12 +15,14 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
 from .address import hostport
 from .classify import classify_exception, errno_name
 from .clients import HttpClient, Trust
+from .plans import Plan
 from .proxy import proxy_address, redact
 from .tls import decode, fetch_certificate, peer_certificate, verify_error
 
@@ -78,25 +80,20 @@ def _judge(
         record.update(status="http-error", message=f"HTTP {code} {reason} (expected {wanted})")
 
 
+@dataclass
 class Exchange:
     """One request's parameters, and what the sender saw besides the status."""
 
-    def __init__(
-        self,
-        url: str,
-        method: str,
-        headers: Mapping[str, str],
-        proxy: str | None,
-        trust: Trust,
-        timeout: float,
-    ) -> None:
-        self.url = url
-        self.method = method
-        self.headers = headers
-        self.proxy = proxy
-        self.trust = trust
-        self.timeout = timeout
-        self.certificate: bytes | None = None
+    url: str  # the URL requested (its host replaced by `address` when one is given)
+    method: str
+    headers: Mapping[str, str]
+    proxy: str | None
+    trust: Trust
+    timeout: float
+    verify: bool = True
+    host: str = ""  # the URL's own host (the certificate's name)
+    address: str | None = None  # the address connected to instead of resolving `host`
+    certificate: bytes | None = None
 
     def socket_of(self, response: Any) -> Any:
         """The socket under an http.client response (requests and urllib hide it there)."""
@@ -310,13 +307,10 @@ def _tls_facts(
     record: dict[str, Any],
     ex: Exchange,
     client: HttpClient,
-    verify: bool,
-    host: str,
-    address: str | None,
     failure: BaseException | None,
     deadline: float,
 ) -> dict[str, Any]:
-    tls: dict[str, Any] = {"client": client.name, "ca": ex.trust.ca, "verify": verify}
+    tls: dict[str, Any] = {"client": client.name, "ca": ex.trust.ca, "verify": ex.verify}
     if failure is not None:
         tls["verify_error"] = verify_error(failure)
     der = ex.certificate
@@ -326,34 +320,43 @@ def _tls_facts(
         # facts must never turn the cell's answer into a timeout. Connect and handshake each
         # get half of what is left.
         port = urlsplit(ex.url).port or 443
-        der = fetch_certificate(host, port, address, ex.proxy, min(remaining / 2, 1.0))
+        der = fetch_certificate(ex.host, port, ex.address, ex.proxy, min(remaining / 2, 1.0))
     tls.update(decode(der or b""))
     return tls
 
 
 def http_exchange(
-    url: str,
+    plan: Plan,
     client: HttpClient,
-    method: str = "GET",
-    headers: Mapping[str, str] | None = None,
-    expect_status: Sequence[int] | None = None,
     proxy: str | None = None,
     address: str | None = None,
-    verify: bool = True,
     timeout: float = 2.0,
 ) -> dict[str, Any]:
-    """One HTTP request; a CheckRecord-shaped dict. Network failures are data, never raised.
+    """The request of an http `plan` (url, method, headers, expect_status, verify) through
+    `proxy`, or to `address` instead of resolving the URL's host; a CheckRecord-shaped dict.
+    Network failures are data, never raised.
 
     The cell's `tls` facts (CA source, certificate, verify error) ride along under "tls" for
     https URLs; the runner moves them to the cell."""
+    url = plan.get("url", "")
     record: dict[str, Any] = {"name": "http", "url": redact(url), "client": client.label()}
     started = time.monotonic()
-    send_headers = dict(headers or {})
-    request_url = _target_url(url, address)
+    send_headers = dict(plan.get("headers") or {})
     if address:
         send_headers.setdefault("Host", urlsplit(url).netloc.rpartition("@")[2])
-    trust = client.trust(verify)
-    ex = Exchange(request_url, method, send_headers, proxy, trust, timeout)
+    verify = plan.get("verify", True)
+    ex = Exchange(
+        url=_target_url(url, address),
+        method=plan.get("method", "GET"),
+        headers=send_headers,
+        proxy=proxy,
+        trust=client.trust(verify),
+        timeout=timeout,
+        verify=verify,
+        host=urlsplit(url).hostname or "",
+        address=address,
+    )
+    trust = ex.trust
     https = urlsplit(url).scheme.lower() == "https"
     failure: BaseException | None = None
     try:
@@ -372,17 +375,8 @@ def http_exchange(
         failure = exc
         _failure(record, exc, via_proxy=proxy is not None)
     else:
-        _judge(record, code, reason, expect_status, via_proxy=proxy is not None)
+        _judge(record, code, reason, plan.get("expect_status"), via_proxy=proxy is not None)
     if https:
-        record["tls"] = _tls_facts(
-            record,
-            ex,
-            client,
-            verify,
-            urlsplit(url).hostname or "",
-            address,
-            failure,
-            started + timeout,
-        )
+        record["tls"] = _tls_facts(record, ex, client, failure, started + timeout)
     record["duration_ms"] = (time.monotonic() - started) * 1000.0
     return record

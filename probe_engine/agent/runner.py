@@ -376,11 +376,10 @@ class Runner:
         nameserver = plan.get("nameserver") if target_check else None
         search = tuple(plan.get("search") or ()) if target_check else ()
         ndots = int(plan.get("ndots", 1)) if target_check else 1
-        key: tuple[Any, ...] = (host, family, nameserver, search, ndots)
-        if nameserver:
-            # A nameserver query gives up at the deadline of the cell that asks: a cell with
-            # another timeout asks for itself, or it would inherit that cell's patience.
-            key += (cell.timeout,)
+        question = dns_check.Question(host, family, nameserver, search, ndots)
+        # A nameserver query gives up at the deadline of the cell that asks: a cell with
+        # another timeout asks for itself, or it would inherit that cell's patience.
+        key: tuple[Any, ...] = (question, cell.timeout) if nameserver else (question,)
         cell.phase, cell.phase_started = "dns", time.monotonic()
         if key in self.lookup_results:
             self._looked_up(cell, _copy_record(self.lookup_results[key]), target_check)
@@ -393,7 +392,7 @@ class Runner:
         self.stats["lookups"] += 1
         if nameserver:
             remaining = max(cell.deadline - time.monotonic(), 0.001)
-            args: tuple[Any, ...] = (host, nameserver, family, search, ndots, remaining)
+            args: tuple[Any, ...] = (question, remaining)
             function: Callable[..., dict[str, Any]] = dns_check.nameserver_lookup
         else:
             args, function = (host, family), dns_check.system_lookup
@@ -483,13 +482,9 @@ class Runner:
         self.stats["requests"] += 1
         remaining = max(cell.deadline - time.monotonic(), 0.001)
         kwargs = {
-            "method": plan.get("method", "GET"),
-            "headers": plan.get("headers") or {},
-            "expect_status": plan.get("expect_status"),
             "proxy": cell.proxy_url,
             # Kubernetes endpoints name addresses the URL's host does not resolve to.
             "address": address if plan.get("addresses") else None,
-            "verify": plan.get("verify", True),
             "timeout": remaining,
         }
 
@@ -501,7 +496,7 @@ class Runner:
             cell.checks.append(record)
             self._finish(cell)
 
-        self.workers.submit(http_exchange, (plan["url"], self.client), kwargs, answered)
+        self.workers.submit(http_exchange, (plan, self.client), kwargs, answered)
 
     # --- endings --------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ def address_family(result: MatrixResult) -> list[Finding]:
                 good = [(c, h) for c, h in entries if h.family == good_family and h.status == "ok"]
                 if not bad or not good:
                     continue
-                finding = _family_finding(row, port, bad, good, answers, bad_family, good_family)
+                finding = _family_finding(row, port, bad, good, answers)
                 if finding is not None:
                     findings.append(finding)
     return findings
@@ -55,9 +55,9 @@ def _family_finding(
     bad: list[tuple[CellResult, Hop]],
     good: list[tuple[CellResult, Hop]],
     answers: list[tuple[CellResult, CheckRecord]],
-    bad_family: str,
-    good_family: str,
 ) -> Finding | None:
+    """`bad` hops of one family fail where `good` ones of the other connect on one port."""
+    bad_family, good_family = bad[0][1].family, good[0][1].family
     bad_addresses = {h.address for _, h in bad}
     good_addresses = {h.address for _, h in good}
     link = next(

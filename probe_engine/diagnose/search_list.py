@@ -40,18 +40,18 @@ def search_list(result: MatrixResult) -> list[Finding]:
             )
             if full is None or (record.host or "").endswith("."):
                 continue
-            findings.append(_search_finding(result, row, cell, record, *full))
+            findings.append(_search_finding(result, row, (cell, record), full))
     return findings
 
 
 def _search_finding(
     result: MatrixResult,
     row: str,
-    cell: CellResult,
-    record: CheckRecord,
-    ok_cell: CellResult,
-    ok_record: CheckRecord,
+    failed: tuple[CellResult, CheckRecord],
+    resolved: tuple[CellResult, CheckRecord],
 ) -> Finding:
+    """The short name of `failed` fails where the longer name of `resolved` resolves."""
+    (cell, record), (ok_cell, ok_record) = failed, resolved
     short = (record.host or "").rstrip(".")
     fqdn = (ok_record.host or "").rstrip(".")
     suffix = fqdn[len(short) + 1 :]

@@ -36,12 +36,11 @@ def causes(info: TargetInfo) -> list[Cause]:
     ns = f" -n {namespace}" if namespace else ""
     selector = selector_text(facts)
     ready, not_ready = facts.get("ready"), facts.get("not_ready")
-    pods = facts.get("pods")
     found: list[Cause] = []
     if facts.get("type") == "ExternalName":
         pass  # a DNS alias: it has no endpoints of its own to count
     elif ready == 0:
-        found.append(_no_ready(name, ns, facts, selector, not_ready, pods))
+        found.append(_no_ready(name, facts))
     elif ready and not_ready:
         found.append(
             Cause(
@@ -89,14 +88,12 @@ def causes(info: TargetInfo) -> list[Cause]:
     return sorted(found, key=lambda c: c.rank)
 
 
-def _no_ready(
-    name: str,
-    ns: str,
-    facts: ServiceFacts,
-    selector: str | None,
-    not_ready: int | None,
-    pods: int | None,
-) -> Cause:
+def _no_ready(name: str, facts: ServiceFacts) -> Cause:
+    """Why the Service `name` has no ready endpoint, as precisely as its facts tell."""
+    namespace = facts.get("namespace")
+    ns = f" -n {namespace}" if namespace else ""
+    selector = selector_text(facts)
+    not_ready, pods = facts.get("not_ready"), facts.get("pods")
     service = facts.get("service") or name.rsplit("/", 1)[-1]
     if not_ready:
         return Cause(

@@ -6,6 +6,8 @@ it can prove (a Service's own facts first), so the reader sees it first."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..results import CellResult, Finding, MatrixResult, TargetInfo
 from ..status import FAILED
 from .cells import by_target, down_rows, evidence, first_failure, host_of, target_info
@@ -63,10 +65,8 @@ def target_down(result: MatrixResult) -> list[Finding]:
         if label != target_name:
             merged[key] = ("", kept)  # several targets: name the columns, not one target
         kept.extend(columns)
-    return [
-        _column_fails(result, label, columns, candidates, infos, working_rows)
-        for label, columns in merged.values()
-    ]
+    scene = _Scene(result, candidates, infos, working_rows)
+    return [_column_fails(scene, label, columns) for label, columns in merged.values()]
 
 
 def _words(cell: CellResult) -> str:
@@ -76,14 +76,41 @@ def _words(cell: CellResult) -> str:
     return failure_words(cell)
 
 
-def _column_fails(
-    result: MatrixResult,
-    target_name: str,
+@dataclass(frozen=True)
+class _Scene:
+    """The run's columns failing from every working source (`candidates`, by column)."""
+
+    result: MatrixResult
+    candidates: dict[str, list[CellResult]]
+    infos: dict[str, TargetInfo]
+    working_rows: set[str]  # rows with at least one ok cell
+
+
+def _seen(
+    cells: list[CellResult],
     columns: list[str],
-    candidates: dict[str, list[CellResult]],
-    infos: dict[str, TargetInfo],
-    working_rows: set[str],
-) -> Finding:
+    by_words: dict[str, list[str]],
+    first: CellResult,
+) -> str:
+    """How the columns fail, from which sources: one sentence."""
+    sources = list(dict.fromkeys(c.source for c in cells))
+    by_column: dict[str, list[str]] = {}
+    for c in cells:
+        by_column.setdefault(_words(c), []).append(c.target)
+    if len(columns) > 1 and len(by_column) > 1:
+        how = "; ".join(f"{listing(t)}: {w}" for w, t in by_column.items())
+        return f"From {listing(sources)}, {how}."
+    if len(by_words) > 1:
+        how = "; ".join(f"{w} from {listing(s)}" for w, s in by_words.items())
+        return f"It fails differently by source: {how}."
+    return (
+        f"{listing(sources)} {'sees' if len(sources) == 1 else 'all see'} {failure_words(first)}."
+    )
+
+
+def _column_fails(scene: _Scene, target_name: str, columns: list[str]) -> Finding:
+    result, candidates, infos = scene.result, scene.candidates, scene.infos
+    working_rows = scene.working_rows
     cells = [c for col in columns for c in candidates[col]]
     first = cells[0]
     sources = list(dict.fromkeys(c.source for c in cells))
@@ -113,21 +140,7 @@ def _column_fails(
     by_words: dict[str, list[str]] = {}
     for c in cells:
         by_words.setdefault(_words(c), []).append(c.source)
-    by_column: dict[str, list[str]] = {}
-    for c in cells:
-        by_column.setdefault(_words(c), []).append(c.target)
-    if len(columns) > 1 and len(by_column) > 1:
-        how = "; ".join(f"{listing(t)}: {w}" for w, t in by_column.items())
-        seen = f"From {listing(sources)}, {how}."
-    elif len(by_words) > 1:
-        how = "; ".join(f"{w} from {listing(s)}" for w, s in by_words.items())
-        seen = f"It fails differently by source: {how}."
-    else:
-        seen = (
-            f"{listing(sources)} {'sees' if len(sources) == 1 else 'all see'} "
-            f"{failure_words(first)}."
-        )
-    detail = f"{seen} Why: {cause}."
+    detail = f"{_seen(cells, columns, by_words, first)} Why: {cause}."
     if service and len(service) > 1:
         detail += " Also: " + "; ".join(c.text for c in service[1:]) + "."
     if first.status != "target-error" and not service and set(sources) & working_rows:

@@ -92,7 +92,7 @@ def _finding(
     failing = sorted(row.failing, key=_order)
     who = listing(names)
     lines = [
-        _implication(via, row.failing[via][0], row, by_via.get(via), source, names[0])
+        _implication(_Failure(via, row.failing[via][0], row, by_via.get(via), source, names[0]))
         for via in failing
     ]
     facts_info = next(iter(by_via.values()))
@@ -157,32 +157,46 @@ def _headline(ok: list[str], failing: list[str], who: str) -> str:
     return ""
 
 
-def _probed(cell: CellResult) -> tuple[str | None, int | None]:
-    tried = hops(cell)
-    return (tried[0].address, tried[0].port) if tried else (None, None)
+@dataclass(frozen=True)
+class _Failure:
+    """One way to the Service failing from one row (named `name`), with what else that row
+    sees: which ways work (`row`), the column's facts (`info`), the row's facts (`source`)."""
+
+    via: str
+    cell: CellResult
+    row: _Row
+    info: TargetInfo | None
+    source: SourceInfo | None
+    name: str
+
+    @property
+    def address(self) -> str | None:
+        tried = hops(self.cell)
+        return tried[0].address if tried else None
+
+    @property
+    def port(self) -> int | None:
+        tried = hops(self.cell)
+        return tried[0].port if tried else None
+
+    @property
+    def ports(self) -> list[ServicePortFact]:
+        return service_ports(service_facts_of(self.info))
 
 
-def _implication(
-    via: str,
-    cell: CellResult,
-    row: _Row,
-    info: TargetInfo | None,
-    source: SourceInfo | None,
-    name: str,
-) -> tuple[str, str | None]:
+def _implication(failure: _Failure) -> tuple[str, str | None]:
     """What this via failing means, given which vias work; and what to try next."""
-    address, port = _probed(cell)
-    ports = service_ports(service_facts_of(info))
+    via, cell, row = failure.via, failure.cell, failure.row
     if via == "node-port":
-        return _node_port(cell, row, ports, address, port, name)
+        return _node_port(failure)
     if via == "cluster-ip":
-        return _cluster_ip(cell, row, ports, address, port, source, name)
+        return _cluster_ip(failure)
     if via == "dns-short" and "dns" in row.ok:
-        return _dns_short(cell, info, name)
+        return _dns_short(failure)
     if via in ("dns", "dns-short"):
-        return _dns(cell, source, name)
+        return _dns(failure)
     if via == "endpoints":
-        return _endpoints(cell, row, ports, address, port, name)
+        return _endpoints(failure)
     if via == "port-forward":
         return (
             f"port-forward failed ({meaning(cell)}) although the other paths reach the pods: "
@@ -192,14 +206,8 @@ def _implication(
     return f"{via}: {meaning(cell)}", None
 
 
-def _node_port(
-    cell: CellResult,
-    row: _Row,
-    ports: list[ServicePortFact],
-    address: str | None,
-    port: int | None,
-    name: str,
-) -> tuple[str, str | None]:
+def _node_port(f: _Failure) -> tuple[str, str | None]:
+    cell, row, ports, address, port, name = f.cell, f.row, f.ports, f.address, f.port, f.name
     node_ports = [p["nodePort"] for p in ports if p.get("nodePort")]
     others = [p["targetPort"] for p in ports] + [p["port"] for p in ports]
     failed_hop = next((h for h in hops(cell) if h.status != "ok"), None)
@@ -247,15 +255,9 @@ def _node_port(
     )
 
 
-def _cluster_ip(
-    cell: CellResult,
-    row: _Row,
-    ports: list[ServicePortFact],
-    address: str | None,
-    port: int | None,
-    source: SourceInfo | None,
-    name: str,
-) -> tuple[str, str | None]:
+def _cluster_ip(f: _Failure) -> tuple[str, str | None]:
+    cell, row, ports, address, port, name = f.cell, f.row, f.ports, f.address, f.port, f.name
+    source = f.source
     facts = row_facts(source)
     at = hostport(address, port) if address else cell.endpoint
     outside = (
@@ -296,7 +298,8 @@ def _cluster_ip(
     return f"the ClusterIP {at} fails: {meaning(cell)}", None
 
 
-def _dns(cell: CellResult, source: SourceInfo | None, name: str) -> tuple[str, str | None]:
+def _dns(f: _Failure) -> tuple[str, str | None]:
+    cell, source, name = f.cell, f.source, f.name
     failed = first_failure(cell)
     if failed is not None and failed.name == "dns":
         resolv = row_facts(source).get("resolv_conf")
@@ -316,7 +319,8 @@ def _dns(cell: CellResult, source: SourceInfo | None, name: str) -> tuple[str, s
     )
 
 
-def _dns_short(cell: CellResult, info: TargetInfo | None, name: str) -> tuple[str, str | None]:
+def _dns_short(f: _Failure) -> tuple[str, str | None]:
+    cell, info, name = f.cell, f.info, f.name
     facts = service_facts_of(info)
     namespace = facts.get("namespace") or "its namespace"
     service = facts.get("service") or cell.target_name
@@ -330,14 +334,8 @@ def _dns_short(cell: CellResult, info: TargetInfo | None, name: str) -> tuple[st
     )
 
 
-def _endpoints(
-    cell: CellResult,
-    row: _Row,
-    ports: list[ServicePortFact],
-    address: str | None,
-    port: int | None,
-    name: str,
-) -> tuple[str, str | None]:
+def _endpoints(f: _Failure) -> tuple[str, str | None]:
+    cell, row, address, port, name = f.cell, f.row, f.address, f.port, f.name
     at = hostport(address, port) if address else cell.endpoint
     if cell.status == "refused" and "port-forward" in row.ok:
         return (

@@ -126,7 +126,7 @@ class ProbeReportLink(BaseOperatorLink):
         return str(link or "")
 
 
-def run_diagnostics(
+def run_diagnostics(  # noqa: PLR0913 - the keyword options a DAG author passes, as the CLI's
     matrix: MatrixInput,
     report_dir: str | os.PathLike[str] | None = None,
     fail_on: str = "unmet",
@@ -192,7 +192,7 @@ class ProbeMatrixOperator(BaseOperator):
     operator_extra_links: ClassVar[tuple[BaseOperatorLink, ...]] = (ProbeReportLink(),)
     ui_color = "#dbeafe"
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword arguments, as every Airflow operator takes them
         self,
         *,
         matrix: MatrixInput,

@@ -207,7 +207,7 @@ class StepOutcome:
         return "\n".join(lines)
 
 
-def run_step(
+def run_step(  # noqa: PLR0913 - keyword-only options, one per CLI flag, for Airflow callers
     matrix: MatrixInput,
     *,
     report_dir: str | os.PathLike[str] | None = None,

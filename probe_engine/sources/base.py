@@ -166,14 +166,8 @@ def failed_result(
 
 
 def fail_batch(
-    sink: Sink,
-    row: str,
-    source_name: str,
-    batch: Sequence[CellRequest],
-    message: str,
-    done: set[int] | None = None,
+    sink: Sink, row: str, source_name: str, batch: Iterable[CellRequest], message: str
 ) -> None:
-    """Report every cell of `batch` not in `done` as a source-error with `message`."""
+    """Report every cell of `batch` as a source-error with `message`."""
     for request in batch:
-        if done is None or request.id not in done:
-            sink.result(failed_result(row, source_name, request, "source-error", message))
+        sink.result(failed_result(row, source_name, request, "source-error", message))

@@ -32,7 +32,7 @@ from ..docker_host import DockerOverrides
 from ..model import CellRequest
 from ..results import CellResult, SourceInfo
 from .base import Sink, Source
-from .docker_exec import DockerExecChannel, api_errors
+from .docker_exec import DockerExecChannel, ExecIn, api_errors
 from .docker_facts import (
     COMPOSE_NUMBER,
     COMPOSE_PROJECT,
@@ -122,23 +122,27 @@ class _RowSink:
         self.sink.result(result)
 
 
-class _DaemonView:
-    """The daemon's networks and container names, read once per run for every row."""
+class _Daemon:
+    """The Docker daemon of the source (its client, where it is), with its networks and
+    container names, read once per run for every row."""
 
-    def __init__(self) -> None:
+    def __init__(self, client: Any, url: str, origin: str) -> None:
+        self.client = client
+        self.url = url
+        self.origin = origin
         self.networks: list[DaemonNetwork] = []
         self.names: dict[str, list[NamedEndpoint]] = {}
         self.error: str | None = None
         self.ready = anyio.Event()
 
-    async def load(self, client: Any, want_names: bool, url: str, origin: str) -> None:
+    async def load(self, want_names: bool) -> None:
         try:
-            self.networks = daemon_networks(await client.networks.list())
+            self.networks = daemon_networks(await self.client.networks.list())
             if want_names:
-                summaries = await client.containers.list()
+                summaries = await self.client.containers.list()
                 self.names = names_on_networks(map(_summary, summaries))
         except api_errors() as exc:
-            self.error = describe_api_error(exc, url, origin)
+            self.error = describe_api_error(exc, self.url, self.origin)
         finally:
             self.ready.set()
 
@@ -182,12 +186,12 @@ class DockerSource(Source):
             except SourceFault as fault:
                 self.fail_row(sink, batch, str(fault), {"docker_host": redact(url)})
                 return
-            view = _DaemonView()
+            daemon = _Daemon(client, url, origin)
             want_names = any(ip_literal(h) is None for h in _target_hosts(batch))
             async with anyio.create_task_group() as group:
-                group.start_soon(view.load, client, want_names, url, origin)
+                group.start_soon(daemon.load, want_names)
                 for row, info in infos:
-                    group.start_soon(self._run_container, client, url, row, info, batch, sink, view)
+                    group.start_soon(self._run_container, daemon, row, info, batch, sink)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_WITHIN):
                 await client.close()
@@ -252,23 +256,22 @@ class DockerSource(Source):
 
     async def _run_container(
         self,
-        client: Any,
-        url: str,
+        daemon: _Daemon,
         row: str,
         info: dict[str, Any],
         batch: Sequence[CellRequest],
         sink: Sink,
-        view: _DaemonView,
     ) -> None:
         spec, name = self.spec, container_name(info)
         env = container_environment(info, spec.env)
         facts = {
             **container_facts(info),
-            "docker_host": redact(url),
+            "docker_host": redact(daemon.url),
             "proxy_env": proxy_environment(env),
         }
         row_sink = _RowSink(sink)
-        channel = partial(DockerExecChannel, client, info["Id"], name, user=spec.user, env=spec.env)
+        target = ExecIn(info["Id"], name, spec.user, spec.env)
+        channel = partial(DockerExecChannel, daemon.client, target)
         remote = RemoteRow(self, row, batch, row_sink, Place(channel, facts, env))
         try:
             stopped = why_not_running(info)
@@ -278,12 +281,12 @@ class DockerSource(Source):
                 await remote.run()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_WITHIN):
-                await view.ready.wait()
-                _place_targets(remote, view, batch, row_sink.addresses)
+                await daemon.ready.wait()
+                _place_targets(remote, daemon, batch, row_sink.addresses)
 
 
 def _place_targets(
-    remote: RemoteRow, view: _DaemonView, batch: Sequence[CellRequest], seen: list[str]
+    remote: RemoteRow, view: _Daemon, batch: Sequence[CellRequest], seen: list[str]
 ) -> None:
     """The last word on the row's facts: which network holds each target."""
     subnets_of(remote.facts, view.networks)

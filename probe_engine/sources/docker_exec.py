@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -23,26 +24,28 @@ def api_errors() -> tuple[type[BaseException], ...]:
     return (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError, ValueError)
 
 
-class DockerExecChannel(Channel):
-    """`command` in container `container_id` (named `name` in messages), as `user`, with `env`
-    added to the container's own environment. Stdin stays open: with aiodocker, closing it
-    would drop the output."""
+@dataclass(frozen=True)
+class ExecIn:
+    """Where and as whom `docker exec` runs: a container (by id; `name` in messages), a user,
+    and environment added to the container's own."""
 
-    def __init__(
-        self,
-        client: Any,
-        container_id: str,
-        name: str,
-        command: Sequence[str],
-        user: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> None:
+    container_id: str
+    name: str
+    user: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+class DockerExecChannel(Channel):
+    """`command` run as `target` says. Stdin stays open: with aiodocker, closing it would drop
+    the output."""
+
+    def __init__(self, client: Any, target: ExecIn, command: Sequence[str]) -> None:
         super().__init__(command)
         self.client = client
-        self.container_id = container_id
-        self.where = f"container {name}"
-        self.user = user or ""
-        self.env = dict(env or {})
+        self.container_id = target.container_id
+        self.where = f"container {target.name}"
+        self.user = target.user or ""
+        self.env = dict(target.env)
         self.exec: Any = None
         self.stream: Any = None
 

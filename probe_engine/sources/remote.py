@@ -128,7 +128,8 @@ class RemoteRow:
         if whole_row:
             self.status, self.message = "error", message
             self.emit()
-        fail_batch(self.sink, self.row, self.source.name, self.batch, message, self.answered)
+        unanswered = (r for r in self.batch if r.id not in self.answered)
+        fail_batch(self.sink, self.row, self.source.name, unanswered, message)
 
     # --- the policy ---------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ failure kept as that lookup's error (the columns that needed it say so)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -70,10 +70,29 @@ async def lookup(
     kube: KubeClient, ref: ServiceRef, port_name: str | None, vias: Sequence[Via]
 ) -> Lookups:
     """Every look-up the columns of `ref` may need, side by side."""
-    found = Lookups()
-    namespace, service, selector = ref.namespace, ref.name, ref.selector
+    asking = _Asking(kube, ref, port_name)
+    async with anyio.create_task_group() as group:
+        group.start_soon(asking.endpoints)
+        group.start_soon(asking.policies)
+        if "node-port" in vias:
+            group.start_soon(asking.nodes)
+        if ref.selector:
+            group.start_soon(asking.pods)
+    return asking.found
 
-    async def endpoints() -> None:
+
+@dataclass
+class _Asking:
+    """The look-ups of one Service, each filling `found` (or its error) on its own."""
+
+    kube: KubeClient
+    ref: ServiceRef
+    port_name: str | None
+    found: Lookups = field(default_factory=Lookups)
+
+    async def endpoints(self) -> None:
+        kube, found, port_name = self.kube, self.found, self.port_name
+        namespace, service = self.ref.namespace, self.ref.name
         doing = f"listing the EndpointSlices of Service {namespace}/{service}"
         try:
             data = await kube.get(
@@ -104,38 +123,36 @@ async def lookup(
         except Exception as exc:
             found.fail("endpoints", explain(exc, kube, doing))
 
-    async def nodes() -> None:
+    async def nodes(self) -> None:
+        kube = self.kube
         try:
             data = await kube.get(kube.core.list_node)
         except Exception as exc:
-            found.fail("nodes", explain(exc, kube, "listing the nodes"))
+            self.found.fail("nodes", explain(exc, kube, "listing the nodes"))
             return
-        found.nodes = [node_fact(item) for item in data.get("items") or []]
+        self.found.nodes = [node_fact(item) for item in data.get("items") or []]
 
-    async def pods() -> None:
+    async def pods(self) -> None:
+        kube, selector = self.kube, self.ref.selector
         try:
-            data = await kube.get(kube.core.list_namespaced_pod, namespace, label_selector=selector)
+            data = await kube.get(
+                kube.core.list_namespaced_pod, self.ref.namespace, label_selector=selector
+            )
         except Exception as exc:
-            found.fail("pods", explain(exc, kube, f"listing the pods matching {selector}"))
+            self.found.fail("pods", explain(exc, kube, f"listing the pods matching {selector}"))
             return
-        found.pods = list(data.get("items") or [])
+        self.found.pods = list(data.get("items") or [])
 
-    async def policies() -> None:
+    async def policies(self) -> None:
+        kube = self.kube
         try:
-            data = await kube.get(kube.networking.list_namespaced_network_policy, namespace)
+            data = await kube.get(
+                kube.networking.list_namespaced_network_policy, self.ref.namespace
+            )
         except Exception as exc:
-            found.fail("network_policies", explain(exc, kube, "listing the NetworkPolicies"))
+            self.found.fail("network_policies", explain(exc, kube, "listing the NetworkPolicies"))
             return
-        found.policies = list(data.get("items") or [])
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(endpoints)
-        group.start_soon(policies)
-        if "node-port" in vias:
-            group.start_soon(nodes)
-        if selector:
-            group.start_soon(pods)
-    return found
+        self.found.policies = list(data.get("items") or [])
 
 
 def node_fact(node: Mapping[str, Any]) -> NodeFact:
