@@ -176,7 +176,7 @@ class _Run:
         matrix = self.loaded.matrix
         deadline = self.options.deadline or matrix.defaults.deadline
         try:
-            async with self.context.resources, anyio.create_task_group() as outer:
+            async with self.context, anyio.create_task_group() as outer:
                 run_scope = anyio.CancelScope(
                     deadline=anyio.current_time() + deadline if deadline else float("inf")
                 )

@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
 
 from .agent.plans import Plan
 from .docker_host import DockerOverrides
@@ -62,14 +66,43 @@ class CellRequest:
 @dataclass
 class RunContext:
     """What target resolvers and sources share during a run: the matrix, the run's Kubernetes
-    client (opened on first use), and resources (tunnels, API clients) that must live until
-    the run ends: `resources` closes them."""
+    client (opened on first use), resources that must live until the run ends (`resources`
+    closes them) and services that run until then (port-forward tunnels: `services`).
+
+    Use as an async context manager around the run: leaving it stops the services, then
+    closes the resources."""
 
     matrix: Matrix
     kube_overrides: KubeOverrides = field(default_factory=KubeOverrides)
     docker: DockerOverrides = field(default_factory=DockerOverrides)
     resources: AsyncExitStack = field(default_factory=AsyncExitStack)
     kube: KubeHandle = field(init=False)
+    _services: TaskGroup | None = field(default=None, init=False, repr=False)
+    _stack: AsyncExitStack | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.kube = KubeHandle(self.matrix.kubernetes, self.kube_overrides, self.resources)
+
+    @property
+    def services(self) -> TaskGroup:
+        """The task group of the run's services: `await context.services.start(serve)`."""
+        if self._services is None:
+            raise RuntimeError("the run's context is not entered (async with context: ...)")
+        return self._services
+
+    async def __aenter__(self) -> RunContext:
+        stack = AsyncExitStack()
+        await stack.enter_async_context(self.resources)
+        self._services = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(self._services.cancel_scope.cancel)  # first out: services end first
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        stack, self._stack, self._services = self._stack, None, None
+        return await stack.__aexit__(exc_type, exc, traceback) if stack else None

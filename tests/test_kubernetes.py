@@ -40,7 +40,7 @@ from probe_engine.sources.pod_exec import PodExecChannel
 from probe_engine.spec import load_matrix_text
 from probe_engine.targets import RESOLVERS
 from probe_engine.targets.kubernetes.policies import label_selector_matches, policy_facts
-from probe_engine.targets.portforward import PortForward
+from probe_engine.targets.portforward import PodPort, PortForward
 from tests.conftest import cell, require, run_text
 from tests.kubelab import apiserver as kl
 from tests.lab.netlab import Lab
@@ -175,8 +175,7 @@ def resolve(text: str, **overrides: Any) -> dict[str, Column]:
     loaded = load_matrix_text(text, "k.yaml", {})
 
     async def main() -> dict[str, Column]:
-        context = RunContext(loaded.matrix, KubeOverrides(**overrides))
-        async with context.resources:
+        async with RunContext(loaded.matrix, KubeOverrides(**overrides)) as context:
             columns: dict[str, Column] = {}
             for name, spec in loaded.matrix.targets.items():
                 for column in await RESOLVERS[spec.kind](name, spec, context):
@@ -683,7 +682,7 @@ async def test_the_tunnel_relays_a_10_mib_body_and_closes_with_the_run(
                 _headers={"sec-websocket-protocol": CHANNEL_PROTOCOL},
             )
 
-        async with PortForward(open_ws, "api-0", "default", backend) as tunnel:
+        async with PortForward(open_ws, PodPort("default", "api-0", backend)) as tunnel:
             assert await tunnel.check() is None
             local = tunnel.port
             direct_s = forwarded_s = float("inf")
@@ -1394,8 +1393,7 @@ def test_resolving_a_service_with_3_nodes_and_10_endpoints(
         return columns
 
     async def main() -> list[Column]:
-        context = RunContext(loaded.matrix)
-        async with context.resources:
+        async with RunContext(loaded.matrix) as context:
             columns = await timed("first", 1, spec, context)
             await timed("warm", 20, without_tunnel, context)
             await timed("tunnel", 5, tunnel_only, context)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from kubernetes_asyncio import client, config
@@ -28,7 +29,13 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.stream import WsApiClient
 
-from probe_engine.targets.portforward import ForwardOutcome, relay
+from probe_engine.targets.portforward import (
+    ForwardOutcome,
+    Framing,
+    LocalConnection,
+    relay,
+    serve_local,
+)
 from tests.kubelab import apiserver as kl
 from tests.kubelab.fixtures import HttpBackend, populate_service
 
@@ -56,8 +63,9 @@ async def local_port_forward(
 ) -> AsyncIterator[tuple[int, list[PortForwardOutcome]]]:
     """Expose ``pod:port`` on 127.0.0.1:<ephemeral>, one WebSocket per accepted connection."""
     outcomes: list[PortForwardOutcome] = []
+    framing = Framing(port, base64_frames="base64" in protocol)
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(local: LocalConnection) -> None:
         try:
             ws_cm = await core.connect_get_namespaced_pod_portforward(
                 pod,
@@ -67,21 +75,14 @@ async def local_port_forward(
                 _headers={"sec-websocket-protocol": protocol},
             )
             async with ws_cm as ws:
-                outcomes.append(
-                    await relay_portforward(
-                        ws, port, reader, writer, base64_frames="base64" in protocol
-                    )
-                )
+                outcomes.append(await relay_portforward(ws, local, framing))
         except aiohttp.WSServerHandshakeError as exc:
             outcomes.append(PortForwardOutcome(error=f"upgrade refused: HTTP {exc.status}"))
-            writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1], outcomes
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with anyio.create_task_group() as group:
+        local_port = await group.start(serve_local, handle)
+        yield local_port, outcomes
+        group.cancel_scope.cancel()
 
 
 # =============================================================================================

@@ -14,7 +14,7 @@ from ...kube import CHANNEL_PROTOCOL, KubeClient, explain
 from ...model import Column, RunContext
 from ...spec.targets import KubernetesServiceSpec, Via
 from ...status import Status
-from ..portforward import PortForward
+from ..portforward import PodPort, PortForward
 from .lookups import Lookups, ServiceRef
 
 TUNNELLED = ("port-forward",)
@@ -203,8 +203,8 @@ class ServiceColumns:
                 _headers={"sec-websocket-protocol": CHANNEL_PROTOCOL},
             )
 
-        tunnel = PortForward(open_ws, pod, namespace, port, handshake_timeout=kube.timeout)
-        await self.context.resources.enter_async_context(tunnel)
+        tunnel = PortForward(open_ws, PodPort(namespace, pod, port), handshake_timeout=kube.timeout)
+        await self.context.services.start(tunnel.serve)
         live = ServiceFacts(port_forward=tunnel.live)
         try:
             verdict = await tunnel.check()
