@@ -10,7 +10,6 @@ source runs the very same code in-process.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import os
 import queue
@@ -18,19 +17,18 @@ import selectors
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping
 
 from . import dns as dns_check
+from .cell import DOING, Cell, copy_record, may_block, phase_summary
 from .clients import HttpClient
 from .http import http_exchange, warm_up
-from .plans import Batch, CellOrder, Plan
+from .plans import Batch, CellOrder
 from .proxy import proxy_address
-from .tcp import Attempt, Connector, raise_fd_limit
+from .tcp import Connector, raise_fd_limit
+from .workers import Workers
 
 Emit = Callable[[List[Dict[str, Any]]], None]
-Job = Tuple[
-    Callable[..., Dict[str, Any]], Tuple[Any, ...], Dict[str, Any], Callable[[Dict[str, Any]], None]
-]
 
 # A cell waits on at most one blocking call at a time (a lookup or a request), so one worker
 # per cell in flight means no cell ever queues behind its neighbours' calls: a lookup stuck
@@ -41,114 +39,6 @@ MAX_WORKERS = 1024
 DEFINITE_ANSWERS = frozenset({"nxdomain", "no-address", "no-address-of-family", "invalid"})
 FLUSH_SECONDS = 0.02
 FLUSH_CELLS = 512
-
-
-class Workers:
-    """Daemon threads for blocking calls: a hung getaddrinfo must never hold the exit."""
-
-    def __init__(
-        self,
-        size: int,
-        done: queue.SimpleQueue[tuple[Callable[[dict[str, Any]], None], dict[str, Any]]],
-        wake: socket.socket,
-    ) -> None:
-        self.size = size
-        self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self.done = done
-        self.wake = wake
-        self.threads: list[threading.Thread] = []
-        self.busy = 0
-
-    def submit(
-        self,
-        function: Callable[..., dict[str, Any]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        callback: Callable[[dict[str, Any]], None],
-    ) -> None:
-        self.busy += 1
-        if len(self.threads) < self.size and self.busy > len(self.threads):
-            thread = threading.Thread(target=self._work, name="probe-worker", daemon=True)
-            thread.start()
-            self.threads.append(thread)
-        self.jobs.put((function, args, kwargs, callback))
-
-    def _work(self) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            function, args, kwargs, callback = job
-            try:
-                result = function(*args, **kwargs)
-            except Exception as exc:  # a fault of the check itself: still an answer
-                result = {"status": "source-error", "message": f"{type(exc).__name__}: {exc}"}
-            self.done.put((callback, result))
-            with contextlib.suppress(OSError):
-                self.wake.send(b"\0")
-
-    def close(self) -> None:
-        for _ in self.threads:
-            self.jobs.put(None)
-
-
-class Cell:
-    """The state of one cell while it runs."""
-
-    __slots__ = (
-        "addresses",
-        "attempts",
-        "checks",
-        "cut",
-        "deadline",
-        "done",
-        "host",
-        "id",
-        "may_block",
-        "phase",
-        "phase_started",
-        "plan",
-        "port",
-        "proxy",
-        "proxy_url",
-        "started",
-        "started_at",
-        "tcp_records",
-        "timeout",
-        "tls",
-    )
-
-    def __init__(self, spec: CellOrder, default_timeout: float) -> None:
-        self.id = spec["id"]
-        self.plan: Plan = spec["plan"]
-        self.timeout = float(spec.get("timeout") or default_timeout)
-        self.checks: list[dict[str, Any]] = []
-        self.proxy: dict[str, Any] | None = None
-        self.proxy_url: str | None = None
-        self.tls: dict[str, Any] | None = None
-        self.host = ""
-        self.port = 0
-        self.addresses: list[tuple[int, str]] = []
-        self.attempts: list[Attempt] = []
-        self.tcp_records: dict[int, dict[str, Any]] = {}
-        self.phase = "queued"
-        self.phase_started = 0.0
-        self.started = 0.0
-        self.started_at = 0.0
-        self.deadline = 0.0
-        self.done = False
-        self.cut = False  # stopped with the run, mid-phase
-        self.may_block = False
-
-
-def _may_block(plan: Plan) -> bool:
-    """Whether a cell may need a worker thread: a lookup, a nameserver query or a request.
-    A tcp connect to an address needs none (the selector does it)."""
-    if plan["kind"] != "tcp":
-        return True
-    if plan.get("addresses"):
-        return False
-    return dns_check.literal_family(str(plan["host"])) is None
 
 
 class Runner:
@@ -221,7 +111,7 @@ class Runner:
                     if not ready[0] and waiting[-1]["plan"]["kind"] == "http":
                         held.append(waiting.pop())
                         continue
-                    if self.blocking >= self.blocking_limit and _may_block(waiting[-1]["plan"]):
+                    if self.blocking >= self.blocking_limit and may_block(waiting[-1]["plan"]):
                         break  # every worker may be taken: it waits for a cell to end
                     self._start(Cell(waiting.pop(), self.default_timeout))
                     if len(self.out) >= FLUSH_CELLS:  # cells answered at once (loopback)
@@ -283,7 +173,7 @@ class Runner:
 
     def _start(self, cell: Cell) -> None:
         self.active += 1
-        cell.may_block = _may_block(cell.plan)
+        cell.may_block = may_block(cell.plan)
         self.blocking += cell.may_block
         cell.started = time.monotonic()
         cell.started_at = time.time()
@@ -382,7 +272,7 @@ class Runner:
         key: tuple[Any, ...] = (question, cell.timeout) if nameserver else (question,)
         cell.phase, cell.phase_started = "dns", time.monotonic()
         if key in self.lookup_results:
-            self._looked_up(cell, _copy_record(self.lookup_results[key]), target_check)
+            self._looked_up(cell, copy_record(self.lookup_results[key]), target_check)
             return
         waiters = self.lookups.get(key)
         if waiters is not None:
@@ -404,7 +294,7 @@ class Runner:
                 self.lookup_results[key] = record
             for waiter, waiter_target_check in self.lookups.pop(key, []):
                 if not waiter.done:
-                    self._looked_up(waiter, _copy_record(record), waiter_target_check)
+                    self._looked_up(waiter, copy_record(record), waiter_target_check)
 
         self.workers.submit(function, args, {}, answered)
 
@@ -542,7 +432,7 @@ class Runner:
             if cell.done:
                 continue
             elapsed = (now - cell.phase_started) * 1000.0
-            doing = _DOING.get(cell.phase, cell.phase)
+            doing = DOING.get(cell.phase, cell.phase)
             message = f"{doing} when the run was cut, for {elapsed:.0f} ms"
             if cell.phase == "tcp":
                 for index, attempt in enumerate(cell.attempts):
@@ -587,37 +477,6 @@ class Runner:
             result["status"] = "cancelled"
             result["message"] = phase_summary(cell.checks)
         self.out.append(result)
-
-
-# What a cell was doing in each phase, for the cells a stopped run cuts short.
-_DOING = {
-    "queued": "waiting to start",
-    "proxy": "its client was deciding its proxy",
-    "dns": "resolving",
-    "tcp": "connecting",
-    "http": "waiting for the HTTP answer",
-}
-_DONE = {"dns": "ok", "tcp": "connected", "http": "answered"}
-_IN_PROGRESS = {"dns": "resolving", "tcp": "connecting", "http": "waiting"}
-
-
-def phase_summary(checks: list[dict[str, Any]]) -> str:
-    """'dns ok 2 ms, tcp connected 1 ms, http waiting 2013 ms': each phase, how it ended (or
-    what it was still doing), and for how long."""
-    parts = []
-    for check in checks:
-        name, status = check.get("name", "?"), check.get("status", "?")
-        if status == "cancelled":
-            word = _IN_PROGRESS.get(name, "in progress")
-        else:
-            word = _DONE.get(name, "ok") if status == "ok" else status
-        parts.append(f"{name} {word} {float(check.get('duration_ms') or 0):.0f} ms")
-    return ", ".join(parts)
-
-
-def _copy_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A check record of one's own: its lists too, as cells annotate what they are given."""
-    return {k: list(v) if isinstance(v, list) else v for k, v in record.items()}
 
 
 def run_batch(

@@ -24,6 +24,8 @@ SHIPPED = (
     "dns",
     "tcp",
     "http",
+    "workers",
+    "cell",
     "runner",
     "facts",
     "stdio",

@@ -1,0 +1,105 @@
+"""One cell while the runner drives it: its plan, its phase, the checks so far; and how far a
+cut-short cell got, in words.
+
+Standard library only and Python 3.8 compatible: shipped inside the agent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from . import dns as dns_check
+from .plans import CellOrder, Plan
+from .tcp import Attempt
+
+
+class Cell:
+    """The state of one cell while it runs."""
+
+    __slots__ = (
+        "addresses",
+        "attempts",
+        "checks",
+        "cut",
+        "deadline",
+        "done",
+        "host",
+        "id",
+        "may_block",
+        "phase",
+        "phase_started",
+        "plan",
+        "port",
+        "proxy",
+        "proxy_url",
+        "started",
+        "started_at",
+        "tcp_records",
+        "timeout",
+        "tls",
+    )
+
+    def __init__(self, spec: CellOrder, default_timeout: float) -> None:
+        self.id = spec["id"]
+        self.plan: Plan = spec["plan"]
+        self.timeout = float(spec.get("timeout") or default_timeout)
+        self.checks: list[dict[str, Any]] = []
+        self.proxy: dict[str, Any] | None = None
+        self.proxy_url: str | None = None
+        self.tls: dict[str, Any] | None = None
+        self.host = ""
+        self.port = 0
+        self.addresses: list[tuple[int, str]] = []
+        self.attempts: list[Attempt] = []
+        self.tcp_records: dict[int, dict[str, Any]] = {}
+        self.phase = "queued"
+        self.phase_started = 0.0
+        self.started = 0.0
+        self.started_at = 0.0
+        self.deadline = 0.0
+        self.done = False
+        self.cut = False  # stopped with the run, mid-phase
+        self.may_block = False
+
+
+def may_block(plan: Plan) -> bool:
+    """Whether a cell may need a worker thread: a lookup, a nameserver query or a request.
+    A tcp connect to an address needs none (the selector does it)."""
+    if plan["kind"] != "tcp":
+        return True
+    if plan.get("addresses"):
+        return False
+    return dns_check.literal_family(str(plan["host"])) is None
+
+
+# What a cell was doing in each phase, for the cells a stopped run cuts short.
+DOING = {
+    "queued": "waiting to start",
+    "proxy": "its client was deciding its proxy",
+    "dns": "resolving",
+    "tcp": "connecting",
+    "http": "waiting for the HTTP answer",
+}
+
+_DONE = {"dns": "ok", "tcp": "connected", "http": "answered"}
+
+_IN_PROGRESS = {"dns": "resolving", "tcp": "connecting", "http": "waiting"}
+
+
+def phase_summary(checks: list[dict[str, Any]]) -> str:
+    """'dns ok 2 ms, tcp connected 1 ms, http waiting 2013 ms': each phase, how it ended (or
+    what it was still doing), and for how long."""
+    parts = []
+    for check in checks:
+        name, status = check.get("name", "?"), check.get("status", "?")
+        if status == "cancelled":
+            word = _IN_PROGRESS.get(name, "in progress")
+        else:
+            word = _DONE.get(name, "ok") if status == "ok" else status
+        parts.append(f"{name} {word} {float(check.get('duration_ms') or 0):.0f} ms")
+    return ", ".join(parts)
+
+
+def copy_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A check record of one's own: its lists too, as cells annotate what they are given."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in record.items()}
