@@ -121,9 +121,21 @@ class Finding(ResultModel):
     severity: Severity
     title: str
     detail: str
-    evidence: list[Evidence] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(
+        default_factory=list,
+        description="The cells the finding rests on: the first 8 failing ones, then the first "
+        "4 contrasting (working) ones; evidence_total counts them all",
+    )
     next_step: str
     facts: dict[str, Any] = Field(default_factory=dict)
+    evidence_total: int | None = Field(
+        None,
+        description="How many cells the finding rests on in all (evidence lists the first "
+        "few); absent in reports written before it was counted",
+    )
+    failing_total: int | None = Field(
+        None, description="How many of those cells fail (the rest are contrasting, working)"
+    )
 
 
 class SourceInfo(ResultModel):

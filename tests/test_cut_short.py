@@ -14,6 +14,7 @@ from pathlib import Path
 from probe_engine.demo.fixtures import LoopbackLab
 
 from .conftest import cell, run_text
+from .golden import check_golden, ports
 from .test_cli import probe_engine
 
 MATRIX = """
@@ -58,6 +59,7 @@ def test_a_finding_names_the_phase_where_cells_hung(loopback: LoopbackLab) -> No
     assert set(by_phase) == {"http", "tcp"}
     http = by_phase["http"]
     assert http.title == "1 cell was cut while waiting for the HTTP answer: hanging-api"
+    check_golden(http, "cut-short", ports(loopback))
     assert http.severity == "error"  # its expectation (ok) is unmet
     assert by_phase["tcp"].severity == "warning"
 

@@ -204,7 +204,7 @@ def test_endpoints_ok_and_node_port_refused_points_at_kube_proxy() -> None:
     finding = only(found, "via-differs")
     assert finding.severity == "error"
     assert (
-        finding.title == "api: port-forward and endpoints work from scheduler but node-port fails"
+        finding.title == "api: node-port fails from scheduler while port-forward and endpoints work"
     )
     assert "The pods answer on their own addresses" in finding.detail
     assert (
@@ -249,7 +249,7 @@ def test_port_forward_ok_and_everything_else_failing_means_the_path_is_the_probl
     finding = only(found, "via-differs")
     detail = finding.detail
     assert finding.title == (
-        "api: port-forward works from worker but endpoints, cluster-ip, dns and node-port fail"
+        "api: endpoints, cluster-ip, dns and node-port fail from worker while port-forward works"
     )
     assert (
         "The pod is healthy (port-forward through the API server reaches it): the path " in detail
@@ -320,7 +320,8 @@ def test_rows_with_the_same_pattern_share_one_finding() -> None:
         ]
     )
     finding = only(found, "via-differs")
-    assert "from worker-1 and worker-2" in finding.title
+    assert finding.title == "api: node-port fails from both sources while endpoints works"
+    assert finding.detail.startswith("From worker-1 and worker-2: ")
     assert len(finding.evidence) == 4
 
 
@@ -339,7 +340,7 @@ def test_no_ready_endpoint_is_the_cause_of_a_service_failing_everywhere() -> Non
     assert finding.rule == "target-down"
     assert finding.title == (
         "api (api/cluster-ip, api/node-port, api/endpoints and api/port-forward) fails from "
-        "every source: Service default/api has no ready endpoint (2 not ready)"
+        "both sources: Service default/api has no ready endpoint (2 not ready)"
     )
     assert "its pods exist but fail their readiness probe, or are still starting" in (
         finding.detail
@@ -394,9 +395,7 @@ def test_a_denying_policy_is_reported_even_when_it_is_the_only_fact() -> None:
         facts,
     )
     [finding] = found.findings
-    assert finding.title.endswith(
-        "fails from every source: NetworkPolicy deny-all selects the pods"
-    )
+    assert finding.title.endswith("fails from scheduler: NetworkPolicy deny-all selects the pods")
     assert "deny-all does not allow the probed port" in finding.detail
 
 

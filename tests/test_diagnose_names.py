@@ -20,9 +20,11 @@ import pytest
 
 from probe_engine.demo.fixtures import DnsServer, LoopbackLab
 from probe_engine.diagnose.dns_failure import dns_failure
+from probe_engine.diagnose.findings import finding
 from probe_engine.results import Finding, MatrixResult
 
 from .conftest import cell, require, run_text
+from .golden import check_golden, ports
 
 
 def ipv6_loopback() -> bool:
@@ -97,6 +99,7 @@ def test_a_name_with_an_ipv6_address_on_an_ipv4_only_port(
     assert "api.diag.test resolves to 127.0.0.1 and ::1" in finding.detail
     assert "most resolvers put the IPv6 address first (RFC 6724)" in finding.detail
     assert f"On port {port}, ::1 is refused (ECONNREFUSED) (api-v6)" in finding.detail
+    check_golden(finding, "address-family", {**ports(loopback), str(names.port): "DNS_PORT"})
     assert "socket.connect((name, port))" in finding.detail
     assert cited(finding) == {("here", "api-v6"), ("here", "api-v4"), ("here", "api-name")}
     assert "listen on both families" in finding.next_step
@@ -205,6 +208,7 @@ def test_a_short_name_fails_while_the_fqdn_resolves(names: DnsServer) -> None:
     )
     assert cited(finding) == {("worker", "api-short"), ("worker", "api-fqdn")}
     assert finding.next_step.startswith("Use the full name api.demo.svc.cluster.local")
+    check_golden(finding, "search-list", {str(names.port): "DNS_PORT"})
     assert citing(result, "worker", "api-short") == [finding]
 
 
@@ -236,9 +240,12 @@ def test_nxdomain_no_answer_and_no_address_of_the_family_are_told_apart(
     assert "AAAA" in v6.next_step
     assert {f.severity for f in result.findings} == {"warning"}  # undeclared, no contradiction
     # The rule itself, on the same cells: one finding per column and reason.
-    by_column = {f.evidence[0].target: f for f in dns_failure(result)}
+    by_column = {f.evidence[0].target: f for f in (finding(c, result) for c in dns_failure(result))}
     assert set(by_column) == {"typo", "silent", "v6"}
-    assert by_column["typo"].title == "typo: v4olny.diag.test does not exist (NXDOMAIN)"
+    assert by_column["typo"].title == (
+        "typo fails from here: v4olny.diag.test does not exist (NXDOMAIN)"
+    )
+    check_golden(by_column["typo"], "dns-failure", {str(names.port): "DNS_PORT"})
     assert by_column["silent"].facts["reason"] == "no-answer"
     assert by_column["v6"].facts["reason"] == "no-address"
 

@@ -9,6 +9,7 @@ from probe_engine.diagnose import diagnose
 from probe_engine.results import Finding, MatrixResult
 
 from .conftest import run_text
+from .golden import check_golden, ports
 
 
 def env(lab: LoopbackLab) -> dict[str, str]:
@@ -91,11 +92,12 @@ def test_a_target_refused_from_every_source_is_one_column_finding(loopback: Loop
     assert finding.rule == "target-down"
     assert finding.severity == "warning"  # nobody declared it, nobody reaches it
     assert cited(finding) == {("here", "db"), ("task", "db")}
-    assert f"db fails from every source: refused (ECONNREFUSED) at 127.0.0.1:{port}" == (
+    assert f"db fails from both sources: refused (ECONNREFUSED) at 127.0.0.1:{port}" == (
         finding.title
     )
     assert "nothing listens on that port" in finding.detail
     assert "reach other targets" in finding.detail
+    check_golden(finding, "target-down", ports(loopback))
     assert f"127.0.0.1:{port}" in finding.next_step
 
 
@@ -129,7 +131,22 @@ def test_the_ports_of_one_target_failing_alike_make_one_finding(loopback: Loopba
     [finding] = result.findings
     assert finding.rule == "target-down"
     assert finding.facts["columns"] == [f"scan:{v['CLOSED']}", f"scan:{v['PROXY']}"]
-    assert finding.title.startswith(f"scan (scan:{v['CLOSED']} and scan:{v['PROXY']}) fails")
+    closed = sorted([int(v["CLOSED"]), int(v["PROXY"])])
+    assert finding.title == f"2 ports closed on 127.0.0.1 from here; open: {v['HTTP']}"
+    assert finding.facts["scan"] == {
+        "host": "127.0.0.1",
+        "failing_ports": 2,
+        "open_ports": [int(v["HTTP"])],
+    }
+    assert f"refused (ECONNREFUSED) on ports {closed[0]} and {closed[1]}" in finding.detail
+    # Two closed ports: which is lower, or whether they are neighbours, is chance.
+    closed_names = {**ports(loopback), v["PROXY"]: "CLOSED_PORT"}
+    check_golden(
+        finding,
+        "target-down-scan",
+        closed_names,
+        {"CLOSED_PORT-CLOSED_PORT": "CLOSED_PORT and CLOSED_PORT"},
+    )
 
 
 def test_a_source_that_cannot_run_is_one_row_finding(loopback: LoopbackLab) -> None:
@@ -146,10 +163,11 @@ def test_a_source_that_cannot_run_is_one_row_finding(loopback: LoopbackLab) -> N
         env(loopback),
     )
     [row] = by_rule(result, "source-down")
-    assert row.severity == "error"
+    assert row.severity == "warning"  # undeclared, and no cell of it says anything
     assert cited(row) == {("broken", "api"), ("broken", "db")}
     assert row.title.startswith("broken could not run its probes: cannot start /nonexistent")
     assert "interpreter" in row.next_step
+    check_golden(row, "source-down-could-not-run", ports(loopback))
     # Its cells are not explained again one by one; db still fails from `here`.
     for finding in result.findings:
         if finding is not row:
@@ -193,6 +211,7 @@ def test_a_row_failing_everything_through_a_dead_proxy_is_one_row_finding(
         ("here", "api-ready"),
     }
     assert "HTTP_PROXY" in finding.next_step
+    check_golden(finding, "source-down", ports(loopback))
     # proxy-differs would say the same about the same cells: it is not repeated.
     assert by_rule(result, "proxy-differs") == []
 

@@ -24,6 +24,7 @@ from probe_engine.demo.fixtures import LoopbackLab
 from probe_engine.results import Finding, MatrixResult
 
 from .conftest import cell, require, run_text
+from .golden import check_golden, ports
 
 LISTENER = """
 import socket, sys
@@ -162,7 +163,7 @@ def test_a_worker_off_the_network_is_one_row_finding_naming_the_missing_route(
 
 
 def test_the_loopback_of_another_namespace_is_named_as_the_difference(
-    result: MatrixResult,
+    result: MatrixResult, loopback: LoopbackLab
 ) -> None:
     [finding] = findings(result, "source-differs")
     assert finding.title == "scheduler fails where here succeeds: loop"
@@ -173,6 +174,7 @@ def test_the_loopback_of_another_namespace_is_named_as_the_difference(
     assert "a service listening on here's loopback is invisible to scheduler" in finding.detail
     netns = finding.facts["netns"]
     assert netns["scheduler"] != netns["here"]
+    check_golden(finding, "source-differs", ports(loopback))
 
 
 def test_no_cell_is_explained_twice(result: MatrixResult) -> None:

@@ -21,6 +21,7 @@ from probe_engine.results import (
 )
 
 from .conftest import cell, run_text
+from .golden import check_golden, ports
 
 
 @pytest.fixture
@@ -89,6 +90,7 @@ def test_refused_then_accepted_is_a_readiness_race(
     ]
     assert "probe-engine wait" in finding.next_step and "ProbeReadySensor" in finding.next_step
     assert finding.facts["gap_s"] > 0.5
+    check_golden(finding, "readiness-race", {**ports(loopback), str(port): "LATE_PORT"})
     # The refusal is the race, not a target that is down.
     assert [f.rule for f in result.findings if f.severity != "info"] == ["readiness-race"]
 

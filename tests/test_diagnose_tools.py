@@ -12,6 +12,7 @@ from probe_engine.demo.fixtures import LoopbackLab
 from tests.lab.netlab import Lab
 
 from .conftest import cell, require, run_text
+from .golden import check_golden, ports
 
 
 def test_a_tool_that_drops_the_header_is_told_as_the_tool(loopback: LoopbackLab) -> None:
@@ -33,6 +34,7 @@ targets:
     assert "HTTP 401" in finding.detail
     assert "firewall" not in (finding.detail + finding.next_step).lower()
     assert finding.next_step.startswith("The network is not the cause")
+    check_golden(finding, "source-differs-tool-only", ports(loopback))
 
 
 @pytest.mark.root

@@ -24,6 +24,7 @@ import pytest
 
 from probe_engine import MatrixResult, RunOptions, run_matrix
 from probe_engine.diagnose.container_network import container_network
+from probe_engine.diagnose.findings import finding as phrased
 from probe_engine.engine import Event, RowSeen
 from probe_engine.errors import SpecError
 from probe_engine.results import (
@@ -47,6 +48,7 @@ from probe_engine.spec import load_matrix_text
 from tests.conftest import cell, run_text
 from tests.dockerlab import LAB_LABEL, ImageInfo, Lab, exec_run, run_sync
 from tests.dockerlab.fixtures import FACTS
+from tests.golden import check_golden
 
 pytestmark = pytest.mark.docker
 
@@ -324,6 +326,7 @@ def test_the_worker_is_not_on_the_network_of_the_api_and_the_finding_says_so(
     assert ("worker", "api", "timeout") in evidence and ("scheduler", "api", "ok") in evidence
     # the sharper sentence wins: no "everything from worker fails" finding repeats it
     assert not [f for f in story.findings if f.rule == "source-down" and "worker" in f.title]
+    check_golden(worker, "container-network")
     isolated = next(f for f in found if f.facts["row"] == "isolated")
     assert "has no network at all (network mode none)" in isolated.detail
 
@@ -865,7 +868,8 @@ def test_the_rule_names_a_fanned_out_container_by_its_row() -> None:
             )
         ],
     )
-    (finding,) = container_network(result)
+    (found,) = container_network(result)
+    finding = phrased(found, result)
     assert finding.title == "workers/mlops-airflow-worker-1 is not attached to network minikube"
     assert finding.detail == (
         "workers/mlops-airflow-worker-1 is attached to mlops_default only; 192.168.49.2 is on "

@@ -42,6 +42,7 @@ from probe_engine.targets import RESOLVERS
 from probe_engine.targets.kubernetes.policies import label_selector_matches, policy_facts
 from probe_engine.targets.portforward import PodPort, PortForward
 from tests.conftest import cell, require, run_text
+from tests.golden import check_golden
 from tests.kubelab import apiserver as kl
 from tests.lab.netlab import Lab
 
@@ -1584,6 +1585,8 @@ def test_lab_facts_name_the_named_target_port_and_the_not_ready_pod(
 def test_lab_diagnosis_explains_the_vias_that_differ(lab_result: MatrixResult) -> None:
     rules = {f.rule for f in lab_result.findings}
     assert "via-differs" in rules, [f.title for f in lab_result.findings]
+    [differs] = [f for f in lab_result.findings if f.rule == "via-differs"]
+    check_golden(differs, "via-differs")
 
 
 @pytest.mark.root

@@ -195,7 +195,17 @@ PROXY_KEYS = {
     "rules",
     "error",
 }
-FINDING_KEYS = {"rule", "severity", "title", "detail", "evidence", "next_step", "facts"}
+FINDING_KEYS = {
+    "rule",
+    "severity",
+    "title",
+    "detail",
+    "evidence",
+    "next_step",
+    "facts",
+    "evidence_total",
+    "failing_total",
+}
 
 
 def test_json_round_trips_through_the_model(result: MatrixResult) -> None:

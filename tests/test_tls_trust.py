@@ -15,11 +15,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import certifi
 import pytest
 
 from probe_engine.demo.tls import HttpsLab
 
 from .conftest import cell, require, run_text
+from .golden import check_golden
 
 VARIABLES = ["none", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"]
 CLIENTS = ["urllib", "requests", "httpx", "curl"]
@@ -154,3 +156,5 @@ targets:
     assert "certifi" in finding.detail and "SSL_CERT_FILE" in finding.detail
     assert finding.next_step.startswith(f"Set REQUESTS_CA_BUNDLE={lab.ca.ca_file} ")
     assert finding.facts["fix_variable"] == "REQUESTS_CA_BUNDLE"
+    names = {str(lab.ca.ca_file): "CA_FILE", lab.url: "URL", certifi.where(): "CERTIFI_BUNDLE"}
+    check_golden(finding, "tls-trust", names)

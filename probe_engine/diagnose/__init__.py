@@ -1,17 +1,20 @@
 """Explains a run: rules compare cells and say, in plain words, why one path works and another
-does not. Each rule is a function `rule(result) -> list[Finding]` in a module named by its id
-(via-differs is via_differs.py), registered in RULES. What rules share: cells.py (reading and
-grouping cells), facts.py (reading row and column facts), phrasing.py (the words),
-severity.py (how loud), differences.py (what differs between two rows), service_causes.py
-(what a Service's facts say is wrong), no_proxy.py (why NO_PROXY did not exempt a host).
+does not. Each rule is a function `rule(result) -> list[Cause]` in a module named by its id
+(via-differs is via_differs.py), registered in RULES; it finds, and never words. words.py
+phrases every cause (one phrase per rule id, one grammar for counts and lists), findings.py
+makes it a Finding (severity from the expectations, evidence capped). What rules share:
+cause.py (the structured cause), cells.py (reading and grouping cells), facts.py (row and
+column facts), differences.py (what differs between two rows), service_causes.py (what a
+Service's facts say is wrong), no_proxy.py (each client's NO_PROXY rules, replayed).
 
-RULES is in priority order, and the order matters: a finding whose failing cells are all
-explained by an earlier finding is dropped as a repeat. Row-level first (a container off the
+RULES is in priority order, and the order matters: a cause whose failing cells are all
+explained by an earlier one is dropped as a repeat. Row-level first (a container off the
 target's network, a source that cannot run or fails everything: that explains all its cells),
-then the rules that link columns (ways to one Service, address families, search lists,
-readiness races), then column-level (a target that fails from every source), then per-cell
-comparisons and facts, most generic last. Each finding's severity follows one policy
-(severity.py): a healthy matrix raises no warning or error.
+then the rules that link columns (ways to one Service, a raw address that is a cluster's,
+address families, search lists, readiness races), then one path against another (a
+proxy, a CA store, two places), then column-level (a target that fails from every source that
+probed it), then facts and lookups, most generic last. Severity follows
+one policy (severity.py): a healthy matrix raises no warning or error.
 """
 
 from __future__ import annotations
@@ -21,9 +24,13 @@ from collections.abc import Callable
 
 from ..results import Finding, MatrixResult
 from .address_family import address_family
+from .cause import Cause
+from .cells import by_target, fresh
+from .cluster_address import cluster_address
 from .container_network import container_network
 from .cut_short import cut_short
 from .dns_failure import dns_failure
+from .findings import finding
 from .proxy_differs import proxy_differs
 from .readiness_race import readiness_race
 from .search_list import search_list
@@ -36,21 +43,22 @@ from .via_differs import via_differs
 
 log = logging.getLogger("probe_engine.diagnose")
 
-# Every rule has this one signature: the whole result in, its findings out.
-Rule = Callable[[MatrixResult], list[Finding]]
+# Every rule has this one signature: the whole result in, its causes out.
+Rule = Callable[[MatrixResult], list[Cause]]
 
 RULES: dict[str, Rule] = {
     "cut-short": cut_short,
     "container-network": container_network,
     "source-down": source_down,
     "via-differs": via_differs,
+    "cluster-address": cluster_address,
     "address-family": address_family,
     "search-list": search_list,
     "readiness-race": readiness_race,
-    "target-down": target_down,
     "proxy-differs": proxy_differs,
     "tls-trust": tls_trust,
     "source-differs": source_differs,
+    "target-down": target_down,
     "service-facts": service_facts,
     "dns-failure": dns_failure,
 }
@@ -60,21 +68,42 @@ SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 def diagnose(result: MatrixResult) -> list[Finding]:
     """Every rule's findings without repeats, most severe first (then in rule order)."""
+    fresh()
     findings: list[Finding] = []
     explained: set[tuple[str, str]] = set()
     for name, rule in RULES.items():
         try:
             found = rule(result)
+            for cause in found:
+                failing = {(c.source, c.target) for c in cause.failing if c.status != "ok"}
+                if failing and failing <= explained:
+                    continue
+                findings.append(finding(cause, result))
+                explained |= failing
         except Exception as exc:  # a bug in one rule must not cost the run its report
             log.exception("diagnosis rule %s failed", name)
-            found = [_rule_failed(name, exc)]
-        for finding in found:
-            failing = {(e.source, e.target) for e in finding.evidence if e.status != "ok"}
-            if failing and failing <= explained:
-                continue
-            explained |= failing
-            findings.append(finding)
-    return sorted(findings, key=lambda f: SEVERITY_ORDER[f.severity])
+            findings.append(_rule_failed(name, exc))
+    findings.sort(key=lambda f: SEVERITY_ORDER[f.severity])
+    assert not broken_promises(result, findings), broken_promises(result, findings)
+    fresh()
+    return findings
+
+
+def broken_promises(result: MatrixResult, findings: list[Finding]) -> list[str]:
+    """What the diagnosis promises of every run, checked on every run while asserts are on
+    (the test suite, a plain `python`): every cited cell exists, and a healthy matrix (every
+    cell ok, or every failure declared) raises no warning or error."""
+    columns = by_target(result)
+    problems = [
+        f"{f.rule} cites {e.source} x {e.target}, not a cell of this run"
+        for f in findings
+        for e in f.evidence
+        if not any(c.source == e.source for c in columns.get(e.target, []))
+    ]
+    alarms = [f for f in findings if f.severity != "info"]
+    if alarms and all(c.status == "ok" or c.met is True for c in result.cells):
+        problems += [f"{f.rule} is a {f.severity} in a healthy matrix: {f.title}" for f in alarms]
+    return problems
 
 
 def _rule_failed(name: str, exc: Exception) -> Finding:

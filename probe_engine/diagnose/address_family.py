@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..agent.address import is_loopback
-from ..results import CellResult, CheckRecord, Finding, MatrixResult
-from .cells import Hop, by_source, evidence, hops
-from .phrasing import failure_words, listing
-from .severity import severity
+from ..results import CellResult, CheckRecord, MatrixResult
+from .cause import Cause, cause
+from .cells import Hop, by_source, hops
 
-FIRST_ONLY = "socket.connect((name, port)), Node.js 17+ and some JDBC drivers"
+RULE = "address-family"
 
 
 def _answers(cells: Iterable[CellResult]) -> list[tuple[CellResult, CheckRecord]]:
@@ -28,8 +27,8 @@ def _answers(cells: Iterable[CellResult]) -> list[tuple[CellResult, CheckRecord]
     ]
 
 
-def address_family(result: MatrixResult) -> list[Finding]:
-    findings = []
+def address_family(result: MatrixResult) -> list[Cause]:
+    found = []
     for row, cells in by_source(result).items():
         answers = _answers(cells)
         tried: dict[int | None, list[tuple[CellResult, Hop]]] = {}
@@ -38,26 +37,28 @@ def address_family(result: MatrixResult) -> list[Finding]:
                 if hop.family in ("ipv4", "ipv6"):
                     tried.setdefault(hop.port, []).append((cell, hop))
         for port, entries in tried.items():
+            if len({h.family for _, h in entries}) < 2:
+                continue  # one family on this port: nothing to compare (a scan's ports)
             for bad_family, good_family in (("ipv6", "ipv4"), ("ipv4", "ipv6")):
                 bad = [(c, h) for c, h in entries if h.family == bad_family and h.status != "ok"]
                 good = [(c, h) for c, h in entries if h.family == good_family and h.status == "ok"]
                 if not bad or not good:
                     continue
-                finding = _family_finding(row, port, bad, good, answers)
-                if finding is not None:
-                    findings.append(finding)
-    return findings
+                seen = _cause(row, port, bad, good, answers)
+                if seen is not None:
+                    found.append(seen)
+    return found
 
 
-def _family_finding(
+def _cause(
     row: str,
     port: int | None,
     bad: list[tuple[CellResult, Hop]],
     good: list[tuple[CellResult, Hop]],
     answers: list[tuple[CellResult, CheckRecord]],
-) -> Finding | None:
+) -> Cause | None:
     """`bad` hops of one family fail where `good` ones of the other connect on one port."""
-    bad_family, good_family = bad[0][1].family, good[0][1].family
+    good_family = good[0][1].family
     bad_addresses = {h.address for _, h in bad}
     good_addresses = {h.address for _, h in good}
     link = next(
@@ -72,58 +73,24 @@ def _family_finding(
     loopback = all(is_loopback(a) for a in bad_addresses | good_addresses)
     if link is None and not loopback:
         return None  # unrelated addresses: two hosts, not two families of one
-    b_cell, b_hop = bad[0]
-    g_cell, g_hop = good[0]
-    only = "IPv4" if good_family == "ipv4" else "IPv6"
-    failed = failure_words(b_cell) if b_cell.status != "ok" else b_hop.status
-    if b_hop.errno_name:
-        failed = f"{b_hop.status} ({b_hop.errno_name})"
-    cited = [b_cell, g_cell]
-    if link is not None:
-        d_cell, record = link
-        cited.append(d_cell)
-        name = record.host or d_cell.target
-        addresses = record.addresses or []
-        first = next((a for a in addresses if a in bad_addresses | good_addresses), None)
-        bad_first = first in bad_addresses
-        title = (
-            f"{name} resolves to {b_hop.address} first but only {only} listens on port {port}"
-            if bad_first
-            else f"{name} resolves to {b_hop.address} and {g_hop.address}, and only {only} "
-            f"listens on port {port}"
-        )
-        resolved = f"{name} resolves to {listing(addresses)} (from {record.resolver or 'dns'})"
-        if not bad_first and bad_family == "ipv6":
-            resolved += "; most resolvers put the IPv6 address first (RFC 6724)"
-        target = name
-    else:
-        title = f"Port {port} listens on {only} only: {b_hop.address} fails, {g_hop.address} works"
-        resolved = (
-            f"{b_hop.address} and {g_hop.address} are both the loopback; `localhost` resolves to "
-            "both on most systems, ::1 first"
-        )
-        target = "localhost"
-    detail = (
-        f"From {row}: {resolved}. On port {port}, {b_hop.address} is {failed} "
-        f"({b_cell.target}) while {g_hop.address} connects ({g_cell.target}). Clients that use "
-        f"only the first address ({FIRST_ONLY}) fail; curl, requests and httpx fall back to "
-        "the next address after a failed attempt."
-    )
-    return Finding(
-        rule="address-family",
-        severity=severity([c for c, _ in bad], contradiction=True),
-        title=title,
-        detail=detail,
-        evidence=evidence(cited),
-        next_step=(
-            f"Make the service listen on both families (bind '::' with IPV6_V6ONLY off, e.g. "
-            f"uvicorn --host ::), or connect to {g_hop.address} instead of {target}."
-        ),
+    name = (link[1].host or link[0].target) if link is not None else "localhost"
+    return cause(
+        RULE,
+        name,
+        [c for c, _ in bad],
+        [good[0][0]] + ([link[0]] if link is not None else []),
         facts={
             "source": row,
             "port": port,
             "failing": sorted(bad_addresses),
             "working": sorted(good_addresses),
-            "name": target,
+            "name": name,
         },
+        variant="resolved" if link is not None else "loopback",
+        bad=bad[0],
+        good=good[0],
+        link=link,
+        only="IPv4" if good_family == "ipv4" else "IPv6",
+        bad_addresses=bad_addresses,
+        good_addresses=good_addresses,
     )

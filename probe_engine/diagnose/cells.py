@@ -1,58 +1,83 @@
 """Reading cells: grouped by row or column, the check that decided a cell, the addresses it
-tried, the rows that fail as a whole, and the evidence a finding cites."""
+tried, the rows that fail as a whole.
+
+Every rule reads the same cells again: what is read per cell (the deciding check, the
+addresses tried) and the groupings are kept for one diagnosis (`fresh()` starts one), so
+10,000 cells cost a few passes, not one per rule (bench/diagnosis.py measures it).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from ..agent.address import family_of
-from ..results import CellResult, CheckRecord, Evidence, MatrixResult, SourceInfo, TargetInfo
+from ..results import CellResult, CheckRecord, MatrixResult, SourceInfo, TargetInfo
 from ..status import FAILED
+
+# What was read, by what and by id of the object read, with the object itself: holding it
+# keeps its id from being reused. Valid for one diagnosis (diagnose() calls fresh() before
+# and after).
+_KEPT: dict[str, dict[int, tuple[object, Any]]] = defaultdict(dict)
+
+
+def fresh() -> None:
+    """Forget what was read: a new diagnosis (of another result) begins."""
+    _KEPT.clear()
+
+
+def kept(what: str, thing: object, read: Any) -> Any:
+    """read(thing), read once per diagnosis."""
+    table = _KEPT[what]
+    found = table.get(id(thing))
+    if found is None or found[0] is not thing:
+        found = table[id(thing)] = (thing, read(thing))
+    return found[1]
+
+
+def _group(result: MatrixResult, attribute: str) -> dict[str, list[CellResult]]:
+    groups: dict[str, list[CellResult]] = defaultdict(list)
+    for cell in result.cells:
+        groups[getattr(cell, attribute)].append(cell)
+    return dict(groups)
 
 
 def by_target(result: MatrixResult) -> dict[str, list[CellResult]]:
-    groups: dict[str, list[CellResult]] = defaultdict(list)
-    for cell in result.cells:
-        groups[cell.target].append(cell)
-    return groups
+    """The cells of each column (read, never changed, by the rules)."""
+    found: dict[str, list[CellResult]] = kept("by_target", result, lambda r: _group(r, "target"))
+    return found
 
 
 def by_source(result: MatrixResult) -> dict[str, list[CellResult]]:
-    groups: dict[str, list[CellResult]] = defaultdict(list)
-    for cell in result.cells:
-        groups[cell.source].append(cell)
-    return groups
-
-
-def evidence(cells: Iterable[CellResult]) -> list[Evidence]:
-    """Evidence in the order given, each cell once."""
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for c in cells:
-        if (c.source, c.target) not in seen:
-            seen.add((c.source, c.target))
-            out.append(Evidence(source=c.source, target=c.target, status=c.status))
-    return out
+    """The cells of each row (read, never changed, by the rules)."""
+    found: dict[str, list[CellResult]] = kept("by_source", result, lambda r: _group(r, "source"))
+    return found
 
 
 def source_info(result: MatrixResult, row: str) -> SourceInfo | None:
-    return next((s for s in result.sources if s.name == row), None)
+    infos: dict[str, SourceInfo] = kept("sources", result, lambda r: {s.name: s for s in r.sources})
+    return infos.get(row)
 
 
 def target_info(result: MatrixResult, column: str) -> TargetInfo | None:
-    return next((t for t in result.targets if t.name == column), None)
+    infos: dict[str, TargetInfo] = kept("targets", result, lambda r: {t.name: t for t in r.targets})
+    return infos.get(column)
 
 
 def first_failure(cell: CellResult) -> CheckRecord | None:
     """The check that decided the cell's status (the first one that is not ok)."""
+    found: CheckRecord | None = kept("first_failure", cell, _first_failure)
+    return found
+
+
+def _first_failure(cell: CellResult) -> CheckRecord | None:
     return next((c for c in cell.checks if c.status != "ok"), None)
 
 
-@dataclass(frozen=True)
-class Hop:
-    """One address a cell connected to (or tried), from its tcp records."""
+class Hop(NamedTuple):
+    """One address a cell connected to (or tried), from its tcp records (a tuple: made for
+    every cell of a run, so cheap to make)."""
 
     address: str
     port: int | None
@@ -64,6 +89,11 @@ class Hop:
 
 def hops(cell: CellResult) -> list[Hop]:
     """The target addresses a cell tried (not the proxy's), in the order it tried them."""
+    found: list[Hop] = kept("hops", cell, _hops)
+    return found
+
+
+def _hops(cell: CellResult) -> list[Hop]:
     found = [
         Hop(
             r.address,
@@ -99,6 +129,11 @@ class DownRow:
 def down_rows(result: MatrixResult) -> dict[str, DownRow]:
     """Rows that could not run, or that fail every cell while other rows reach some of the same
     targets (with one cell only, that is a per-cell difference, not a row problem)."""
+    found: dict[str, DownRow] = kept("down_rows", result, _down_rows)
+    return found
+
+
+def _down_rows(result: MatrixResult) -> dict[str, DownRow]:
     columns = by_target(result)
     infos = {s.name: s for s in result.sources}
     down: dict[str, DownRow] = {}

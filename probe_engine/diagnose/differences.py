@@ -18,7 +18,8 @@ from ..facts import RowFacts
 from ..results import CellResult, SourceInfo
 from .cells import hops
 from .facts import network_names, route_for, row_facts
-from .phrasing import describe_route, listing
+from .grammar import listing
+from .phrasing import describe_route
 
 
 @dataclass(frozen=True)

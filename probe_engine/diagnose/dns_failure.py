@@ -4,39 +4,38 @@ broader rules usually explain these cells first."""
 
 from __future__ import annotations
 
-from ..results import CellResult, CheckRecord, Finding, MatrixResult
-from .cells import by_target, evidence, first_failure
-from .phrasing import DNS_REASONS, dns_meaning, dns_next_step, listing
-from .severity import severity
+from ..results import CellResult, CheckRecord, MatrixResult
+from .cause import Cause, cause
+from .cells import by_target, first_failure
+
+RULE = "dns-failure"
 
 
-def dns_failure(result: MatrixResult) -> list[Finding]:
-    """One finding per column and failure reason, for lookups no broader rule explained."""
-    findings = []
+def dns_failure(result: MatrixResult) -> list[Cause]:
+    """One cause per column and failure reason, for lookups no broader rule explained."""
+    found = []
     for column, cells in by_target(result).items():
         groups: dict[str, list[tuple[CellResult, CheckRecord]]] = {}
         for cell in cells:
             failed = first_failure(cell)
             if failed is not None and failed.name == "dns" and failed.role != "proxy":
                 groups.setdefault(failed.reason or failed.status, []).append((cell, failed))
+        probed = [c.source for c in cells if c.status not in ("source-error", "cancelled")]
         for reason, items in groups.items():
-            cell, record = items[0]
-            sources = [c.source for c, _ in items]
-            code = record.errno_name or reason
-            findings.append(
-                Finding(
-                    rule="dns-failure",
-                    severity=severity([c for c, _ in items], contradiction=False),
-                    title=f"{column}: {record.host} {DNS_REASONS.get(reason, 'fails')} ({code})",
-                    detail=f"From {listing(sources)}: {dns_meaning(record)}.",
-                    evidence=evidence(c for c, _ in items),
-                    next_step=dns_next_step(record),
+            record = items[0][1]
+            found.append(
+                cause(
+                    RULE,
+                    column,
+                    [c for c, _ in items],
                     facts={
                         "name": record.host,
                         "reason": reason,
-                        "code": code,
+                        "code": record.errno_name or reason,
                         "resolver": record.resolver,
                     },
+                    record=record,
+                    probed=probed,
                 )
             )
-    return findings
+    return found

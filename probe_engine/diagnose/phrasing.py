@@ -6,26 +6,26 @@ names the errno and the concrete address; none guesses beyond what the errno pro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from ..agent.address import hostport
 from ..facts import Route
 from ..results import CellResult, CheckRecord, ProxyInfo
-from .cells import asked_names, first_failure, hops
+from .cells import asked_names, first_failure, hops, kept
 
 
-def listing(names: Sequence[str], limit: int = 4) -> str:
-    """'a, b, c and 2 more': a readable list that stays one line."""
-    names = list(dict.fromkeys(names))
-    if len(names) <= 1:
-        return "".join(names)
-    if len(names) <= limit:
-        return ", ".join(names[:-1]) + " and " + names[-1]
-    return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
+def column_words(cell: CellResult) -> str:
+    """failure_words, with the reason of a column that could not be probed."""
+    if cell.status == "target-error" and cell.message:
+        return f"target-error ({cell.message})"
+    return failure_words(cell)
 
 
 def failure_words(cell: CellResult) -> str:
     """'refused (ECONNREFUSED)' from the first failed check."""
+    words: str = kept("failure_words", cell, _failure_words)
+    return words
+
+
+def _failure_words(cell: CellResult) -> str:
     failed = first_failure(cell)
     if failed is None:
         return cell.status

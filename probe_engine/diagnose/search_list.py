@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..results import CellResult, CheckRecord, Finding, MatrixResult
-from .cells import asked_names, by_source, evidence, source_info
+from ..results import CellResult, CheckRecord, MatrixResult
+from .cause import Cause, cause
+from .cells import asked_names, by_source, source_info
 from .facts import row_facts
-from .phrasing import DNS_REASONS, listing
-from .severity import severity
+
+RULE = "search-list"
 
 
 def _lookups(cells: Iterable[CellResult]) -> list[tuple[CellResult, CheckRecord]]:
@@ -21,8 +22,8 @@ def _lookups(cells: Iterable[CellResult]) -> list[tuple[CellResult, CheckRecord]
     ]
 
 
-def search_list(result: MatrixResult) -> list[Finding]:
-    findings = []
+def search_list(result: MatrixResult) -> list[Cause]:
+    found = []
     for row, cells in by_source(result).items():
         lookups = _lookups(cells)
         oks = [(c, r) for c, r in lookups if r.status == "ok"]
@@ -40,26 +41,24 @@ def search_list(result: MatrixResult) -> list[Finding]:
             )
             if full is None or (record.host or "").endswith("."):
                 continue
-            findings.append(_search_finding(result, row, (cell, record), full))
-    return findings
+            found.append(_cause(result, row, (cell, record), full))
+    return found
 
 
-def _search_finding(
+def _cause(
     result: MatrixResult,
     row: str,
     failed: tuple[CellResult, CheckRecord],
     resolved: tuple[CellResult, CheckRecord],
-) -> Finding:
+) -> Cause:
     """The short name of `failed` fails where the longer name of `resolved` resolves."""
     (cell, record), (ok_cell, ok_record) = failed, resolved
     short = (record.host or "").rstrip(".")
     fqdn = (ok_record.host or "").rstrip(".")
-    suffix = fqdn[len(short) + 1 :]
     tried = asked_names(record)
     search: list[str] | None = None
     ndots = None
-    info = source_info(result, row)
-    resolv = row_facts(info).get("resolv_conf")
+    resolv = row_facts(source_info(result, row)).get("resolv_conf")
     if record.resolver == "system" and resolv is not None:
         search = resolv["search"]
         ndots = next(
@@ -67,35 +66,11 @@ def _search_finding(
         )
     elif tried is not None:
         search = [t[len(short) + 1 :] for t in tried if t.startswith(short + ".")]
-    if search is None:
-        about = "the search list the resolver used is unknown"
-    elif not search:
-        about = f"there is no search list, so {short} is asked as is"
-    elif suffix in search:
-        about = (
-            f"{suffix} is in the search list ({' '.join(search)}), yet {short} failed: check "
-            "ndots and that this resolver applies the list"
-        )
-    else:
-        about = f"none of the search domains ({' '.join(search)}) is {suffix}"
-    asked = f" (asked as {', '.join(tried)})" if tried is not None else ""
-    dots = f"; ndots:{ndots}" if ndots else ""
-    detail = (
-        f"From {row}: {short} {DNS_REASONS.get(record.reason or '', 'fails')} "
-        f"({record.errno_name or record.reason}){asked}, while {fqdn} resolves to "
-        f"{listing(ok_record.addresses or [])}. A short name only works when the resolver "
-        f"appends the right domain from its search list: {about}{dots}."
-    )
-    return Finding(
-        rule="search-list",
-        severity=severity([cell], contradiction=True),
-        title=f"{short} fails while {fqdn} resolves: the search list does not complete it",
-        detail=detail,
-        evidence=evidence([cell, ok_cell]),
-        next_step=(
-            f"Use the full name {fqdn}, or add {suffix} to the search list (resolv.conf `search`;"
-            " in Kubernetes a pod's namespace decides it)."
-        ),
+    return cause(
+        RULE,
+        short,
+        [cell],
+        [ok_cell],
         facts={
             "source": row,
             "short": short,
@@ -104,4 +79,6 @@ def _search_finding(
             "tried": tried,
             "ndots": ndots,
         },
+        record=record,
+        ok_record=ok_record,
     )

@@ -10,7 +10,7 @@ from typing import Any
 from ..facts import ServiceFacts
 from ..results import TargetInfo
 from .facts import policies, selector_text, service_facts_of, service_name
-from .phrasing import listing
+from .grammar import listing
 
 
 @dataclass(frozen=True)

@@ -6,52 +6,43 @@ for how they are read, service_causes.py for what they mean)."""
 
 from __future__ import annotations
 
-from ..results import CellResult, Finding, MatrixResult, TargetInfo
+from ..results import CellResult, MatrixResult, TargetInfo
 from ..status import FAILED
-from .cells import by_target, evidence
+from .cause import Cause, cause
+from .cells import by_target
 from .facts import is_service, service_name
 from .service_causes import causes
-from .severity import severity
+
+RULE = "service-facts"
 
 
-def service_facts(result: MatrixResult) -> list[Finding]:
-    """One finding per Service whose facts point at a problem (no ready endpoint, a selector
+def service_facts(result: MatrixResult) -> list[Cause]:
+    """One cause per Service whose facts point at a problem (no ready endpoint, a selector
     matching nothing, a NetworkPolicy selecting its pods), citing its cells."""
     cells_by_column = by_target(result)
     by_service: dict[str, list[TargetInfo]] = {}
     for info in result.targets:
         if is_service(info):
             by_service.setdefault(info.target_name, []).append(info)
-    findings = []
+    found = []
     for target_name, infos in by_service.items():
-        found = causes(infos[0])
-        if not found:
+        service = causes(infos[0])
+        if not service:
             continue
         cells: list[CellResult] = [c for i in infos for c in cells_by_column.get(i.name, [])]
         failing = [c for c in cells if c.status in FAILED]
         ok = [c for c in cells if c.status == "ok"]
-        top = found[0]
-        if top.rank >= 5:
-            # Worth knowing, explains no failure: cite what works, never an alarm.
-            failing = []
-        sev = severity(failing, contradiction=False) if failing else "info"
-        title = f"{target_name}: {top.short}"
-        detail = "; ".join(c.text for c in found) + "."
-        if failing:
-            detail += (
-                f" {len(failing)} of {len(cells)} cells of {target_name} fail"
-                + (f"; {len(ok)} succeed" if ok else "")
-                + "."
-            )
-        findings.append(
-            Finding(
-                rule="service-facts",
-                severity=sev,
-                title=title,
-                detail=detail,
-                evidence=evidence(failing or ok or cells),
-                next_step=top.next_step,
-                facts={"service": service_name(infos[0]), "causes": [c.facts for c in found]},
+        if service[0].rank >= 5:
+            failing = []  # worth knowing, explains no failure: cite what works, never an alarm
+        found.append(
+            cause(
+                RULE,
+                target_name,
+                failing,
+                ok if failing else (ok or cells),
+                facts={"service": service_name(infos[0]), "causes": [c.facts for c in service]},
+                service=service,
+                cells=len(cells),
             )
         )
-    return findings
+    return found

@@ -1,4 +1,5 @@
-"""How loud a finding is: the one severity policy every rule follows."""
+"""How loud a finding is: the one severity policy, read from the expectations of the cells a
+finding explains and from whether another path works."""
 
 from __future__ import annotations
 
@@ -7,18 +8,19 @@ from collections.abc import Iterable
 from ..results import CellResult, Severity
 
 
-def severity(cells: Iterable[CellResult], contradiction: bool) -> Severity:
-    """How loud a finding is, from the failing cells it rests on.
+def severity(cells: Iterable[CellResult], contrast: bool) -> Severity:
+    """How loud a finding is, from the cells it explains (`contrast`: it names a path that
+    works).
 
-    An unmet expectation is an error. Where the user declared every failure (all met), the
-    finding only explains: info, or a warning when sources contradict each other (one path
-    works, another does not). Failures nobody declared are errors when another path works
-    (something is wrong, and fixable) and warnings otherwise (maybe down on purpose).
-    A healthy matrix (all ok, or all met with no contradiction) therefore raises no alarm.
+    An unmet expectation is an error. A failure the user declared (met) only explains: info,
+    never a warning or an error, as does a finding whose cells all work in the end. A failure
+    nobody declared is an error where another path works (something is wrong, and fixable)
+    and a warning where it fails everywhere (maybe down on purpose: `expect:` says so). So a
+    healthy matrix (every cell ok, or every failure declared) raises no warning and no error.
     """
     failing = [c for c in cells if c.status != "ok"]
     if any(c.met is False for c in failing):
         return "error"
-    if failing and all(c.met is True for c in failing):
-        return "warning" if contradiction else "info"
-    return "error" if contradiction else "warning"
+    if not any(c.met is None for c in failing):
+        return "info"
+    return "error" if contrast else "warning"

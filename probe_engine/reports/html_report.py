@@ -10,7 +10,17 @@ from markupsafe import Markup, escape
 
 from ..results import MatrixResult
 from .templating import environment
-from .view import STATUS_SYMBOL, LiveContext, cell_label, cell_reason, clock, grid, utc_time
+from .view import (
+    STATUS_SYMBOL,
+    LiveContext,
+    cell_label,
+    cell_reason,
+    clock,
+    expectation,
+    grid,
+    more_evidence,
+    utc_time,
+)
 
 # Backgrounds behind white text: each at least 4.5:1 contrast (WCAG AA, tested), and no two
 # statuses alike (refused and reset, or the three grey failures, used to look the same).
@@ -68,6 +78,8 @@ def render_html(result: MatrixResult, live: LiveContext | None = None) -> bytes:
         colour=STATUS_COLOUR,
         symbol=STATUS_SYMBOL,
         label=cell_label,
+        mark=expectation,
+        more=more_evidence,
         reason=cell_reason,
         when=utc_time,
         clock=clock,

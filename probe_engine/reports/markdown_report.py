@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import re
 
-from ..results import MatrixResult
+from ..results import Finding, MatrixResult
 from .templating import environment
-from .view import STATUS_SYMBOL, cell_label, cell_reason, grid, unmet, utc_time
+from .view import (
+    LEGEND,
+    STATUS_SYMBOL,
+    cell_label,
+    cell_reason,
+    expectation,
+    grid,
+    more_evidence,
+    unmet,
+    utc_time,
+)
 
 # Names and messages are plain text, never Markdown: a source called `<script>`, a message with
 # `|` or `*`, must show as written and neither run as HTML nor break the table. CommonMark lets
@@ -52,6 +62,15 @@ def shorten(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def md_evidence(finding: Finding) -> str:
+    """'a → b (refused), c → d (ok) and 4998 more cells'."""
+    cited = ", ".join(
+        f"{md_text(e.source)} → {md_text(e.target)} ({e.status})" for e in finding.evidence
+    )
+    more = more_evidence(finding)
+    return cited + (f" and {more} more cells" if more else "")
+
+
 def render_markdown(result: MatrixResult) -> bytes:
     template = environment(autoescape=False).get_template("report.md.j2")
     text = template.render(
@@ -66,5 +85,8 @@ def render_markdown(result: MatrixResult) -> bytes:
         code=md_code,
         shorten=shorten,
         when=utc_time,
+        mark=expectation,
+        evidence=md_evidence,
+        legend=md_text(LEGEND),
     )
     return text.encode()

@@ -17,7 +17,7 @@ from rich.text import Text
 from ..engine import CellDone, Event, Planned, RowSeen
 from ..results import CellResult, MatrixResult
 from ..status import EXIT_INTERRUPTED, EXIT_OK
-from .view import cell_label, grid
+from .view import EXPECTED_MARK, LEGEND, cell_label, expectation, grid
 
 STYLE = {
     "ok": "bold green",
@@ -128,7 +128,13 @@ def grid_table(
     if len(across) > MAX_GRID_COLUMNS or len(down) > MAX_GRID_ROWS:
         return None
     corner = "target \\ source" if transposed else "source \\ target"
-    table = Table(title="reachability", title_justify="left", header_style="bold")
+    table = Table(
+        title="reachability",
+        title_justify="left",
+        header_style="bold",
+        caption=LEGEND,
+        caption_justify="left",
+    )
     table.add_column(corner, style="bold", no_wrap=True)
     for name in across:
         # Text, not str: a name is never read as rich markup ("pod-[/]" would raise).
@@ -143,6 +149,10 @@ def grid_table(
             text = Text(cell_label(cell), style=STYLE[cell.status])
             if cell.met is False:
                 text.append(f" ≠ {'/'.join(cell.expected or [])}", style="bold reverse")
+            elif expectation(cell) == "expected":
+                # Declared and met: the status stays readable, dimmed, with its mark.
+                text.stylize("dim")
+                text.append(f" {EXPECTED_MARK}", style="green")
             cells.append(text)
         table.add_row(Text(line), *cells)
     return table

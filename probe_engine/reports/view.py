@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..results import CellResult, MatrixResult
+from ..results import CellResult, Finding, MatrixResult
 
 STATUS_SYMBOL = {
     "ok": "✅",
@@ -36,6 +36,30 @@ def cell_label(cell: CellResult) -> str:
         if failed.errno_name:
             return f"{cell.status} {failed.errno_name}"
     return cell.status
+
+
+def expectation(cell: CellResult) -> str:
+    """How a cell stands against its expectation, as the grid marks it: 'unmet', 'expected'
+    (a failure the matrix declares), 'unexpected' (a failure nobody declared), '' (ok)."""
+    if cell.met is False:
+        return "unmet"
+    if cell.status == "ok":
+        return ""
+    return "expected" if cell.met else "unexpected"
+
+
+# The mark beside a cell's words in the text grids (terminal, Markdown), and its legend.
+EXPECTED_MARK = "✓"
+LEGEND = (
+    f"{EXPECTED_MARK} a failure the matrix expects (met) · ≠ an unmet expectation · "
+    "a failure without either mark: nobody declared it"
+)
+
+
+def more_evidence(finding: Finding) -> int:
+    """How many cells a finding rests on beyond those it lists (evidence is capped)."""
+    total = finding.evidence_total or len(finding.evidence)
+    return max(0, total - len(finding.evidence))
 
 
 def cell_reason(cell: CellResult) -> str:

@@ -1,0 +1,36 @@
+"""From a cause to a Finding, in one place: its words (words.py, by rule id), its severity
+(severity.py, from the explained cells' expectations), its evidence (the first few cells, and
+how many there are in all) and its facts."""
+
+from __future__ import annotations
+
+from ..results import CellResult, Evidence, Finding, MatrixResult
+from .cause import Cause
+from .severity import severity
+from .words import phrase
+
+# A finding over a 5000-port scan cites a few cells and counts the rest: every report format
+# stays small, report.json keeps the counts (evidence_total, failing_total).
+FAILING_SHOWN = 8
+CONTRAST_SHOWN = 4
+
+
+def evidence(cells: list[CellResult]) -> list[Evidence]:
+    return [Evidence(source=c.source, target=c.target, status=c.status) for c in cells]
+
+
+def finding(found: Cause, result: MatrixResult) -> Finding:
+    """The Finding a cause makes: words, severity, capped evidence, facts."""
+    words = phrase(found, result)
+    shown = list(found.failing[:FAILING_SHOWN]) + list(found.contrast[:CONTRAST_SHOWN])
+    return Finding(
+        rule=found.rule,
+        severity=severity(found.failing, contrast=bool(found.contrast)),
+        title=words.title,
+        detail=words.detail,
+        evidence=evidence(shown),
+        next_step=words.next_step,
+        facts=dict(found.facts),
+        evidence_total=len(found.failing) + len(found.contrast),
+        failing_total=sum(1 for c in found.failing if c.status != "ok"),
+    )
