@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from probe_engine.demo.fixtures import LoopbackLab
 from probe_engine.results import Finding, MatrixResult
 from tests.kubelab import apiserver as kl
 from tests.lab.netlab import Lab
@@ -180,3 +181,38 @@ targets:
     [finding] = result.findings
     assert (finding.rule, finding.severity) == ("service-facts", "info")
     check_golden(finding, "service-facts", {str(backend): "BACKEND_PORT"})
+
+
+def test_no_proxy_advice_for_a_pod_says_to_set_it_in_the_pods_spec(
+    kube_store: kl.Store, kubeconfig: Path, loopback: LoopbackLab
+) -> None:
+    """A pod whose container env sends urllib to a dead proxy, with a CIDR NO_PROXY urllib
+    ignores: the advice is checked with urllib's rules and names the pod spec as the place."""
+    proxy = f"http://127.0.0.1:{loopback.dead_proxy_port}"
+    kube_store.put(
+        kl.pod(
+            "worker-0",
+            labels={"app": "worker"},
+            env={"HTTP_PROXY": proxy, "NO_PROXY": "127.0.0.0/8"},
+        ),
+        runtime=kl.PodRuntime(),
+    )
+    result = run_text(
+        f"""
+kubernetes: {{kubeconfig: '{kubeconfig}'}}
+defaults: {{timeout: 2s}}
+sources:
+  here: {{kind: local, trust_env: false}}
+  workers: {{kind: kubernetes, selector: app=worker, http_client: urllib}}
+targets:
+  api: {{kind: http, url: "http://127.0.0.1:{loopback.http_port}/health"}}
+"""
+    )
+    assert cell(result, "workers/worker-0", "api").status == "proxy-error"
+    [finding] = [f for f in result.findings if f.rule == "proxy-differs"]
+    assert finding.next_step == (
+        "Set NO_PROXY=127.0.0.0/8,127.0.0.1 in the pod's environment (workers: env: of its "
+        "container in the pod spec; restart the pods); urllib ignores CIDR ranges in NO_PROXY: "
+        "list the exact addresses (requests and curl read ranges). Or unset HTTP_PROXY there or "
+        "disable proxies for urllib (urllib.request.build_opener(urllib.request.ProxyHandler({})))."
+    )

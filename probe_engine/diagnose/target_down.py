@@ -54,11 +54,12 @@ def target_down(result: MatrixResult) -> list[Cause]:
             siblings = [t.name for t in result.targets if t.target_name == target_name]
             if not all(s in candidates for s in siblings):
                 continue  # some ways to this Service work: "via-differs" explains it
-        # One cause per Service (its ways fail for one reason); per failure pattern else.
+        # One cause per Service (its ways fail for one reason); per failure pattern else, a
+        # declared failure apart from one nobody declared (they are not equally loud).
         signature = (
             ("via",)
             if info is not None and info.via
-            else tuple(sorted({f"{_phase(c)} {failure_words(c)}" for c in cells}))
+            else tuple(sorted({f"{_phase(c)} {failure_words(c)} {c.met}" for c in cells}))
         )
         groups.setdefault((target_name, signature), []).append(column)
     # Targets that name the same endpoint and fail the same way are one cause.
