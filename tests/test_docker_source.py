@@ -331,6 +331,43 @@ def test_the_worker_is_not_on_the_network_of_the_api_and_the_finding_says_so(
     assert "has no network at all (network mode none)" in isolated.detail
 
 
+def test_no_proxy_advice_for_a_container_says_to_set_it_in_its_environment(
+    docker_lab: Lab,
+) -> None:
+    """A container whose exec env sends urllib to a refusing proxy, with a CIDR NO_PROXY
+    urllib ignores: the advice lists the exact address (checked with urllib's own rules) and
+    names the container's environment as the place, not a task's."""
+    result = run_text(
+        """
+        defaults: {timeout: 2s}
+        sources:
+          direct: {kind: docker, container: pe-scheduler, host: "${DOCKER_URL}",
+                   http_client: urllib, trust_env: false}
+          proxied: {kind: docker, container: pe-scheduler, host: "${DOCKER_URL}",
+                    http_client: urllib,
+                    env: {HTTP_PROXY: "http://${API}:8001", NO_PROXY: "10.202.0.0/24"}}
+        targets:
+          health: {kind: http, url: "http://${API}:8000/health"}
+        """,
+        environ(docker_lab),
+    )
+    assert (cell(result, "direct", "health").status, cell(result, "proxied", "health").status) == (
+        "ok",
+        "proxy-error",
+    )
+    [finding] = [f for f in result.findings if f.rule == "proxy-differs"]
+    api = docker_lab.api_ip
+    assert finding.next_step == (
+        f"Set NO_PROXY=10.202.0.0/24,{api} in the container's environment (proxied: docker run "
+        "-e, or environment: in Compose; recreate the container); urllib ignores CIDR ranges in "
+        "NO_PROXY: list the exact addresses (requests and curl read ranges). Or unset HTTP_PROXY "
+        "there or disable proxies for urllib "
+        "(urllib.request.build_opener(urllib.request.ProxyHandler({})))."
+    )
+    fix = finding.facts["no_proxy_fix"]
+    assert (fix["value"], fix["cidr_accepted_by"]) == (f"10.202.0.0/24,{api}", ["requests", "curl"])
+
+
 def test_expectations_are_judged_on_container_rows(story: MatrixResult) -> None:
     assert cell(story, "scheduler", "api").met is True
     assert cell(story, "worker", "api").met is False

@@ -12,8 +12,9 @@ from rich.console import Console
 
 from probe_engine.demo.fixtures import LoopbackLab
 from probe_engine.reports.html_report import render_html
+from probe_engine.reports.junit_report import render_junit
 from probe_engine.reports.markdown_report import render_markdown
-from probe_engine.reports.terminal import print_result
+from probe_engine.reports.terminal import findings_text, print_result
 from probe_engine.results import MatrixResult
 
 from .conftest import cell, run_text
@@ -112,3 +113,10 @@ def test_evidence_is_capped_in_every_format(loopback: LoopbackLab) -> None:
     assert "and 32 more cells" in render_markdown(result).decode()
     assert "and 32 more cells" in render_html(result).decode()
     assert len(finding.facts["columns"]) == 20 and finding.facts["columns_total"] == 40
+    # The terminal and JUnit print the words, not the evidence: a summary, not 40 columns.
+    console = Console(width=120, record=True, force_terminal=False)
+    console.print(findings_text(result))
+    junit = render_junit(result).decode().split("</system-out>")[0]
+    for text in (console.export_text(), junit):
+        assert "2 ports closed on 127.0.0.1 from here" in text
+        assert len(set(re.findall(r"\bt\d+\b", text))) <= 8, text
