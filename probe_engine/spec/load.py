@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import SpecError, SpecErrors
+from .keypath import KeyPath
 from .limits import MAX_DOCUMENT_BYTES, MAX_ERRORS
-from .yamlfile import Document, KeyPath, check_size, load_document
+from .yamlfile import Document, check_size, load_document
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
