@@ -22,6 +22,8 @@ CHECKS_OF_KIND: Mapping[str, frozenset[str]] = {
     "dns": frozenset({"dns"}),
     "tcp": frozenset({"dns", "tcp"}),
     "http": frozenset({"dns", "tcp", "http"}),
+    "icmp": frozenset({"dns", "icmp"}),
+    "udp": frozenset({"dns", "udp"}),
 }
 # Statuses that are not answers from the network: they need no check behind them.
 NOT_ANSWERS = frozenset(STATUSES) - FAILED - {"ok"}
@@ -52,7 +54,26 @@ def broken_invariants(cell: CellResult, plan: Plan | None) -> list[str]:
         problems.extend(_connected_problems(cell, plan))
         if kind == "http" and not any(c.name == "http" and c.status == "ok" for c in cell.checks):
             problems.append("an ok http cell has no ok http check")
+    elif kind in ("icmp", "udp") and cell.status == "ok":
+        problems.extend(_answered_problems(cell, plan))
     return problems
+
+
+def _answered_problems(cell: CellResult, plan: Plan) -> list[str]:
+    """An ok icmp cell got an echo reply, an ok udp cell a datagram back, from an address of
+    its own target (and port): silence is never ok."""
+    kind, host, port = plan["kind"], plan["host"], plan.get("port")
+    addresses = plan.get("addresses") or ()
+    for check in cell.checks:
+        if check.name != kind or check.status != "ok":
+            continue
+        answered = (check.received or 0) > 0 if kind == "icmp" else check.received_bytes is not None
+        if not answered or (kind == "udp" and check.port != port):
+            continue
+        if check.address is not None and _address_of(check, host, addresses, cell.checks):
+            return []
+    what = "an echo reply from" if kind == "icmp" else "a datagram back from"
+    return [f"an ok {kind} cell has no {kind} check with {what} {hostport(host, port)}"]
 
 
 def _connected_problems(cell: CellResult, plan: Plan) -> list[str]:

@@ -28,7 +28,7 @@ from ._version import __version__
 from .results import CellResult, MatrixResult
 from .status import STATUSES
 
-PHASES = ("dns", "tcp", "http")
+PHASES = ("dns", "tcp", "http", "icmp", "udp")
 SEVERITIES = ("error", "warning", "info")
 CELL = ("source", "target")
 CellKey = tuple[str, str]

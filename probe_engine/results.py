@@ -25,9 +25,10 @@ class ResultModel(BaseModel):
 
 
 class CheckRecord(ResultModel):
-    """One phase of one cell (dns, tcp, http); a tcp check has one record per address."""
+    """One phase of one cell (dns, tcp, http, icmp, udp); tcp, icmp and udp checks have one
+    record per address."""
 
-    name: Literal["dns", "tcp", "http"]
+    name: Literal["dns", "tcp", "http", "icmp", "udp"]
     status: Status
     errno: int | None = Field(None, description="errno, or a getaddrinfo code (negative)")
     errno_name: str | None = Field(None, description="ECONNREFUSED, EAI_NONAME, NXDOMAIN...")
@@ -50,6 +51,27 @@ class CheckRecord(ResultModel):
     client: str | None = None
     peer: str | None = None
     timings: dict[str, float] | None = None
+    # icmp: how the place pinged, echoes sent and answered, round trips; icmp and udp: the
+    # ICMP error that answered (its name, type, code and sender)
+    method: str | None = Field(
+        None, description='icmp: "datagram socket", "raw socket" or the ping binary used'
+    )
+    reasons: list[str] | None = Field(
+        None, description="icmp: why the agent could not ping by itself (it ran ping)"
+    )
+    sent: int | None = Field(None, description="icmp: echo requests; udp: datagrams sent")
+    received: int | None = Field(None, description="icmp: echo replies")
+    loss_percent: float | None = None
+    rtt_ms: dict[str, float] | None = Field(None, description="icmp: min, avg and max")
+    icmp: str | None = Field(
+        None, description="The ICMP error: host-unreachable, port-unreachable, admin-prohibited..."
+    )
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    icmp_from: str | None = Field(None, description="Who sent the ICMP error")
+    sent_bytes: int | None = Field(None, description="udp: the payload's size")
+    received_bytes: int | None = Field(None, description="udp: the answer's size")
+    bind: str | None = Field(None, description="The chosen source: an address, or 'interface NAME'")
 
 
 class ProxyInfo(ResultModel):

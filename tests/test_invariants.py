@@ -23,6 +23,10 @@ DNS = {"kind": "dns", "host": "api.demo.internal"}
 LOOKUP = {"name": "dns", "status": "ok", "host": "localhost", "addresses": ["127.0.0.1"]}
 CONNECTED = {"name": "tcp", "status": "ok", "address": "127.0.0.1", "port": 8000}
 ANSWERED = {"name": "http", "status": "ok", "http_status": 200}
+PING = {"kind": "icmp", "host": "localhost", "count": 3}
+ECHOED = {"name": "icmp", "status": "ok", "address": "127.0.0.1", "sent": 3, "received": 3}
+UDP = {"kind": "udp", "host": "10.0.0.1", "port": 53}
+DATAGRAM = {"name": "udp", "status": "ok", "address": "10.0.0.1", "port": 53, "received_bytes": 9}
 
 
 def result(status: str, checks: list[dict[str, Any]], **more: Any) -> CellResult:
@@ -74,6 +78,10 @@ TRUE_RESULTS = [
         DNS,
         result("timeout", [{"name": "dns", "status": "timeout", "host": DNS["host"]}]),
     ),
+    ("ping by name", PING, result("ok", [LOOKUP, ECHOED])),
+    ("ping timeout", PING, result("timeout", [LOOKUP, {**ECHOED, "status": "timeout"}])),
+    ("udp answered", UDP, result("ok", [DATAGRAM])),
+    ("udp open or filtered", UDP, result("timeout", [{**DATAGRAM, "status": "timeout"}])),
     ("a row that could not run", TCP, result("source-error", [])),
     ("cancelled before it began", HTTP, result("cancelled", [])),
 ]
@@ -121,6 +129,36 @@ FORGED = [
         DNS,
         result("ok", [{**LOOKUP, "host": DNS["host"]}, CONNECTED]),
         "a dns cell carries tcp checks",
+    ),
+    (
+        "a ping ok without a reply",
+        PING,
+        result("ok", [LOOKUP, {**ECHOED, "received": 0}]),
+        "no icmp check with an echo reply from localhost",
+    ),
+    (
+        "a ping answered by another address",
+        PING,
+        result("ok", [LOOKUP, {**ECHOED, "address": "127.0.0.9"}]),
+        "no icmp check with an echo reply from localhost",
+    ),
+    (
+        "udp silence called ok",
+        UDP,
+        result("ok", [{**DATAGRAM, "received_bytes": None}]),
+        "no udp check with a datagram back from 10.0.0.1:53",
+    ),
+    (
+        "udp ok from another port",
+        UDP,
+        result("ok", [{**DATAGRAM, "port": 54}]),
+        "no udp check with a datagram back from 10.0.0.1:53",
+    ),
+    (
+        "a udp cell with a connect",
+        UDP,
+        result("ok", [DATAGRAM, {**CONNECTED, "address": "10.0.0.1", "port": 53}]),
+        "a udp cell carries tcp checks",
     ),
     (
         "a proxied cell that never reached the proxy",

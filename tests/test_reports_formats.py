@@ -183,6 +183,20 @@ CHECK_KEYS = CONTRACT_CHECK | {
     "client",
     "peer",
     "timings",
+    # icmp and udp checks, and a chosen source
+    "method",
+    "reasons",
+    "sent",
+    "received",
+    "loss_percent",
+    "rtt_ms",
+    "icmp",
+    "icmp_type",
+    "icmp_code",
+    "icmp_from",
+    "sent_bytes",
+    "received_bytes",
+    "bind",
 }
 PROXY_KEYS = {
     "client",

@@ -33,6 +33,14 @@ BAD_INPUTS: dict[str, list[str]] = {
     "bad-name.yaml": [
         "2:3: sources[\"here and there\"]: 'here and there' is not a valid name: use letters, digits, '.', '_' and '-'",
     ],
+    "bad-icmp-udp.yaml": [
+        "4:46: targets.ping.count: 0 is too small (at least 1)",
+        "5:60: targets.ping-bind.bind.address: '10.0.0.300' is not an IP address",
+        "6:50: targets.ping-both.bind: give either address or interface",
+        "7:11: targets.syslog: give either payload or payload_hex",
+        "8:60: targets.dns.payload_hex: '0g' is not hex bytes (pairs of 0-9, a-f)",
+        "9:65: targets.eth.bind.interface: 'eth/1' is not an interface name (1 to 15 characters, no '/', ':' or spaces)",
+    ],
     "bad-port-range.yaml": [
         "4:45: targets.scan.ports: '900-100': a range goes from low to high",
     ],

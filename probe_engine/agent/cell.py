@@ -63,8 +63,8 @@ class Cell:
 
 
 def may_block(plan: Plan) -> bool:
-    """Whether a cell may need a worker thread: a lookup, a nameserver query or a request.
-    A tcp connect to an address needs none (the selector does it)."""
+    """Whether a cell may need a worker thread: a lookup, a nameserver query, a request, a
+    ping or a UDP exchange. A tcp connect to an address needs none (the selector does it)."""
     if plan["kind"] != "tcp":
         return True
     if plan.get("addresses"):
@@ -79,11 +79,19 @@ DOING = {
     "dns": "resolving",
     "tcp": "connecting",
     "http": "waiting for the HTTP answer",
+    "icmp": "pinging",
+    "udp": "waiting for a UDP answer",
 }
 
-_DONE = {"dns": "ok", "tcp": "connected", "http": "answered"}
+_DONE = {"dns": "ok", "tcp": "connected", "http": "answered", "icmp": "answered", "udp": "answered"}
 
-_IN_PROGRESS = {"dns": "resolving", "tcp": "connecting", "http": "waiting"}
+_IN_PROGRESS = {
+    "dns": "resolving",
+    "tcp": "connecting",
+    "http": "waiting",
+    "icmp": "pinging",
+    "udp": "waiting",
+}
 
 
 def phase_summary(checks: list[dict[str, Any]]) -> str:

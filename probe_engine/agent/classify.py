@@ -126,6 +126,72 @@ TOOL_MISUSE_EXIT_CODES: dict[str, frozenset[int]] = {
 CURL_EXIT_STATUS.update(dict.fromkeys(TOOL_MISUSE_EXIT_CODES["curl"], "source-error"))
 
 
+# ICMP errors -> (name, status, words, the errno the kernel reports for it on a socket).
+# Keyed by (IP version, type, code). A port unreachable answers a udp probe: the port is
+# closed, as a refused tcp connect; every other error says the path or the host said no.
+ICMP_ERRORS: dict[tuple[int, int, int], tuple[str, Status, str, int]] = {
+    (4, 3, 0): ("net-unreachable", "unreachable", "network unreachable", errno.ENETUNREACH),
+    (4, 3, 1): ("host-unreachable", "unreachable", "host unreachable", errno.EHOSTUNREACH),
+    (4, 3, 2): (
+        "protocol-unreachable",
+        "unreachable",
+        "protocol unreachable",
+        errno.ENOPROTOOPT,
+    ),
+    (4, 3, 3): ("port-unreachable", "refused", "port unreachable", errno.ECONNREFUSED),
+    (4, 3, 4): (
+        "fragmentation-needed",
+        "unreachable",
+        "fragmentation needed (MTU)",
+        errno.EMSGSIZE,
+    ),
+    (4, 3, 5): ("source-route-failed", "unreachable", "source route failed", errno.EOPNOTSUPP),
+    (4, 3, 6): ("net-unknown", "unreachable", "destination network unknown", errno.ENETUNREACH),
+    (4, 3, 7): ("host-unknown", "unreachable", "destination host unknown", errno.EHOSTDOWN),
+    (4, 3, 9): (
+        "net-prohibited",
+        "unreachable",
+        "network administratively prohibited",
+        errno.ENETUNREACH,
+    ),
+    (4, 3, 10): (
+        "host-prohibited",
+        "unreachable",
+        "host administratively prohibited",
+        errno.EHOSTUNREACH,
+    ),
+    (4, 3, 13): (
+        "admin-prohibited",
+        "unreachable",
+        "communication administratively prohibited (a firewall's REJECT)",
+        errno.EHOSTUNREACH,
+    ),
+    (4, 11, 0): ("ttl-exceeded", "unreachable", "time to live exceeded in transit (a loop?)", 0),
+    (6, 1, 0): ("net-unreachable", "unreachable", "no route to destination", errno.ENETUNREACH),
+    (6, 1, 1): (
+        "admin-prohibited",
+        "unreachable",
+        "communication administratively prohibited (a firewall's REJECT)",
+        errno.EACCES,
+    ),
+    (6, 1, 2): ("beyond-scope", "unreachable", "beyond scope of source address", 0),
+    (6, 1, 3): ("host-unreachable", "unreachable", "address unreachable", errno.EHOSTUNREACH),
+    (6, 1, 4): ("port-unreachable", "refused", "port unreachable", errno.ECONNREFUSED),
+    (6, 1, 5): ("source-policy-failed", "unreachable", "source address failed policy", 0),
+    (6, 1, 6): ("reject-route", "unreachable", "reject route to destination", errno.EACCES),
+    (6, 2, 0): ("packet-too-big", "unreachable", "packet too big (MTU)", errno.EMSGSIZE),
+    (6, 3, 0): ("hop-limit-exceeded", "unreachable", "hop limit exceeded in transit", 0),
+}
+
+
+def icmp_error(version: int, kind: int, code: int) -> tuple[str, Status, str, int]:
+    """(name, status, words, errno) of an ICMP error; unknown ones are named by number."""
+    known = ICMP_ERRORS.get((version, kind, code))
+    if known is not None:
+        return known
+    return (f"icmp{'v6' if version == 6 else ''}-{kind}-{code}", "unreachable", "ICMP error", 0)
+
+
 def errno_name(number: int | None) -> str | None:
     """ECONNREFUSED for 111, EAI_NONAME for -2; None when unknown."""
     if number is None:

@@ -11,7 +11,7 @@ from typing import Literal, TypedDict
 
 # Annotations stay strings (`from __future__`), so `list[str] | None` is fine on Python 3.8 in
 # the class bodies below; these two aliases are evaluated, so they use 3.8's own forms.
-PlanKind = Literal["tcp", "http", "dns"]
+PlanKind = Literal["tcp", "http", "dns", "icmp", "udp"]
 Family = Literal["any", "ipv4", "ipv6"]
 
 
@@ -22,11 +22,15 @@ class _PlanRequired(TypedDict):
 
 class Plan(_PlanRequired, total=False):
     """The checks of one cell: dns (resolve `host`), tcp (resolve, then connect to `port` on
-    every address), http (tcp, then one request to `url`). Keys by kind:
+    every address), http (tcp, then one request to `url`), icmp (resolve, then ping every
+    address), udp (resolve, then one datagram to `port` on every address). Keys by kind:
 
-    tcp:  port, family; `addresses` to connect to instead of resolving `host`
+    tcp:  port, family; `addresses` to connect to instead of resolving `host`; bind
     http: the tcp keys, url, method, expect_status, headers, verify (TLS certificates)
     dns:  family, expect_addresses; nameserver (host:port) asked directly, search, ndots
+    icmp: family, addresses, count (echo requests), interval (seconds between them), bind
+    udp:  port, family, addresses, payload (hex), expect_response, bind
+    `bind` ({"address": ...} or {"interface": ...}) is the chosen source of the probe's socket.
     """
 
     port: int
@@ -41,6 +45,11 @@ class Plan(_PlanRequired, total=False):
     nameserver: str | None
     search: list[str] | None
     ndots: int
+    count: int
+    interval: float
+    payload: str
+    expect_response: bool
+    bind: dict[str, str] | None
 
 
 class CellOrder(TypedDict):

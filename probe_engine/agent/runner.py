@@ -1,9 +1,11 @@
-"""Runs a batch of cells: every cell's checks in order (dns, tcp, http), all cells concurrently.
+"""Runs a batch of cells: every cell's checks in order (dns, then tcp and http, or icmp, or udp),
+all cells concurrently.
 
 One thread drives a selector for the TCP connects (thousands in flight cost little); blocking
-calls (getaddrinfo, nameserver queries, HTTP exchanges) go to daemon worker threads and come
-back through a queue. Each cell has its own deadline; when it passes, the phase under way is
-recorded as a timeout of the probe (errno empty), distinct from the kernel's ETIMEDOUT.
+calls (getaddrinfo, nameserver queries, HTTP exchanges, pings and UDP exchanges) go to daemon
+worker threads and come back through a queue. Each cell has its own deadline; when it passes,
+the phase under way is recorded as a timeout of the probe (errno empty), distinct from the
+kernel's ETIMEDOUT.
 Standard library only and Python 3.8 compatible: this is the agent's engine, and the local
 source runs the very same code in-process.
 """
@@ -23,9 +25,11 @@ from . import dns as dns_check
 from .cell import DOING, Cell, copy_record, may_block, phase_summary
 from .clients import HttpClient
 from .http import http_exchange, warm_up
-from .plans import Batch, CellOrder
+from .icmp import echo_check
+from .plans import Batch, CellOrder, Plan
 from .proxy import proxy_address
 from .tcp import Connector, raise_fd_limit
+from .udp import udp_check
 from .workers import Workers
 
 Emit = Callable[[List[Dict[str, Any]]], None]
@@ -39,6 +43,9 @@ MAX_WORKERS = 1024
 DEFINITE_ANSWERS = frozenset({"nxdomain", "no-address", "no-address-of-family", "invalid"})
 FLUSH_SECONDS = 0.02
 FLUSH_CELLS = 512
+# A ping or a UDP exchange is given the cell's remaining time less this, so that it answers
+# with what it saw (replies so far, the loss) before the runner's own deadline cuts it.
+EXCHANGE_MARGIN = 0.1
 
 
 class Runner:
@@ -87,6 +94,8 @@ class Runner:
             "lookups": 0,
             "connects": 0,
             "requests": 0,
+            "pings": 0,
+            "datagrams": 0,
         }
 
     # --- the loop -------------------------------------------------------------------------
@@ -199,7 +208,7 @@ class Runner:
 
             self.workers.submit(self._decide, (plan["url"],), {}, decided)
             return
-        cell.host, cell.port = plan["host"], int(plan["port"])
+        cell.host, cell.port = plan["host"], int(plan.get("port") or 0)
         self._resolve(cell)
 
     def _decide(self, url: str) -> dict[str, Any]:
@@ -248,12 +257,12 @@ class Runner:
             cell.addresses = [
                 (dns_check.literal_family(a) or socket.AF_INET, a) for a in plan["addresses"]
             ]
-            self._connect(cell)
+            self._reach(cell)
             return
         family = dns_check.literal_family(cell.host)
         if family is not None:
             cell.addresses = [(family, cell.host.strip("[]"))]
-            self._connect(cell)
+            self._reach(cell)
         else:
             self._lookup(cell, cell.host, target_check=False)
 
@@ -328,7 +337,36 @@ class Runner:
         cell.addresses = [
             (dns_check.literal_family(a) or socket.AF_INET, a) for a in record["addresses"]
         ]
-        self._connect(cell)
+        self._reach(cell)
+
+    def _reach(self, cell: Cell) -> None:
+        """The addresses are known: connect to them (tcp, http), ping them (icmp) or send
+        them a datagram (udp)."""
+        kind = cell.plan["kind"]
+        if kind in ("icmp", "udp") and not cell.proxy_url:
+            self._exchange(cell, kind)
+        else:
+            self._connect(cell)
+
+    def _exchange(self, cell: Cell, kind: str) -> None:
+        """A ping or a UDP exchange with every address, on a worker: each is a small loop of
+        its own with its own socket kind (and, for ping, maybe the place's ping binary)."""
+        plan = cell.plan
+        cell.phase, cell.phase_started = kind, time.monotonic()
+        remaining = max(cell.deadline - time.monotonic() - EXCHANGE_MARGIN, 0.05)
+        self.stats["pings" if kind == "icmp" else "datagrams"] += len(cell.addresses)
+        function = echo_check if kind == "icmp" else udp_check
+
+        def answered(result: dict[str, Any]) -> None:
+            if cell.done:
+                return
+            records = result.get("records")
+            if records is None:  # the check itself failed: the worker's source-error
+                records = [dict(result, name=kind, duration_ms=0.0)]
+            cell.checks.extend(records)
+            self._finish(cell)
+
+        self.workers.submit(_records, (function, cell.addresses, plan, remaining), {}, answered)
 
     def _connect(self, cell: Cell) -> None:
         cell.phase, cell.phase_started = "tcp", time.monotonic()
@@ -406,7 +444,7 @@ class Runner:
                 )
                 cell.tcp_records[index] = record
             cell.checks.extend(cell.tcp_records[i] for i in sorted(cell.tcp_records))
-        elif cell.phase in ("dns", "http", "proxy"):
+        elif cell.phase in ("dns", "http", "proxy", "icmp", "udp"):
             record = {
                 "name": "http" if cell.phase == "proxy" else cell.phase,
                 "status": "timeout",
@@ -444,7 +482,7 @@ class Runner:
                     cell.tcp_records[index] = record
                 cell.checks.extend(cell.tcp_records[i] for i in sorted(cell.tcp_records))
             else:
-                name = {"dns": "dns", "tcp": "tcp"}.get(cell.phase, "http")
+                name = cell.phase if cell.phase in ("dns", "icmp", "udp") else "http"
                 record = {"name": name, "status": "cancelled", "message": message}
                 record["duration_ms"] = elapsed
                 if name == "dns":
@@ -477,6 +515,16 @@ class Runner:
             result["status"] = "cancelled"
             result["message"] = phase_summary(cell.checks)
         self.out.append(result)
+
+
+def _records(
+    function: Callable[[list[tuple[int, str]], Plan, float], list[dict[str, Any]]],
+    addresses: list[tuple[int, str]],
+    plan: Plan,
+    timeout: float,
+) -> dict[str, Any]:
+    """A check that makes a record per address, in the one-dict shape workers hand back."""
+    return {"records": function(addresses, plan, timeout)}
 
 
 def run_batch(

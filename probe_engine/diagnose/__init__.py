@@ -31,6 +31,7 @@ from .container_network import container_network
 from .cut_short import cut_short
 from .dns_failure import dns_failure
 from .findings import finding
+from .ping_filtered import ping_filtered
 from .proxy_differs import proxy_differs
 from .readiness_race import readiness_race
 from .search_list import search_list
@@ -58,6 +59,7 @@ RULES: dict[str, Rule] = {
     "proxy-differs": proxy_differs,
     "tls-trust": tls_trust,
     "source-differs": source_differs,
+    "ping-filtered": ping_filtered,
     "target-down": target_down,
     "service-facts": service_facts,
     "dns-failure": dns_failure,

@@ -66,6 +66,8 @@ def meaning(cell: CellResult) -> str:
         return cell.message or (failed.message if failed and failed.message else status)
     errno = failed.errno_name or ""
     at = where(cell)
+    if failed.name in ("icmp", "udp"):
+        return _icmp_or_udp(failed, status, at)
     if status == "refused":
         return (
             f"{at} answered ECONNREFUSED: the host is reachable but nothing listens on that port "
@@ -106,6 +108,31 @@ def meaning(cell: CellResult) -> str:
         named = f"{proxy.url} (from {proxy.variable})" if proxy and proxy.url else "the proxy"
         how = f" ({errno})" if errno else ""
         return f"the proxy {named} failed{how}: the request never reached the target"
+    return failed.message or status
+
+
+def _icmp_or_udp(failed: CheckRecord, status: str, at: str) -> str:
+    """A ping or a UDP exchange: the ICMP error that answered it, or the silence."""
+    if failed.icmp:
+        said = f"{failed.icmp_from or 'a router'} answered ICMP {failed.icmp}"
+        if failed.icmp == "port-unreachable":
+            return f"{said}: {at} is reachable but nothing listens on that udp port"
+        if failed.icmp == "admin-prohibited":
+            return f"{said}: a firewall rejects {'ping' if failed.name == 'icmp' else 'it'}"
+        return f"{said} for {at}: the path or the host refused it"
+    if status == "timeout" and failed.name == "icmp":
+        return (
+            f"{at} did not answer ping (100% loss): echo requests are dropped on the way, or the "
+            "host is down; many hosts and every Kubernetes ClusterIP never answer ping (kube-proxy "
+            "forwards only the Service's ports), so this alone does not say the host is down"
+        )
+    if status == "timeout":
+        return (
+            f"no answer from {at}: open or filtered; no ICMP error said the port is closed, and "
+            "nothing answered this payload (a UDP service may ignore it, a firewall may drop it)"
+        )
+    if status == "unreachable":
+        return _unreachable(failed.errno_name or "", at)
     return failed.message or status
 
 
@@ -228,6 +255,8 @@ def next_step(cell: CellResult) -> str:
     status = cell.status
     if failed is not None and failed.name == "dns" and status in ("dns-error", "timeout"):
         return dns_next_step(failed)
+    if status == "refused" and failed is not None and failed.name == "udp":
+        return f"Check that the service runs and listens on udp {at} (`ss -lunp` there)."
     if status == "refused":
         return (
             f"Check that the service runs and listens on {at} (`ss -ltnp` there; for Kubernetes "
@@ -236,6 +265,13 @@ def next_step(cell: CellResult) -> str:
     if status == "timeout":
         if failed is not None and failed.name == "http":
             return f"The server at {at} accepts but does not answer: check its logs and load."
+        if failed is not None and failed.name == "icmp":
+            return f"Probe a port of {at} (a tcp target) before concluding it is down."
+        if failed is not None and failed.name == "udp":
+            return (
+                f"Send a payload the service at {at} answers (payload:), or check its logs "
+                "for the datagram."
+            )
         return f"Look for a firewall dropping traffic to {at} and check that the host is up."
     if status == "unreachable":
         return (

@@ -16,6 +16,7 @@ from .cause import Cause, cause
 from .cells import by_target, down_rows, first_failure, host_of, target_info
 from .facts import is_service
 from .phrasing import column_words, failure_words
+from .ping_filtered import filtered_pings
 from .service_causes import causes
 
 RULE = "target-down"
@@ -33,6 +34,7 @@ def target_down(result: MatrixResult) -> list[Cause]:
     infos = {t.name: t for t in result.targets}
     columns_of = by_target(result)
     candidates: dict[str, list[CellResult]] = {}
+    silent_pings = filtered_pings(result)  # their host is up: "ping-filtered" says so
     for column, cells in columns_of.items():
         seen = [
             c
@@ -45,6 +47,8 @@ def target_down(result: MatrixResult) -> list[Cause]:
             continue
         if seen[0].endpoint in reached:
             continue  # the same endpoint works in another column: timing, not the target
+        if any((c.source, c.target) in silent_pings for c in seen):
+            continue
         candidates[column] = seen
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for column, cells in candidates.items():

@@ -1013,6 +1013,32 @@ def cluster_address(found: Cause, result: MatrixResult) -> Words:
 
 # --- the registry ---------------------------------------------------------------------------
 
+# --- ping-filtered --------------------------------------------------------------------------
+
+
+def ping_filtered(found: Cause, result: MatrixResult) -> Words:
+    f = found.facts
+    address, services = f["address"], f["services"]
+    sources = _sources(found.failing)
+    if services:
+        why = (
+            f"{address} is the ClusterIP of {listing(services)}: a virtual address that "
+            "kube-proxy forwards only for the Service's ports, so it never answers ping"
+        )
+    else:
+        why = (
+            f"echo requests to {address} are dropped (a firewall, a security group), or the "
+            "address is virtual (a Kubernetes ClusterIP answers only the Service's ports)"
+        )
+    return Words(
+        f"{address} does not answer ping, but its ports answer: the host is up",
+        f"From {listing(sources)}: no echo reply from {address}, yet {listing(f['answered'])} "
+        f"answered. Why: {why}. The failed ping is not a sign that it is down.",
+        f"Judge {address} by its ports (tcp or http targets), not by ping; declare `timeout` "
+        "for its icmp column if that is how it is meant to be.",
+    )
+
+
 PHRASES: dict[str, Phrase] = {
     "cut-short": cut_short,
     "container-network": container_network,
@@ -1028,6 +1054,7 @@ PHRASES: dict[str, Phrase] = {
     "target-down": target_down,
     "service-facts": service_facts,
     "dns-failure": dns_failure,
+    "ping-filtered": ping_filtered,
 }
 
 

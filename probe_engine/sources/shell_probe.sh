@@ -2,7 +2,9 @@
 # Usage: sh -c "$(cat this)" probe TOOL CONCURRENCY   (TOOL: curl, wget, bash, nc or auto);
 # where a command must stay short (a pod exec), on stdin behind a loader (see prober.py).
 # Reads one cell per line on stdin, tab-separated, "-" for an empty field, up to "@@END":
-#   id  mode(tcp|http|dns)  host  port  url  timeout_s  method  headers(\037-separated)  verify(1|0)
+#   id  mode(tcp|http|dns|icmp|udp)  host  port  url  timeout_s  method  headers(\037-separated)  verify(1|0)
+# (icmp: port is the echo count, method the family (ipv4, ipv6, any), url the interface or
+# address to send from.)
 # Prints one line per finished cell:  @@R id tool rc ms extra message   (tab-separated)
 # and @@D at the end. Values from the matrix are only ever quoted arguments, never code.
 TOOL=${1:-auto}
@@ -81,6 +83,8 @@ pick() {
     auto:tcp) for t in nc bash curl wget; do if has "$t"; then echo "$t"; return; fi; done ;;
     auto:http) for t in curl wget nc bash; do if has "$t"; then echo "$t"; return; fi; done ;;
     *:dns) for t in getent nslookup; do if has "$t"; then echo "$t"; return; fi; done ;;
+    *:icmp) if has ping; then echo ping; fi ;;
+    *:udp) ;;
     *) if has "$TOOL"; then echo "$TOOL"; fi ;;
   esac
 }
@@ -204,19 +208,46 @@ run_nslookup() {
   msg=$(printf '%s\n' "$out" | grep -iE "can't|NXDOMAIN|SERVFAIL|timed out|refused" | squash)
 }
 
+run_ping() {
+  # iputils stops at its first ICMP error when given a deadline (-w): it gets a wait per reply
+  # (-W) instead; busybox's -W counts only after the last echo, so it gets the deadline.
+  set -- -c "$port"
+  case "$method" in ipv4) set -- "$@" -4 ;; ipv6) set -- "$@" -6 ;; esac
+  [ "$url" != - ] && set -- "$@" -I "$url"
+  if ping -V 2>&1 | grep -q iputils; then
+    w=$((t - (port - 1) / 5))
+    [ "$w" -lt 1 ] && w=1
+    set -- "$@" -n -i 0.2 -W "$w"
+    extra=iputils
+  else
+    set -- "$@" -w "$t"
+    extra=busybox
+    case "$(readlink -f "$(command -v ping)" 2>/dev/null)" in *busybox*) ;; *) extra=ping ;; esac
+  fi
+  out=$(LC_ALL=C limit "$t" ping "$@" "$host" 2>&1)
+  rc=$?
+  msg=$(printf '%s\n' "$out" | squash)
+}
+
 one() {
   id=$1 mode=$2 host=$3 port=$4 url=$5 t=$6 method=$7 headers=$8 verify=$9
   start=$(now_ms)
   tool=$(pick "$mode")
   rc=127 extra="" msg=""
   case "$tool" in
-    "") msg="no tool for a $mode probe here" ; tool="-" ;;
+    "") tool="-"
+      case "$mode" in
+        icmp) msg="no way to ping here: no ping binary (and no Python for the agent)" ;;
+        udp) msg="no udp probe without Python here: no tool tells a closed UDP port (ICMP port unreachable) from silence" ;;
+        *) msg="no tool for a $mode probe here" ;;
+      esac ;;
     curl) run_curl ;;
     wget) run_wget ;;
     nc) run_nc ;;
     bash) run_bash ;;
     getent) run_getent ;;
     nslookup) run_nslookup ;;
+    ping) run_ping ;;
   esac
   end=$(now_ms)
   ms=""

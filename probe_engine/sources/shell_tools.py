@@ -15,6 +15,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from ..agent import ping_output
+from ..agent.bind import describe
 from ..agent.classify import (
     TOOL_MISUSE_EXIT_CODES,
     classify_curl,
@@ -65,14 +67,19 @@ def request_lines(batch: Sequence[CellRequest]) -> bytes:
         host = plan.get("host", "")
         if plan.get("addresses"):
             host = plan["addresses"][0]  # tools connect to one address: the first endpoint
+        port, url, method = plan.get("port", ""), plan.get("url", ""), plan.get("method", "GET")
+        if mode == "icmp":  # ping's count, family and chosen source in the same fields
+            bind = plan.get("bind") or {}
+            port, method = plan.get("count", 3), plan.get("family", "any")
+            url = bind.get("interface") or bind.get("address") or ""
         fields = [
             request.id,
             mode,
             host,
-            plan.get("port", ""),
-            plan.get("url", ""),
+            port,
+            url,
             math.ceil(request.timeout),
-            plan.get("method", "GET"),
+            method,
             headers,
             0 if plan.get("verify") is False else 1,
         ]
@@ -292,6 +299,22 @@ def _dns_checks(plan: Plan, tool: str, rc: int, extra: str, text: str) -> list[d
     return [record]
 
 
+def _ping_check(plan: Plan, rc: int, extra: str, text: str) -> dict[str, Any]:
+    """The place's ping, read as the agent reads it where it runs ping itself."""
+    host = str(plan.get("host", ""))
+    family = plan.get("family", "any")
+    if family == "any":
+        family = "ipv6" if ":" in host else "ipv4"
+    tool = {"busybox": "busybox ping", "iputils": "ping (iputils)"}.get(extra, "ping")
+    output = "\n".join(p for p in text.split(SEPARATOR) if p != "-")
+    told = {"name": "icmp", "address": host, "family": family, "method": tool}
+    record = ping_output.parse(output, rc, told, int(plan.get("count", 3)))
+    bind = plan.get("bind")
+    if bind:
+        record["bind"] = describe(bind)
+    return record
+
+
 def classify_line(
     line: str, request: CellRequest, env: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
@@ -327,6 +350,8 @@ def classify_line(
     else:
         if plan.get("kind") == "dns":
             checks = _dns_checks(plan, tool, rc, extra, text)
+        elif plan.get("kind") == "icmp":
+            checks = [_ping_check(plan, rc, extra, text)]
         elif tool == "curl":
             checks, proxy = _curl_checks(plan, rc, extra, text)
             if plan.get("kind") == "http" and str(plan.get("url", "")).startswith("https:"):

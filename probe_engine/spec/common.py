@@ -20,6 +20,8 @@ from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
+    field_validator,
+    model_validator,
 )
 
 from .scalars import FALSES, TRUES
@@ -124,6 +126,7 @@ HttpStatus = Annotated[int, *_whole(100, 599)]
 Concurrency = Annotated[int, *_whole(1, 100_000)]
 Ndots = Annotated[int, *_whole(0, 15)]
 PositiveCount = Annotated[int, *_whole(1)]
+EchoCount = Annotated[int, *_whole(1, 100)]
 Flag = Annotated[
     bool,
     BeforeValidator(_flag),
@@ -292,3 +295,59 @@ class SpecModel(BaseModel):
     conversion of 8080 to "8080" or of "yes" to true), values never change after loading."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# Linux interface names: 1 to 15 bytes, no '/', ':' or whitespace (dev_valid_name).
+INTERFACE_PATTERN = r"^[^/:\s]{1,15}$"
+_INTERFACE = re.compile(INTERFACE_PATTERN)
+
+
+class BindSpec(SpecModel):
+    """A chosen source for a probe's socket: an address of the place, or one of its
+    interfaces (as `ping -I`, `curl --interface`)."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("address", "interface"))
+
+    address: str | None = Field(
+        None,
+        description="Bind the socket to this address of the place (EADDRNOTAVAIL if absent).",
+        json_schema_extra={"anyOf": [{"pattern": IPV4_PATTERN}, {"pattern": IPV6_PATTERN}]},
+        examples=["10.0.0.5"],
+    )
+    interface: str | None = Field(
+        None,
+        description="Send through this interface only (SO_BINDTODEVICE; needs root there).",
+        json_schema_extra={"pattern": INTERFACE_PATTERN},
+        examples=["eth1"],
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                return str(ipaddress.ip_address(value))
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address") from None
+        return value
+
+    @field_validator("interface")
+    @classmethod
+    def _interface(cls, value: str | None) -> str | None:
+        if value is not None and not _INTERFACE.match(value):
+            raise ValueError(
+                f"{value!r} is not an interface name (1 to 15 characters, no '/', ':' or spaces)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> BindSpec:
+        if (self.address is None) == (self.interface is None):
+            raise ValueError("give either address or interface")
+        return self
+
+    def plan(self) -> dict[str, str]:
+        """What the agent's socket is bound to, as the plan carries it."""
+        if self.interface is not None:
+            return {"interface": self.interface}
+        return {"address": str(self.address)}

@@ -21,7 +21,9 @@ from .common import (
     IPV4_PATTERN,
     IPV6_PATTERN,
     PORT_TEXT,
+    BindSpec,
     Duration,
+    EchoCount,
     Family,
     Flag,
     Headers,
@@ -247,6 +249,88 @@ class DnsTargetSpec(TargetOptions):
         return f"{host}:{port}"
 
 
+class IcmpTargetSpec(TargetOptions):
+    """Echo requests to a host (ping): ok with a reply, timeout without, unreachable with the
+    ICMP error named (host, net, admin-prohibited)."""
+
+    kind: Literal["icmp"]
+    host: Host = Field(description="A DNS name or an IP address.")
+    count: EchoCount = Field(3, description="Echo requests to send (as ping -c), 1 to 100.")
+    interval: Duration = Field(0.2, description="Time between echo requests (as ping -i).")
+    family: Family = Field("any", description="Address family to ping (ICMPv6 for ipv6).")
+    bind: BindSpec | None = Field(None, description="A chosen source address or interface.")
+
+
+_HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})*$")
+
+
+class UdpTargetSpec(TargetOptions):
+    """One datagram to host:port (or each of `ports`): a response is ok, an ICMP port
+    unreachable is refused, silence is a timeout ("no answer: open or filtered"), never ok."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            **exactly_one_of("port", "ports"),
+            "not": {"required": ["payload", "payload_hex"]},
+        }
+    )
+
+    kind: Literal["udp"]
+    host: Host = Field(description="A DNS name or an IP address (no URL, no port).")
+    port: Port | None = Field(None, description="One port (or `ports:`).")
+    ports: list[PortOrRange] | None = Field(
+        None,
+        description='Ports and ranges, one column per port: [53, 123, "30000-30010"].',
+        json_schema_extra={"minItems": 1},
+    )
+    payload: str | None = Field(None, description="The datagram's content, as text (UTF-8).")
+    payload_hex: str | None = Field(
+        None,
+        description="The datagram's content as hex digits (default: an empty datagram).",
+        json_schema_extra={"pattern": _HEX.pattern},
+        examples=["0001"],
+    )
+    expect_response: Flag = Field(
+        True,
+        description="Whether the service answers. Either way silence is never ok: it is a "
+        "timeout worded 'no answer: open or filtered'.",
+    )
+    family: Family = Field("any", description="Address family to send with.")
+    bind: BindSpec | None = Field(None, description="A chosen source address or interface.")
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, value: list[int | str] | None) -> list[int | str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("list at least one port")
+            expand_ports(value)
+        return value
+
+    @field_validator("payload_hex")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and not _HEX.match(value):
+            raise ValueError(f"{value!r} is not hex bytes (pairs of 0-9, a-f)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> UdpTargetSpec:
+        if (self.port is None) == (self.ports is None):
+            raise ValueError("give either port or ports")
+        if self.payload is not None and self.payload_hex is not None:
+            raise ValueError("give either payload or payload_hex")
+        return self
+
+    def port_list(self) -> list[int]:
+        return [self.port] if self.port is not None else expand_ports(list(self.ports or []))
+
+    def payload_bytes(self) -> bytes:
+        if self.payload_hex is not None:
+            return bytes.fromhex(self.payload_hex)
+        return (self.payload or "").encode()
+
+
 # Ways to reach a Kubernetes Service; each one the target declares becomes its own column.
 Via = Literal["cluster-ip", "node-port", "dns", "dns-short", "endpoints", "port-forward"]
 ALL_VIAS: tuple[Via, ...] = typing.get_args(Via)
@@ -352,6 +436,11 @@ class KubernetesServiceSpec(TargetOptions):
 
 
 TargetSpec = Annotated[
-    TcpTargetSpec | HttpTargetSpec | DnsTargetSpec | KubernetesServiceSpec,
+    TcpTargetSpec
+    | HttpTargetSpec
+    | DnsTargetSpec
+    | IcmpTargetSpec
+    | UdpTargetSpec
+    | KubernetesServiceSpec,
     Field(discriminator="kind"),
 ]

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from ..model import Column, RunContext
 from .kubernetes import resolve_kubernetes_service
-from .static import resolve_dns, resolve_http, resolve_tcp
+from .static import resolve_dns, resolve_http, resolve_icmp, resolve_tcp, resolve_udp
 
 
 class TargetResolver(Protocol):
@@ -18,6 +18,8 @@ RESOLVERS: dict[str, TargetResolver] = {
     "tcp": resolve_tcp,
     "http": resolve_http,
     "dns": resolve_dns,
+    "icmp": resolve_icmp,
+    "udp": resolve_udp,
     "kubernetes-service": resolve_kubernetes_service,
 }
 

@@ -1,4 +1,5 @@
-"""Targets written out in the matrix (tcp, http, dns): one column each, or one per tcp port."""
+"""Targets written out in the matrix (tcp, http, dns, icmp, udp): one column each, or one per
+tcp or udp port."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from ..agent.address import hostport
 from ..agent.plans import Plan
 from ..agent.proxy import redact, strip_credentials
 from ..model import Column, RunContext
-from ..spec.targets import DnsTargetSpec, HttpTargetSpec, TcpTargetSpec
+from ..spec.targets import (
+    DnsTargetSpec,
+    HttpTargetSpec,
+    IcmpTargetSpec,
+    TcpTargetSpec,
+    UdpTargetSpec,
+)
 
 
 async def resolve_tcp(name: str, spec: TcpTargetSpec, context: RunContext) -> list[Column]:
@@ -55,3 +62,38 @@ async def resolve_dns(name: str, spec: DnsTargetSpec, context: RunContext) -> li
     )
     endpoint = spec.name + (f" @{spec.nameserver}" if spec.nameserver else "")
     return [Column(name, name, "dns", endpoint, plan, spec.timeout)]
+
+
+async def resolve_icmp(name: str, spec: IcmpTargetSpec, context: RunContext) -> list[Column]:
+    plan = Plan(
+        kind="icmp",
+        host=spec.host,
+        family=spec.family,
+        count=spec.count,
+        interval=spec.interval,
+        bind=spec.bind.plan() if spec.bind else None,
+    )
+    return [Column(name, name, "icmp", spec.host, plan, spec.timeout)]
+
+
+async def resolve_udp(name: str, spec: UdpTargetSpec, context: RunContext) -> list[Column]:
+    payload = spec.payload_bytes().hex()
+    return [
+        Column(
+            name=name if spec.port is not None else f"{name}:{port}",
+            target_name=name,
+            kind="udp",
+            endpoint=f"{hostport(spec.host, port)}/udp",
+            plan=Plan(
+                kind="udp",
+                host=spec.host,
+                port=port,
+                family=spec.family,
+                payload=payload,
+                expect_response=spec.expect_response,
+                bind=spec.bind.plan() if spec.bind else None,
+            ),
+            timeout=spec.timeout,
+        )
+        for port in spec.port_list()
+    ]

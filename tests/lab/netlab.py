@@ -37,6 +37,16 @@ Targets on the node IP (10.231.49.2):
   30083 REJECT tcp-reset              -> ECONNREFUSED (111)
   30084 nothing listens               -> ECONNREFUSED (111)
   30085 REJECT icmp-admin-prohibited  -> EHOSTUNREACH (113)
+  udp 30090 DNAT to the pod's UDP echo 10.244.0.5:9053 -> the datagram comes back
+  udp 30091 nothing listens           -> the kernel's own ICMP port unreachable: ECONNREFUSED
+  udp 30092 REJECT icmp-port-unreachable -> ECONNREFUSED (type 3 code 3)
+  udp 30093 DROP                      -> silence: open or filtered
+  udp 30094 REJECT icmp-admin-prohibited -> EHOSTUNREACH (type 3 code 13)
+Ping: the pod pings with an ICMP datagram socket (ping_group_range "0 2147483647", as in a
+container), the other namespaces with a raw socket (root). The node IP answers; 10.231.49.81 / .82 / .85 (more addresses of the bridge) DROP,
+REJECT icmp-host-unreachable and REJECT icmp-admin-prohibited echo requests; the ClusterIP
+never answers (only its tcp port is forwarded, as kube-proxy in iptables mode does).
+The scheduler has a second address, 10.231.49.11 (a chosen source); 10.231.49.99 is nobody's.
 ClusterIP 10.104.33.17:80: DNAT to 10.244.0.5:8000. Route-less address: 10.231.63.254 (101).
 Hairpin (pod -> its own NodePort) is MASQUERADEd as kube-proxy does, so it works.
 DNS: dnsmasq on 10.231.49.53 answers health-predict-api-service.default.svc.cluster.local with
@@ -522,6 +532,24 @@ class Lab:
     closed_port: int = 30084
     prohibit_port: int = 30085
     unrouted_ip: str = "10.231.63.254"
+    # Ping targets: more addresses of the node's bridge, whose echo requests the node drops or
+    # rejects (their other traffic is the node's own). The node IP itself answers ping; the
+    # ClusterIP does not (only its tcp port is forwarded, as kube-proxy does).
+    ping_drop_ip: str = "10.231.49.81"
+    ping_reject_ip: str = "10.231.49.82"
+    ping_prohibit_ip: str = "10.231.49.85"
+    # UDP on the node IP: an echo service (DNAT to the pod's UDP echo), a port nothing listens
+    # on (the kernel's own port unreachable), REJECT with port unreachable, DROP (open or
+    # filtered), REJECT with admin-prohibited.
+    pod_udp_port: int = 9053
+    udp_echo_port: int = 30090
+    udp_closed_port: int = 30091
+    udp_reject_port: int = 30092
+    udp_drop_port: int = 30093
+    udp_prohibit_port: int = 30094
+    # A second address of the scheduler (a chosen source address), and one no namespace has.
+    scheduler_second_ip: str = "10.231.49.11"
+    absent_source_ip: str = "10.231.49.99"
     # Root-namespace `unreachable` routes covering every lab address (see module docstring).
     guard_cidrs: tuple[str, ...] = ("10.231.48.0/20", "10.244.0.0/16", "10.96.0.0/12")
     # Filled by up().
@@ -628,6 +656,15 @@ class Lab:
             "NETLAB_RESET_PORT": str(self.reset_port),
             "NETLAB_CLOSED_PORT": str(self.closed_port),
             "NETLAB_UNROUTED_IP": self.unrouted_ip,
+            "NETLAB_PING_DROP_IP": self.ping_drop_ip,
+            "NETLAB_PING_REJECT_IP": self.ping_reject_ip,
+            "NETLAB_PING_PROHIBIT_IP": self.ping_prohibit_ip,
+            "NETLAB_UDP_ECHO_PORT": str(self.udp_echo_port),
+            "NETLAB_UDP_CLOSED_PORT": str(self.udp_closed_port),
+            "NETLAB_UDP_REJECT_PORT": str(self.udp_reject_port),
+            "NETLAB_UDP_DROP_PORT": str(self.udp_drop_port),
+            "NETLAB_UDP_PROHIBIT_PORT": str(self.udp_prohibit_port),
+            "NETLAB_SCHEDULER_SECOND_IP": self.scheduler_second_ip,
         }
 
     # ----------------------------------------------------------------- lifecycle
@@ -712,6 +749,10 @@ class Lab:
             "link set lo up",
             f"link add {self.bridge_name} type bridge",
             f"addr add {self.node_ip}/{bits} dev {self.bridge_name}",
+            *(
+                f"addr add {ip}/{bits} dev {self.bridge_name}"
+                for ip in (self.ping_drop_ip, self.ping_reject_ip, self.ping_prohibit_ip)
+            ),
             f"link set {self.bridge_name} up",
         ]
         for role, ns in (("sched", self.scheduler_ns), ("dns", self.dns_ns)):
@@ -755,6 +796,8 @@ class Lab:
         jobs: list[tuple[Sequence[str], str | None]] = []
         for ns, (ip, bits, routes) in leaves.items():
             lines = ["link set lo up", f"addr add {ip}/{bits} dev eth0", "link set eth0 up"]
+            if ns == self.scheduler_ns:  # a secondary address: the first stays the default
+                lines.append(f"addr add {self.scheduler_second_ip}/{bits} dev eth0")
             lines += [f"route add {route}" for route in routes]
             jobs.append(([_need("ip"), "-n", ns, "-batch", "-"], "\n".join(lines) + "\n"))
         _run_all(jobs)
@@ -792,6 +835,10 @@ class Lab:
                 # and not others (EHOSTUNREACH or a timeout depending on order). Tests need
                 # every probe answered.
                 settings += ["net.ipv4.ip_forward=1", "net.ipv4.icmp_ratelimit=0"]
+            if ns == self.pod_ns:
+                # As Docker (20.10+) and containerd set it in containers: every group may open
+                # an unprivileged ICMP socket, so the pod pings with a datagram socket.
+                settings.append("net.ipv4.ping_group_range=0 2147483647")
             jobs.append((in_netns(ns, [sysctl, "-q", "-w", *settings]), None))
         jobs.append((in_netns(self.node_ns, [_need("iptables-restore")]), self.iptables_rules()))
         _run_all(jobs)
@@ -805,8 +852,12 @@ class Lab:
             f"--to-destination {pod}",
             f"-d {self.cluster_ip}/32 -p tcp --dport {self.service_port} {tag} -j DNAT "
             f"--to-destination {pod}",
+            f"-d {self.node_ip}/32 -p udp --dport {self.udp_echo_port} {tag} -j DNAT "
+            f"--to-destination {self.pod_ip}:{self.pod_udp_port}",
         ]
         node = f"-d {self.node_ip}/32 -p tcp"
+        udp = f"-d {self.node_ip}/32 -p udp"
+        echo = "-p icmp --icmp-type echo-request"
         # OUTPUT repeats the DNAT so the node itself can use NodePort and ClusterIP. The
         # POSTROUTING MASQUERADE handles hairpin (the pod reaching itself through its Service)
         # as kube-proxy does: without SNAT the pod would answer itself directly and time out.
@@ -833,6 +884,19 @@ class Lab:
                 "--reject-with tcp-reset",
                 f"-A INPUT {node} --dport {self.prohibit_port} {tag} -j REJECT "
                 "--reject-with icmp-admin-prohibited",
+                f"-A INPUT {udp} --dport {self.udp_reject_port} {tag} -j REJECT "
+                "--reject-with icmp-port-unreachable",
+                f"-A INPUT {udp} --dport {self.udp_drop_port} {tag} -j DROP",
+                f"-A INPUT {udp} --dport {self.udp_prohibit_port} {tag} -j REJECT "
+                "--reject-with icmp-admin-prohibited",
+                f"-A INPUT -d {self.ping_drop_ip}/32 {echo} {tag} -j DROP",
+                f"-A INPUT -d {self.ping_reject_ip}/32 {echo} {tag} -j REJECT "
+                "--reject-with icmp-host-unreachable",
+                f"-A INPUT -d {self.ping_prohibit_ip}/32 {echo} {tag} -j REJECT "
+                "--reject-with icmp-admin-prohibited",
+                # A ClusterIP is virtual: kube-proxy (iptables mode) forwards only the Service's
+                # ports, and what else is sent there goes nowhere (no ARP answer, no reply).
+                f"-A FORWARD -d {self.service_cidr} {echo} {tag} -j DROP",
                 "COMMIT",
                 "",
             ]
@@ -864,6 +928,8 @@ class Lab:
             str(PODSERVER),
             "--port",
             str(self.pod_port),
+            "--udp-port",
+            str(self.pod_udp_port),
             "--pod-name",
             self.pod_name,
         ]
@@ -892,6 +958,8 @@ class Lab:
         dns_at, http_at = _hex_endpoint(self.dns_ip, 53), _hex_endpoint("0.0.0.0", self.pod_port)
         _wait_listening(dns, self.dns_ns, "udp", dns_at, self.state_dir / "dnsmasq.log")
         _wait_listening(http, self.pod_ns, "tcp", http_at, self.state_dir / "podserver.log")
+        udp_at = _hex_endpoint("0.0.0.0", self.pod_udp_port)
+        _wait_listening(http, self.pod_ns, "udp", udp_at, self.state_dir / "podserver.log")
 
     def _write_state(self) -> None:
         procs = {

@@ -7,15 +7,23 @@ library only (http.server), so the lab needs nothing but the system Python.
 - `GET /health`      200, JSON `{"status": "ok", "pod": NAME}` (what the story's curl hits)
 - `GET /slow?seconds=N`  sleeps N seconds (default 5, at most 60) then 200: a read-timeout target
 - anything else      404, JSON like FastAPI's `{"detail": "Not Found"}`
+
+Its access log (stdout, one line per request, flushed) names the client's address and port
+and the User-Agent, as nginx's combined format names the agent and uvicorn's the client:
+`10.231.49.10:51234 - "GET /health HTTP/1.1" 200 "probe-engine/0.1 run=... cell=3"`.
+`--udp-port N` also echoes every UDP datagram on N back to its sender.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import socket
 import socketserver
 import sys
+import threading
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -57,8 +65,16 @@ class PodHandler(BaseHTTPRequestHandler):
         if send_body:
             self.wfile.write(data)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if isinstance(code, HTTPStatus):
+            code = code.value
+        host, port = self.client_address[:2]
+        agent = self.headers.get("User-Agent", "-") if self.headers else "-"
+        sys.stdout.write(f'{host}:{port} - "{self.requestline}" {code} "{agent}"\n')
+        sys.stdout.flush()
+
     def log_message(self, format: str, *args: object) -> None:
-        # One line per request on stderr, which the lab sends to its log file.
+        # Errors (a bad request line): one line on stderr, which the lab sends to its log file.
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 
@@ -88,13 +104,26 @@ def _slow_seconds(query: str) -> float:
         return DEFAULT_SLOW_SECONDS
 
 
+def udp_echo(host: str, port: int) -> None:
+    """Send every datagram back to whoever sent it (a UDP service that answers)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((host, port))
+    while True:
+        data, peer = sock.recvfrom(65535)
+        sock.sendto(data, peer)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--udp-port", type=int, default=None)
     parser.add_argument("--pod-name", default="pod")
     args = parser.parse_args(argv)
-    PodServer((args.host, args.port), args.pod_name).serve_forever()
+    server = PodServer((args.host, args.port), args.pod_name)
+    if args.udp_port is not None:
+        threading.Thread(target=udp_echo, args=(args.host, args.udp_port), daemon=True).start()
+    server.serve_forever()
 
 
 if __name__ == "__main__":
