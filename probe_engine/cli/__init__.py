@@ -1,4 +1,5 @@
-"""probe-engine's command line: run | validate | schema | render | wait | serve | demo.
+"""probe-engine's command line: run | validate | schema | render | wait | serve | demo |
+completion.
 
 One module a command (run.py, validate.py, ...); the options several share and their values
 in options.py, a run shown and reported in execute.py, faults as exit statuses in guard.py.
@@ -9,11 +10,13 @@ Exit status: 0 expectations met, 1 some unmet (or a wait timed out), 2 bad input
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import click
 
 from .._version import __version__
+from .completion import completion
 from .demo import demo
 from .render import render
 from .run import run
@@ -22,13 +25,37 @@ from .validate import schema, validate
 from .wait import wait
 
 
+def _show_version(context: click.Context, _parameter: click.Parameter, value: bool) -> None:
+    """The version, the Python running it, and which optional integrations are installed."""
+    if not value or context.resilient_parsing:
+        return
+    import platform
+
+    from ..extras import describe
+
+    click.echo(f"probe-engine, version {__version__}")
+    click.echo(f"Python {platform.python_version()} ({sys.executable})")
+    click.echo("integrations (pip extras):")
+    for line in describe():
+        click.echo(line)
+    context.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "-V", "--version", prog_name="probe-engine")
+@click.option(
+    "-V",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version, Python's, and the optional integrations found, then exit.",
+)
 def cli() -> None:
     """From where can what be reached, and if not, exactly why not."""
 
 
-for _command in (run, validate, schema, render, wait, serve, demo):
+for _command in (run, validate, schema, render, wait, serve, demo, completion):
     cli.add_command(_command)
 
 

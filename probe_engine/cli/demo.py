@@ -8,19 +8,13 @@ import click
 
 from .execute import Shown, check_out, execute
 from .guard import guard
+from .options import no_progress_option, out_option, output_option
 
 
 @click.command()
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("reports"),
-    show_default=True,
-)
-@click.option(
-    "--output", type=click.Choice(["table", "json", "none"]), default="table", show_default=True
-)
-@click.option("--no-progress", is_flag=True)
+@out_option()
+@output_option()
+@no_progress_option()
 def demo(out: Path, output: str, no_progress: bool) -> None:
     """The connectivity story on loopback: no cluster, no root, no network."""
 

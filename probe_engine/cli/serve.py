@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from .guard import guard
-from .options import RunFlags, duration
+from .options import (
+    RunFlags,
+    concurrency_option,
+    deadline_option,
+    duration,
+    fail_on_option,
+    timeout_option,
+)
 
 
 @click.command()
@@ -39,29 +46,16 @@ from .options import RunFlags, duration
     show_default=True,
     help="How often the matrix file is checked for changes (0: only on SIGHUP).",
 )
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 100_000),
-    default=None,
-    help="Cells in flight per source.",
-)
-@click.option("--timeout", default=None, help="Per-cell timeout for every cell, e.g. 500ms, 2s.")
-@click.option(
-    "--deadline",
-    default=None,
-    help="Deadline of each run [default: the matrix's, else 5m].",
-)
+@concurrency_option()
+@timeout_option()
+@deadline_option("Deadline of each run [default: the matrix's, else 5m].")
 @click.option(
     "--select",
     multiple=True,
     help="Serve a subset: source=GLOB,target=GLOB (repeatable, as for run).",
 )
-@click.option(
-    "--fail-on",
-    type=click.Choice(["unmet", "any-failure", "never"]),
-    default="unmet",
-    show_default=True,
-    help="Which cells make a run unsuccessful (probe_engine_last_success_timestamp_seconds).",
+@fail_on_option(
+    "Which cells make a run unsuccessful (probe_engine_last_success_timestamp_seconds)."
 )
 @click.option("--kubeconfig", default=None, help="Kubeconfig file(s), as for `run`.")
 @click.option("--context", "kube_context", default=None, help="Kubeconfig context, as for `run`.")
