@@ -16,6 +16,7 @@ import asyncio
 import errno
 import json
 import os
+import re
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -36,7 +37,9 @@ __all__ = [
     "KubeOverrides",
     "KubeSettings",
     "explain",
+    "forbidden",
     "kube_settings",
+    "needs",
     "open_client",
 ]
 
@@ -156,6 +159,27 @@ class KubeClient:
         if not isinstance(data, dict):
             raise KubeApiError(response.status, None, f"not a JSON object: {text[:200]}")
         return data
+
+    async def stream(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """A response to read as it comes (a watch, a log with follow): aiohttp's response,
+        its connection bounded in time but not its reading; KubeApiError for an error Status.
+        The caller releases it."""
+        import aiohttp
+
+        timeout = aiohttp.ClientTimeout(connect=self.timeout, sock_connect=self.timeout)
+        response = await call(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
+        if not 200 <= response.status < 300:
+            try:
+                raw = await response.read()
+            finally:
+                response.release()
+            text = raw.decode("utf-8", errors="replace")
+            try:
+                data = json.loads(text) if text else None
+            except ValueError:
+                data = None
+            raise KubeApiError(response.status, data if isinstance(data, dict) else None, text)
+        return response
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -344,7 +368,7 @@ def explain(exc: BaseException, kube: KubeClient | None, doing: str) -> str:
                 f"the kubeconfig's token or certificate{context} is wrong or expired"
             )
         if exc.status == 403:
-            return f"{doing}: forbidden (403): {exc.message or 'RBAC denies it'}"
+            return f"{doing}: {forbidden(exc.message)}"
         detail = f"{exc.status} {exc.reason}".strip()
         return f"{doing}: the API server answered {detail}" + (
             f": {exc.message}" if exc.message else ""
@@ -374,6 +398,31 @@ def explain(exc: BaseException, kube: KubeClient | None, doing: str) -> str:
         within = f" within {seconds:g}s" if seconds else ""
         return f"{doing}: no answer from the API server {server}{within}"
     return redact(f"{doing}: {type(exc).__name__}: {exc}")
+
+
+_RBAC_REFUSAL = re.compile(
+    r'cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)" in API group "(?P<group>[^"]*)"'
+    r'(?: in the namespace "(?P<namespace>[^"]+)"| (?P<cluster>at the cluster scope))'
+)
+
+
+def forbidden(message: str) -> str:
+    """A 403 in a user's words: which verb on which resource is missing, and where (from the
+    RBAC authorizer's message), then the API server's own words. An admission refusal (Pod
+    Security, a quota) is also a 403: its words say why."""
+    found = _RBAC_REFUSAL.search(message or "")
+    if found is None:
+        return f"forbidden (403): {message or 'RBAC denies it'}"
+    return f"{needs(found['verb'], found['resource'], found['group'], found['namespace'])} " + (
+        f"(403 Forbidden: {message})"
+    )
+
+
+def needs(verb: str, resource: str, group: str = "", namespace: str | None = None) -> str:
+    """'needs create on pods/exec in namespace default' (RBAC's terms)."""
+    what = f"{resource}.{group}" if group else resource
+    where = f"in namespace {namespace}" if namespace else "cluster-wide"
+    return f"needs {verb} on {what} {where}"
 
 
 def _upgrade_refusal(status: int) -> str:

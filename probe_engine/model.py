@@ -8,6 +8,7 @@ closed when the run ends).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -79,6 +80,8 @@ class RunContext:
     kube: KubeHandle = field(init=False)
     _services: TaskGroup | None = field(default=None, init=False, repr=False)
     _stack: AsyncExitStack | None = field(default=None, init=False, repr=False)
+    # Labels what the run makes elsewhere (probe pods, sidecars): found, and removed, by it.
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def __post_init__(self) -> None:
         self.kube = KubeHandle(self.matrix.kubernetes, self.kube_overrides, self.resources)

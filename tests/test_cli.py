@@ -209,7 +209,7 @@ def test_run_reads_the_matrix_from_stdin(tmp_path: Path, loopback: LoopbackLab) 
     assert bad.stderr.splitlines() == [
         "<stdin>:1:1: targets: required",
         "<stdin>:1:21: sources.a.kind: unknown kind 'lokal': did you mean 'local'? (expected one "
-        "of: local, process, shell, netns, docker, kubernetes)",
+        "of: local, process, shell, netns, docker, kubernetes, kubernetes-nodes)",
     ]
     assert not (tmp_path / "x").exists()
 

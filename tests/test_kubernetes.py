@@ -797,7 +797,7 @@ def test_a_failed_lookup_only_fails_the_vias_that_need_it(
     errors = errors_of(columns)
     assert list(errors) == ["api/node-port"]
     assert errors["api/node-port"].startswith(
-        "listing the nodes: forbidden (403): nodes is forbidden"
+        "listing the nodes: needs list on nodes cluster-wide (403 Forbidden: nodes is forbidden"
     )
     assert columns["api/endpoints"].facts["errors"] == {"nodes": errors["api/node-port"]}
 

@@ -151,7 +151,7 @@ BAD_INPUTS: dict[str, list[str]] = {
         "2:23: sources.here.colour: unknown key (allowed here: description, http_client, kind, trust_env)",
     ],
     "unknown-kind.yaml": [
-        "2:16: sources.here.kind: unknown kind 'lokal': did you mean 'local'? (expected one of: local, process, shell, netns, docker, kubernetes)",
+        "2:16: sources.here.kind: unknown kind 'lokal': did you mean 'local'? (expected one of: local, process, shell, netns, docker, kubernetes, kubernetes-nodes)",
     ],
     "unsupported-tag.yaml": [
         "2:36: sources.here.description: the tag !!binary is not supported here (a matrix holds text, numbers, true/false, null, lists and mappings)",
@@ -376,7 +376,7 @@ expect: [{source: here, target: api, status: refsued}]
     assert _load(text) == [
         "m.yaml:2:12: defaults.timout: unknown key: did you mean 'timeout'?",
         "m.yaml:3:24: sources.here.kind: unknown kind 'proces': did you mean 'process'? "
-        "(expected one of: local, process, shell, netns, docker, kubernetes)",
+        "(expected one of: local, process, shell, netns, docker, kubernetes, kubernetes-nodes)",
         "m.yaml:3:68: sources.curl.tool: 'wgte': did you mean 'wget'? (one of: curl, wget, bash or nc)",
         "m.yaml:4:16: targets.api.url: required",
         "m.yaml:4:29: targets.api.ulr: unknown key: did you mean 'url'?",

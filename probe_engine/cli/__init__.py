@@ -1,5 +1,5 @@
-"""probe-engine's command line: run | validate | schema | render | wait | serve | demo |
-completion.
+"""probe-engine's command line: run | validate | schema | render | wait | serve | cleanup |
+demo | completion.
 
 One module a command (run.py, validate.py, ...); the options several share and their values
 in options.py, a run shown and reported in execute.py, faults as exit statuses in guard.py.
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import click
 
 from .._version import __version__
+from .cleanup import cleanup
 from .completion import completion
 from .demo import demo
 from .render import render
@@ -55,7 +56,7 @@ def cli() -> None:
     """From where can what be reached, and if not, exactly why not."""
 
 
-for _command in (run, validate, schema, render, wait, serve, demo, completion):
+for _command in (run, validate, schema, render, wait, serve, cleanup, demo, completion):
     cli.add_command(_command)
 
 

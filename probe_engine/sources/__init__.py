@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import RunSettings, Sink, Source
 from .docker import DockerSource
 from .kubernetes import KubernetesSource
+from .kubernetes_nodes import KubernetesNodesSource
 from .local import LocalSource
 from .netns import NetnsSource
 from .process import ProcessSource
@@ -18,6 +19,7 @@ SOURCES: dict[str, type[Source]] = {
     "netns": NetnsSource,
     "docker": DockerSource,
     "kubernetes": KubernetesSource,
+    "kubernetes-nodes": KubernetesNodesSource,
 }
 
 __all__ = ["SOURCES", "RunSettings", "Sink", "Source"]

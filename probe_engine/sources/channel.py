@@ -1,7 +1,8 @@
 """The channel: one program running in a place, the only thing a new place has to provide.
 
 A place is wherever probes can run: a child of this process, a network namespace, a container,
-a pod (and next: probe pods, ephemeral containers, sidecars). The remote runner
+a pod, a probe pod made for the run (probe_pod.py), an ephemeral container or a Docker sidecar
+(pod exec and docker exec into a place a source made: ephemeral.py, sidecar.py). The remote runner
 (`remote.RemoteRow`) owns everything else, once: which program to start (the agent, else the
 shell prober), its input, the time budget, hello, partial failure, the exit-status words,
 cleanup and the row's facts. A new place is one `Channel` subclass (see child.py, netns.py,
@@ -27,6 +28,9 @@ Rules every channel keeps, because the runner relies on them:
 - The far end never needs the end of stdin: docker exec and v4 pod exec cannot send it (the
   agent reads two lines, the prober stops at @@END). `send` swallows a dead far end: its exit
   status and stderr say why.
+- The whole stdin is known before the program starts: the runner sets `input` before `open`.
+  A place whose program takes its input with its start (a probe pod: in the pod's spec) reads
+  it there, and its `send` has nothing left to do.
 - `receive` returns when the program's stdout ends (or the connection drops: say why in
   `lost`). `take` and `flush` split its chunks into lines: one over MAX_LINE is dropped
   (`overflowed`), the next ones are kept.
@@ -165,6 +169,7 @@ class Channel(AsyncResource):
 
     def __init__(self, command: Sequence[str]) -> None:
         self.command = list(command)
+        self.input = b""  # the program's whole stdin, set by the runner before open()
         self.stderr = CappedBuffer()
         self.splitter = LineSplitter()
         self.lost: str | None = None  # why the output ended early (the connection broke...)

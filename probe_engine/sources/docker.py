@@ -3,7 +3,8 @@
 Through aiodocker (the `host:` field, else DOCKER_HOST, else the local socket); never the
 docker CLI. One exec per container per run (docker_exec.py); what runs there and how its end
 is judged is the remote runner's (remote.py): the agent, or in an image without python3 the
-shell prober with `tool: auto`. `compose:` fans out to every container of a Compose service,
+shell prober with `tool: auto`, or with `sidecar:` a sidecar container in its network
+namespace (sidecar.py). `compose:` fans out to every container of a Compose service,
 one row each, named SOURCE/CONTAINER.
 
 The row's facts come from `docker inspect` (networks, addresses, gateways, aliases, DNS, extra
@@ -48,7 +49,8 @@ from .docker_facts import (
     target_networks,
     why_not_running,
 )
-from .remote import STOP_WITHIN, Place, RemoteRow
+from .remote import STOP_WITHIN, Elsewhere, Place, RemoteRow
+from .sidecar import Sidecar
 
 DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 API_TIMEOUT = 30.0  # one Docker API call (inspect, list, exec create): a hung daemon is a fault
@@ -272,7 +274,16 @@ class DockerSource(Source):
         row_sink = _RowSink(sink)
         target = ExecIn(info["Id"], name, spec.user, spec.env)
         channel = partial(DockerExecChannel, daemon.client, target)
-        remote = RemoteRow(self, row, batch, row_sink, Place(channel, facts, env))
+        place = Place(channel, facts, env)
+        sidecar = None
+        if spec.sidecar is not None:
+            sidecar = Sidecar(daemon.client, info, spec.sidecar.image, self.settings.context.run_id)
+            what = f"a sidecar container (image {spec.sidecar.image})"
+            reach = partial(sidecar.start, facts, env)
+            place.elsewhere = Elsewhere(
+                "always" if spec.sidecar.always else "no-python", reach, what
+            )
+        remote = RemoteRow(self, row, batch, row_sink, place)
         try:
             stopped = why_not_running(info)
             if stopped is not None:
@@ -280,6 +291,8 @@ class DockerSource(Source):
             else:
                 await remote.run()
         finally:
+            if sidecar is not None:
+                await sidecar.remove()  # shielded and bounded: on Ctrl-C and SIGTERM too
             with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_WITHIN):
                 await daemon.ready.wait()
                 _place_targets(remote, daemon, batch, row_sink.addresses)

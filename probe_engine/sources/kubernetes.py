@@ -3,7 +3,9 @@
 Each Running pod named by `pod:` or matched by `selector:` becomes a row SOURCE/POD, with what
 the API server says of the pod as its facts. The exec goes through the API server as kubectl
 exec carries it (pod_exec.py); what runs there and how its end is judged is the remote
-runner's (remote.py): the agent, or in a container without python3 the shell prober. Faults
+runner's (remote.py): the agent, or in a container without python3 the shell prober, or with
+`debug: {ephemeral: true}` where neither can run (or always) an ephemeral container added to
+the pod (ephemeral.py). Faults
 are results: no matching pod, a refused exec, a WebSocket that drops mid-run: the cells
 without an answer become source-error with the reason, and the matrix completes.
 """
@@ -19,8 +21,9 @@ import anyio
 from ..kube import KubeApiError, KubeClient, KubeError, explain
 from ..model import CellRequest
 from .base import Sink, Source
+from .ephemeral import ephemeral_place
 from .pod_exec import PodExecChannel
-from .remote import Place, RemoteRow
+from .remote import Elsewhere, Place, RemoteRow
 
 MAX_PARALLEL_EXECS = 32  # execs in flight at once (each holds a WebSocket to the API server)
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
@@ -155,6 +158,11 @@ class KubernetesSource(Source):
 
         channel = partial(PodExecChannel, kube, name, namespace, container)
         place = Place(channel, facts, short_commands=True)
+        debug = self.spec.debug
+        if debug is not None:
+            reach = partial(ephemeral_place, kube, pod, container, debug, facts)
+            what = f"an ephemeral container (image {debug.image})"
+            place.elsewhere = Elsewhere("always" if debug.always else "no-probe", reach, what)
         remote = RemoteRow(self, row, batch, sink, place)
         remote.emit()  # the row is known before its turn among MAX_PARALLEL_EXECS
         async with limiter:

@@ -16,7 +16,7 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,6 +55,22 @@ class Place:
     env: Mapping[str, str] | None = None
     # Its commands travel in a URL (pod exec): the prober's script goes on stdin instead.
     short_commands: bool = False
+    # Where to probe from instead when this place cannot (no python, or nothing at all).
+    elsewhere: Elsewhere | None = None
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """Another place in the same network namespace, for when this one cannot probe: a Docker
+    sidecar beside a container, an ephemeral container in a pod. `when`: "no-python" (taken
+    instead of the shell prober), "no-probe" (only when neither python nor sh can run here)
+    or "always" (this place is never tried). `reach()` makes or finds it, or raises
+    ChannelError with why it cannot; `what` names it for the row's note ("an ephemeral
+    container (image python:3.12-slim)")."""
+
+    when: Literal["always", "no-python", "no-probe"]
+    reach: Callable[[], Awaitable[Place]]
+    what: str
 
 
 def budget(batch: Sequence[CellRequest], concurrency: int, default_timeout: float) -> float:
@@ -140,6 +156,9 @@ class RemoteRow:
         self.emit()  # the last word: how each exec ended
 
     async def _probe(self) -> None:
+        if self._may_move("always"):
+            await self._move(None)
+            return
         tool = self.tool
         if tool is None:
             missing = await self._agent()
@@ -147,6 +166,9 @@ class RemoteRow:
                 return
             if self.python_given:
                 self.fail(missing)
+                return
+            if self._may_move("no-python"):
+                await self._move(missing)
                 return
             self.facts["note"] = (
                 f"{missing}: probed with the shell prober instead (tool: auto); each cell's "
@@ -209,9 +231,41 @@ class RemoteRow:
             return
         if self.tool is None:  # python was missing too
             why = f"neither {self.python} nor sh can run{where}: nothing here can probe"
+            if self._may_move("no-probe"):
+                await self._move(why)
+                return
         else:
             why = f"no sh{where}: the shell prober cannot run {tool}"
         self.fail(ended.channel.explain(f"{why} ({self._describe(ended, session)})"))
+
+    def _may_move(self, when: str) -> bool:
+        elsewhere = self.place.elsewhere
+        if elsewhere is None:
+            return False
+        return when == elsewhere.when or (when == "no-probe" and elsewhere.when != "always")
+
+    async def _move(self, why: str | None) -> None:
+        """Probe from the place beside this one (once: it has no place beside it); `why`
+        this place could not (None: asked for always)."""
+        elsewhere = self.place.elsewhere
+        assert elsewhere is not None
+        self.place.elsewhere = None
+        try:
+            place = await elsewhere.reach()
+        except ChannelError as exc:
+            failed = f"{elsewhere.what} could not be used either: {exc}"
+            self.fail(f"{why}; {failed}" if why else str(exc))
+            return
+        self.place = place
+        self.facts.update(place.facts)
+        self.facts.pop("python", None)
+        self.facts["note"] = (
+            f"{why}: probed from {elsewhere.what} instead"
+            if why
+            else f"probed from {elsewhere.what} (always: true)"
+        )
+        self.emit()
+        await self._probe()
 
     def _judge(self, ended: Ended, session: Session, program: str) -> bool:
         """Report the cells an exec left unanswered. True, with nothing reported, when the
@@ -240,6 +294,7 @@ class RemoteRow:
         the budget; stop what it leaves behind if cut short. None if it did not start (the row
         has failed then)."""
         channel = self.place.open(command)
+        channel.input = payload
         begun = time.monotonic()
         try:
             await channel.open()

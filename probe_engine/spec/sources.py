@@ -10,7 +10,18 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
-from .common import EnvVars, Flag, HttpClient, Name, PositiveCount, SpecModel, exactly_one_of
+from .common import (
+    Duration,
+    EnvVars,
+    Flag,
+    HttpClient,
+    Name,
+    PositiveCount,
+    SpecModel,
+    exactly_one_of,
+)
+
+DEFAULT_PROBE_IMAGE = "python:3.12-slim"
 
 
 class PythonSourceOptions(SpecModel):
@@ -106,6 +117,23 @@ class ComposeServiceSpec(SpecModel):
     service: Name = Field(description="The service, as named in docker-compose.yml.")
 
 
+class SidecarSpec(SpecModel):
+    """A short-lived container in the target container's network namespace (`--network
+    container:<id>`) that probes from there: for containers without python3, or without
+    anything. Removed at the end of the run."""
+
+    image: str = Field(
+        description="An image with python3 (or sh and a tool) and `sleep`, on the daemon or "
+        "pullable.",
+        json_schema_extra={"pattern": r"\S"},
+    )
+    always: Flag = Field(
+        False,
+        description="Probe from the sidecar even where the container has python3 "
+        "(default: only where it has none).",
+    )
+
+
 class DockerSourceSpec(PythonSourceOptions):
     """A running container, exactly as `docker exec` would reach it: the agent (python3, if
     the image has it; otherwise a shell tool), or with `tool:` that tool, runs inside it.
@@ -138,6 +166,11 @@ class DockerSourceSpec(PythonSourceOptions):
     env: EnvVars = Field(
         default_factory=dict, description="Extra environment of the exec (`docker exec -e`)."
     )
+    sidecar: SidecarSpec | None = Field(
+        None,
+        description="Where the container has no python3: probe from a sidecar container in its "
+        "network namespace instead of with its shell tools.",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_name_containers(self) -> DockerSourceSpec:
@@ -149,6 +182,34 @@ class DockerSourceSpec(PythonSourceOptions):
                 f"host {self.host!r} is not a Docker daemon URL: use "
                 f"{', '.join(s + '...' for s in DOCKER_HOST_SCHEMES[:2])}"
             )
+        return self
+
+
+class DebugSpec(SpecModel):
+    """An ephemeral container (as `kubectl debug` adds one) in the pod's network namespace,
+    targeting its container, that probes from there: for pods with neither python3 nor sh
+    (distroless images). Ephemeral containers cannot be removed: one added by an earlier run
+    is reused."""
+
+    ephemeral: Flag = Field(True, description="An ephemeral container (the only kind for now).")
+    image: str = Field(
+        DEFAULT_PROBE_IMAGE,
+        description="Its image: python3 (or sh and a tool) and `sleep`.",
+        json_schema_extra={"pattern": r"\S"},
+    )
+    always: Flag = Field(
+        False,
+        description="Probe from it in every pod (default: only where neither python3 nor sh "
+        "can run).",
+    )
+    start_timeout: Duration = Field(
+        60.0, description="How long the ephemeral container may take to start (image pull)."
+    )
+
+    @model_validator(mode="after")
+    def _ephemeral_only(self) -> DebugSpec:
+        if not self.ephemeral:
+            raise ValueError("debug needs ephemeral: true (the only way to debug a pod for now)")
         return self
 
 
@@ -182,6 +243,11 @@ class KubernetesSourceSpec(PythonSourceOptions):
     )
     python: str = Field("python3", description="The interpreter to run in the container.")
     max_pods: PositiveCount | None = Field(None, description="Probe from at most this many pods.")
+    debug: DebugSpec | None = Field(
+        None,
+        description="Where a pod has neither python3 nor sh: probe from an ephemeral container "
+        "in it.",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_name_pods(self) -> KubernetesSourceSpec:
@@ -193,12 +259,92 @@ class KubernetesSourceSpec(PythonSourceOptions):
         return self
 
 
+class NodeSelectionSpec(SpecModel):
+    """Which nodes get a probe pod: those matching `selector` whose names match `names`."""
+
+    selector: str | None = Field(
+        None,
+        description='A label selector, e.g. "node-role.kubernetes.io/worker" (default: every '
+        "node).",
+        json_schema_extra={"pattern": r"\S"},
+    )
+    names: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Node names; globs allowed (default: every name).",
+        min_length=1,
+    )
+    control_plane: Flag = Field(
+        False,
+        description="Include control-plane nodes: their pods tolerate the control-plane "
+        "NoSchedule taints (otherwise such a node is a row with the scheduler's reason).",
+    )
+
+    @model_validator(mode="after")
+    def _no_empty_selector(self) -> NodeSelectionSpec:
+        if self.selector is not None and not self.selector.strip():
+            raise ValueError("an empty selector: leave it out to take every node")
+        return self
+
+
+class KubernetesNodesSourceSpec(PythonSourceOptions):
+    """One short-lived probe pod on each selected node, one row per node named SOURCE/NODE: the
+    agent runs as the pod's command (python3 in `image`; else the shell prober), its results
+    come back on the pod's log. Pods are pinned to their node, labelled with the run, bounded
+    by activeDeadlineSeconds and deleted at the end (on Ctrl-C and SIGTERM too); a node that
+    cannot run one (cordoned, a taint, an image pull failure, a quota, an admission refusal) is
+    a row with the API's reason."""
+
+    model_config = ConfigDict(json_schema_extra=_NO_AGENT_OPTIONS_WITH_TOOL)
+
+    kind: Literal["kubernetes-nodes"]
+    nodes: NodeSelectionSpec = Field(
+        default_factory=NodeSelectionSpec, description="Which nodes (default: all)."
+    )
+    host_network: Flag = Field(
+        False,
+        description="Probe as the node itself (hostNetwork: NodePort, the node's routes and "
+        "resolver), or as a pod on it (false).",
+    )
+    image: str = Field(
+        DEFAULT_PROBE_IMAGE,
+        description="The probe pods' image: python3 for the agent (else sh and a tool).",
+        json_schema_extra={"pattern": r"\S"},
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        None, description="Default: the cluster's (IfNotPresent for a tagged image)."
+    )
+    namespace: str | None = Field(
+        None,
+        description="Where the probe pods are made. Default: kubernetes.namespace, else the "
+        "context's namespace, else default.",
+    )
+    env: EnvVars = Field(
+        default_factory=dict, description="Environment of the probe pods, e.g. HTTP_PROXY."
+    )
+    tool: ShellTool | Literal["auto"] | None = Field(
+        None, description="Run this tool through the shell prober instead of the Python agent."
+    )
+    python: str = Field("python3", description="The interpreter to run in the probe pods.")
+    max_nodes: PositiveCount | None = Field(None, description="Probe from at most this many nodes.")
+    start_timeout: Duration = Field(
+        120.0,
+        description="How long a probe pod may take to start (scheduling, image pull) before its "
+        "row fails with what it was doing.",
+    )
+
+    @model_validator(mode="after")
+    def _agent_options_need_the_agent(self) -> KubernetesNodesSourceSpec:
+        _check_agent_options(self, self.tool)
+        return self
+
+
 SourceSpec = Annotated[
     LocalSourceSpec
     | ProcessSourceSpec
     | ShellSourceSpec
     | NetnsSourceSpec
     | DockerSourceSpec
-    | KubernetesSourceSpec,
+    | KubernetesSourceSpec
+    | KubernetesNodesSourceSpec,
     Field(discriminator="kind"),
 ]

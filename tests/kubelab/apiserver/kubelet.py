@@ -394,6 +394,9 @@ class Kubelet:
         if state.ip is not None:
             self._ips.get(state.node.netns or "", set()).discard(state.ip)
         self.pods.pop((state.namespace, state.name), None)
+        for task in list(state.tasks):  # a deadline timer still waiting, say
+            if task is not asyncio.current_task():
+                task.cancel()
 
     async def shutdown(self) -> None:
         """The server stops: every pod's processes and namespaces go."""
