@@ -374,6 +374,9 @@ def explain(exc: BaseException, kube: KubeClient | None, doing: str) -> str:
             f": {exc.message}" if exc.message else ""
         )
     if isinstance(exc, aiohttp.WSServerHandshakeError):
+        lacking = _upgrade_needs(exc)
+        if lacking is not None:
+            return f"{doing}: {lacking}"
         return (
             f"{doing}: the API server refused the WebSocket upgrade: {_upgrade_refusal(exc.status)}"
         )
@@ -423,6 +426,24 @@ def needs(verb: str, resource: str, group: str = "", namespace: str | None = Non
     what = f"{resource}.{group}" if group else resource
     where = f"in namespace {namespace}" if namespace else "cluster-wide"
     return f"needs {verb} on {what} {where}"
+
+
+_UPGRADED = re.compile(
+    r"/namespaces/(?P<namespace>[^/]+)/pods/[^/]+/(?P<sub>exec|portforward|attach)$"
+)
+
+
+def _upgrade_needs(exc: Any) -> str | None:
+    """A 403 on an exec or port-forward upgrade: the verb it lacks, from the request's path
+    (the refusal's body, which names it, is not read by the WebSocket client)."""
+    url = getattr(getattr(exc, "request_info", None), "url", None)
+    found = _UPGRADED.search(url.path) if exc.status == 403 and url is not None else None
+    if found is None:
+        return None
+    return (
+        f"{needs('create', 'pods/' + found['sub'], '', found['namespace'])} (the API server "
+        "refused the WebSocket upgrade: 403 Forbidden; before Kubernetes 1.30 the verb is get)"
+    )
 
 
 def _upgrade_refusal(status: int) -> str:

@@ -659,8 +659,8 @@ def test_a_refused_port_forward_upgrade_is_a_target_error(
     )
     assert errors_of(columns) == {
         "api/port-forward": "port-forward to pod default/api-0 port "
-        f"{backend}: the API server refused the WebSocket upgrade: HTTP 403 (forbidden (RBAC: "
-        "create on pods/exec or pods/portforward), or the subprotocol is not supported)"
+        f"{backend}: needs create on pods/portforward in namespace default (the API server "
+        "refused the WebSocket upgrade: 403 Forbidden; before Kubernetes 1.30 the verb is get)"
     }
 
 
@@ -1138,9 +1138,9 @@ def test_a_refused_exec_is_a_source_error_for_the_pod(
     found = cell(result, "workers/airflow-worker-0", "health")
     assert found.status == "source-error"
     assert found.message == (
-        "exec in pod default/airflow-worker-0: the API server refused the WebSocket upgrade: "
-        "HTTP 403 (forbidden (RBAC: create on pods/exec or pods/portforward), or the "
-        "subprotocol is not supported)"
+        "exec in pod default/airflow-worker-0: needs create on pods/exec in namespace default "
+        "(the API server refused the WebSocket upgrade: 403 Forbidden; before Kubernetes 1.30 "
+        "the verb is get)"
     )
     assert row(result, "workers/airflow-worker-0").status == "error"
 

@@ -180,8 +180,8 @@ async def not_found(kube: KubeClient, ref: ServiceRef) -> str:
     message = f"Service {namespace}/{service} not found (`kubectl get svc -n {namespace}`)"
     try:
         data = await kube.get(kube.core.list_namespaced_service, namespace, limit=50)
-    except Exception:
-        return message
+    except Exception as exc:  # the 404 stands; why no names follow it is said too (RBAC)
+        return f"{message}; {explain(exc, kube, f'listing the Services in {namespace}')}"
     items = data.get("items") or []
     names = [str(n) for n in ((i.get("metadata") or {}).get("name") for i in items) if n]
     return message + (

@@ -21,6 +21,7 @@ from aiohttp import web
 from .execs import kill
 from .frames import is_upgrade
 from .kubelet import Kubelet
+from .rbac import Rbac
 from .records import FAULT_KEY, RECORD_KEY, ExecRecord, Fault, RequestRecord
 from .resources import bad_request, not_found, status_response
 from .routes import ROUTES
@@ -49,6 +50,8 @@ class ApiServer:
 
     ``token``: when set, every API request needs ``Authorization: Bearer <token>`` (else 401);
     ``/version``, ``/healthz``, ``/livez``, ``/readyz`` stay public as on a real cluster.
+    ``rbac`` (set it to an ``Rbac``): more tokens, each bound to Roles and ClusterRoles, whose
+    requests are authorized as the apiserver does (403 in its words).
     ``tls``: serve HTTPS with a self-signed certificate made at start (``ca_pem`` is its PEM).
     ``read_size``: bytes read per chunk from exec pipes and port-forward sockets, each chunk one
     WebSocket message (the kubelet copies with 32 KiB buffers).
@@ -80,6 +83,8 @@ class ApiServer:
         self.sessions: set[asyncio.Task[Any]] = set()
         self.background: set[asyncio.Task[Any]] = set()  # the scheduler's work after a 201
         self.kubelet = Kubelet(self)
+        #: RBAC for the tokens it binds (rbac.py); the admin `token` is never judged
+        self.rbac: Rbac | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -252,9 +257,16 @@ class ApiServer:
         fault: Fault | None,
     ) -> web.StreamResponse:
         public = request.path.rstrip("/") in ("/version", "/healthz", "/livez", "/readyz")
-        authorized = request.headers.get("Authorization", "") == f"Bearer {self.token}"
+        given = request.headers.get("Authorization", "")
+        authorized = given == f"Bearer {self.token}" or (
+            self.rbac is not None and given.removeprefix("Bearer ") in self.rbac.tokens
+        )
         if self.token is not None and not public and not authorized:
             return status_response(401, "Unauthorized")
+        if self.rbac is not None and not public:
+            refused = self.rbac.check(request)
+            if refused is not None:
+                return refused
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
