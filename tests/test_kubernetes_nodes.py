@@ -6,6 +6,7 @@ network-namespace lab (root), each node is a namespace and each pod a namespace 
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -20,10 +21,12 @@ import pytest
 from probe_engine import MatrixResult
 from probe_engine.demo.fixtures import LoopbackLab
 from probe_engine.results import SourceInfo
-from tests.conftest import cell, run_text
+from tests.conftest import cell, require, run_text
 from tests.kubelab import apiserver as kl
 from tests.kubelab.apiserver.kubelet import Image, NodeRuntime
 from tests.kubelab.apiserver.store import Change
+from tests.kubelab.nodelab import NodeLab
+from tests.lab.netlab import Lab
 
 pytestmark = [pytest.mark.kubernetes]
 
@@ -396,3 +399,77 @@ def test_no_node_matching_is_the_sources_error_naming_the_nodes(
         "node-b)"
     )
     assert cluster.store.list("Pod", NS) == []
+
+
+# ---- the network-namespace lab: from which nodes does the NodePort work? (root) -------------
+
+
+@pytest.fixture(scope="module")
+def node_lab(netlab: Lab) -> Iterator[NodeLab]:
+    """The lab's node is `minikube`; minikube-m02 and minikube-m03 join its bridge, each a
+    namespace; m03's host firewall drops the NodePort range."""
+    nodes = NodeLab(netlab, extra=2, firewalled={"minikube-m03"})
+    nodes.up()
+    try:
+        yield nodes
+    finally:
+        nodes.down()
+
+
+STORY = """
+kubernetes: {{kubeconfig: '{kubeconfig}'}}
+defaults: {{timeout: 2s}}
+sources:
+  node: {{kind: kubernetes-nodes, namespace: probe-engine, host_network: true}}
+  pod: {{kind: kubernetes-nodes, namespace: probe-engine}}
+targets:
+  node-port: {{kind: http, url: "http://{node_ip}:{node_port}/health"}}
+  cluster-ip: {{kind: http, url: "http://{cluster_ip}:{service_port}/health"}}
+  service-dns: {{kind: dns, name: {fqdn}}}
+"""
+# What each node answers, as a node (host_network) and as a pod on it
+NODE_PORT_GRID = {
+    "minikube": ("ok", "ok", "ok"),
+    "minikube-m02": ("ok", "ok", "ok"),
+    "minikube-m03": ("timeout", "ok", "ok"),  # its host firewall drops 30000-32767
+}
+
+
+@pytest.mark.root
+def test_the_nodes_say_from_which_of_them_the_node_port_works(
+    netlab: Lab, node_lab: NodeLab, kube_apiserver: kl.ApiServer, kubeconfig: Path
+) -> None:
+    require(os.geteuid() == 0, "the lab needs root")
+    node_lab.register(kube_apiserver, cordoned=["minikube-m04"])
+    kube_apiserver.store.put({"kind": "Namespace", "metadata": {"name": NS}})
+    result = run_text(
+        STORY.format(
+            kubeconfig=kubeconfig,
+            node_ip=netlab.node_ip,
+            node_port=netlab.node_port,
+            cluster_ip=netlab.cluster_ip,
+            service_port=netlab.service_port,
+            fqdn=netlab.service_fqdn,
+        )
+    )
+    for source in ("node", "pod"):
+        seen = {
+            node: tuple(
+                cell(result, f"{source}/{node}", target).status
+                for target in ("node-port", "cluster-ip", "service-dns")
+            )
+            for node in NODE_PORT_GRID
+        }
+        assert seen == NODE_PORT_GRID, source
+        cordoned = rows(result)[f"{source}/minikube-m04"]
+        assert cordoned.message is not None
+        assert "1 node(s) were unschedulable" in cordoned.message
+    found = rows(result)
+    m02 = found["pod/minikube-m02"].facts
+    assert m02["pod_ip"] == "10.245.1.2"  # its own namespace on the node's pod CIDR
+    assert found["node/minikube-m02"].facts["pod_ip"] == "10.231.49.101"  # the node's
+    blocked = cell(result, "node/minikube-m03", "node-port")
+    assert blocked.checks[0].name == "tcp" and blocked.checks[0].status == "timeout"
+    kube_apiserver.settle()
+    assert kube_apiserver.store.list("Pod", NS) == []
+    assert node_lab.pod_namespaces() == []
