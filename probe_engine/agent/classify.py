@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import ssl
+import sys
 import typing
 from typing import Iterator, Literal
 
@@ -276,9 +276,12 @@ def classify_exception(exc: BaseException) -> tuple[Status, int | None, str]:
     for cause in causes:
         if isinstance(cause, socket.gaierror) and cause.errno is not None:
             return "dns-error", cause.errno, str(cause)
-    for cause in causes:
-        if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLZeroReturnError):
-            return "tls-error", None, str(cause)
+    # ssl is imported by whatever raised an SSLError: never here, for tcp-only agents.
+    ssl = sys.modules.get("ssl")
+    if ssl is not None:
+        for cause in causes:
+            if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLZeroReturnError):
+                return "tls-error", None, str(cause)
     for cause in causes:
         if isinstance(cause, OSError) and cause.errno:
             return status_for_errno(cause.errno), cause.errno, cause.strerror or str(cause)

@@ -9,10 +9,11 @@ compatible: shipped inside the agent.
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-from .proxy_rules import RULES, Verdict
+if TYPE_CHECKING:  # the rules import urllib.request: only an http cell pays for them
+    from .proxy_rules import Verdict
 
 # A password may itself hold "@" (clients split at the last one): it runs to the last "@"
 # before the host. A user part without a password is often a token: hidden whole.
@@ -70,6 +71,8 @@ def decide(url: str, env: Mapping[str, str], client: str) -> tuple[dict[str, obj
     """
     if client == "none":
         return {"client": "none", "used": False}, None
+    from .proxy_rules import RULES
+
     rules = RULES.get(client)
     if rules is None:
         raise ValueError(f"unknown HTTP client {client!r}")

@@ -19,18 +19,19 @@ import selectors
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping
 
 from . import dns as dns_check
 from .cell import DOING, Cell, copy_record, may_block, phase_summary
-from .clients import HttpClient
-from .http import http_exchange, warm_up
 from .icmp import echo_check
 from .plans import Batch, CellOrder, Plan
 from .proxy import proxy_address
 from .tcp import Connector, raise_fd_limit
 from .udp import udp_check
 from .workers import Workers
+
+if TYPE_CHECKING:
+    from .clients import HttpClient
 
 Emit = Callable[[List[Dict[str, Any]]], None]
 
@@ -62,11 +63,10 @@ class Runner:
         self.default_timeout = float(request.get("timeout", 2.0))
         self.concurrency = max(1, int(request.get("concurrency", 256)))
         self.env = os.environ if env is None else env
-        self.client = HttpClient(
-            str(request.get("http_client", "requests")),
-            bool(request.get("trust_env", True)),
-            self.env,
-        )
+        self.client_name = str(request.get("http_client", "requests"))
+        self.trust_env = bool(request.get("trust_env", True))
+        # Made on the first http cell: a batch without one never imports an HTTP client.
+        self._client: HttpClient | None = None
         # Cells are made as they start, and dropped once reported: a large batch keeps only
         # the cells in flight alive.
         self.specs: list[CellOrder] = list(request.get("cells", []))
@@ -98,6 +98,22 @@ class Runner:
             "datagrams": 0,
         }
 
+    @property
+    def client(self) -> HttpClient:
+        """The batch's HTTP client (its module and library imported on first use only: the
+        requests or httpx import costs a tcp-only batch several times its own work)."""
+        if self._client is None:
+            from .clients import HttpClient
+
+            self._client = HttpClient(self.client_name, self.trust_env, self.env)
+        return self._client
+
+    def _warm_up(self) -> dict[str, Any]:
+        """Import the client and load its CAs on a worker: the tcp cells start meanwhile."""
+        from .http import warm_up
+
+        return warm_up(self.client)
+
     # --- the loop -------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
@@ -109,7 +125,7 @@ class Runner:
         held: list[CellOrder] = []
         ready = [not any(s["plan"]["kind"] == "http" for s in self.specs)]
         if not ready[0]:
-            self.workers.submit(warm_up, (self.client,), {}, lambda _r: ready.__setitem__(0, True))
+            self.workers.submit(self._warm_up, (), {}, lambda _r: ready.__setitem__(0, True))
         last_flush = time.monotonic()
         try:
             while (waiting or held or self.active) and not self.stop.is_set():
@@ -142,7 +158,8 @@ class Runner:
             self._flush()
         finally:
             self.workers.close()
-            self.client.close()
+            if self._client is not None:
+                self._client.close()
             self.selector.close()
             self.wake_r.close()
             self.wake_w.close()
@@ -423,6 +440,8 @@ class Runner:
             cell.tls = record.pop("tls", None)
             cell.checks.append(record)
             self._finish(cell)
+
+        from .http import http_exchange
 
         self.workers.submit(http_exchange, (plan, self.client), kwargs, answered)
 
