@@ -3,6 +3,8 @@ terminal, write its reports. Shared by `run` and `demo`."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +36,13 @@ def execute(loaded: LoadedMatrix, options: RunOptions, shown: Shown) -> int:
     out, formats, basename, output = shown.out, shown.formats, shown.basename, shown.output
     import anyio
 
-    from ..reports.terminal import LiveProgress, print_result
     from ..speedups import frozen_heap
 
-    console = _console(stderr=output == "json")
-    live = shown.progress and console.is_terminal
+    console = _console(stderr=output == "json") if _needs_rich(shown) else None
     with frozen_heap():  # the run, then its reports: thousands of objects made, none freed
-        if live:
+        if console is not None and shown.progress and console.is_terminal:
+            from ..reports.terminal import LiveProgress
+
             with LiveProgress(console) as handler:
                 result = anyio.run(_run_with_signals, loaded, options, handler)
         else:
@@ -48,11 +50,29 @@ def execute(loaded: LoadedMatrix, options: RunOptions, shown: Shown) -> int:
         written = _write(result, out, formats, basename) if out is not None else []
     if output == "json":
         click.echo(result.model_dump_json(indent=2))
-    elif output == "table":
+    elif output == "table" and console is not None:
+        from ..reports.terminal import print_result
+
         print_result(console, result)
     for path in written:
-        console.print(f"[grey50]wrote {path}[/]")
+        if console is not None:
+            console.print(f"[grey50]wrote {path}[/]")
+        else:
+            click.echo(f"wrote {path}", err=output == "json")
     return result.exit_status
+
+
+def _needs_rich(shown: Shown) -> bool:
+    """The table, or a live display on a terminal, needs rich; a CI step or a `wait` loop
+    writing reports without either never imports it (a tenth of a one-cell run)."""
+    if shown.output == "table":
+        return True
+    if not shown.progress:
+        return False
+    if any(os.environ.get(v) is not None for v in ("FORCE_TERMINAL", "TTY_INTERACTIVE")):
+        return True  # rich decides by these over isatty: let it
+    stream = sys.stderr if shown.output == "json" else sys.stdout
+    return stream.isatty()
 
 
 def check_out(out: Path | None, formats: Sequence[str], basename: str) -> None:

@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ReportError
-from ..results import MatrixResult
 from .atomic import check_writable, write_all_atomic
-from .html_report import render_html
-from .json_report import render_json
-from .junit_report import render_junit
-from .markdown_report import render_markdown
-from .prometheus_report import render_prometheus
 
-Renderer = Callable[[MatrixResult], bytes]
+if TYPE_CHECKING:
+    from ..results import MatrixResult
+
+Renderer = Callable[["MatrixResult"], bytes]
+
+
+class _Renderer:
+    """A format's renderer, imported when first called: a run writing report.json alone never
+    pays for Jinja (html), ElementTree (junit) or prometheus_client."""
+
+    __slots__ = ("function", "module")
+
+    def __init__(self, module: str, function: str) -> None:
+        self.module, self.function = module, function
+
+    def __call__(self, result: MatrixResult) -> bytes:
+        render: Renderer = getattr(importlib.import_module(self.module, __name__), self.function)
+        return render(result)
+
 
 # format -> (renderer, file extension)
 REPORTERS: dict[str, tuple[Renderer, str]] = {
-    "json": (render_json, "json"),
-    "html": (render_html, "html"),
-    "junit": (render_junit, "xml"),
-    "markdown": (render_markdown, "md"),
-    "prometheus": (render_prometheus, "prom"),
+    "json": (_Renderer(".json_report", "render_json"), "json"),
+    "html": (_Renderer(".html_report", "render_html"), "html"),
+    "junit": (_Renderer(".junit_report", "render_junit"), "xml"),
+    "markdown": (_Renderer(".markdown_report", "render_markdown"), "md"),
+    "prometheus": (_Renderer(".prometheus_report", "render_prometheus"), "prom"),
 }
 DEFAULT_FORMATS = ("json", "html", "junit", "markdown")
 
