@@ -357,3 +357,68 @@ def test_a_served_report_shows_the_run_the_schedule_and_each_cells_history(
         assert "4 in the last 6 runs" in details
         assert "ok → timeout → ok → timeout → ok → timeout" in details
         opened.assert_quiet()
+
+
+@pytest.mark.timeout(300)
+def test_a_ten_thousand_cell_scan_is_one_column_group_per_row_that_opens_on_click(
+    browser: Any, loopback: LoopbackLab, tmp_path: Path
+) -> None:
+    """Two sources over a 5000-port range and one more port: the range is folded into one
+    column group, each row counting its statuses; a click builds its 5000 columns (each cell
+    as the grid shows it, details on click), a second click folds it again. The page stays
+    under 5 MB."""
+    text = (
+        "version: 1\n"
+        "sources: {here1: {kind: local}, here2: {kind: local}}\n"
+        "targets:\n"
+        '  scan: {kind: tcp, host: 127.0.0.1, ports: ["47001-52000"]}\n'
+        f"  web: {{kind: tcp, host: 127.0.0.1, port: {loopback.http_port}}}\n"
+    )
+    loaded = load_matrix_text(text, "scan.yaml", {})
+    with ThreadPoolExecutor(1) as pool:  # Playwright's event loop holds this thread
+        result = pool.submit(lambda: anyio.run(probe_engine.run_matrix, loaded)).result()
+    assert result.summary.total == 10_002
+    assert len(render_html(result)) < 5_000_000
+    cells = result.grid()
+    for report in open_report(browser, result, tmp_path):
+        page = report.page
+        assert report.buttons() == [("here1", "web"), ("here2", "web")]
+        head = page.locator("#grid thead th.group")
+        assert head.count() == 1
+        assert head.inner_text() == "▸ scan 5000 columns"
+        for row in ("here1", "here2"):
+            counted: dict[str, int] = {}
+            for cell in result.cells:
+                if cell.source == row and cell.target_name == "scan":
+                    counted[cell.status] = counted.get(cell.status, 0) + 1
+            pills = page.locator(f'#grid tr[data-row="{row}"] td.group .pill').all_inner_texts()
+            shown = {p.rsplit(" ", 1)[0]: int(p.rsplit(" ", 1)[1]) for p in pills}
+            assert shown == counted
+
+        page.locator("#grid button.expand").click()
+        assert head.locator("button").get_attribute("aria-expanded") == "true"
+        expanded = page.evaluate(
+            """() => Array.from(document.querySelectorAll('button.cell')).map(b => [
+                b.dataset.source, b.dataset.target, b.querySelector('.st').textContent,
+                getComputedStyle(b).backgroundColor])"""
+        )
+        assert len(expanded) == 10_002
+        assert {(s, t) for s, t, _l, _c in expanded} == set(cells)
+        for source, target, label, colour in expanded:
+            cell = cells[(source, target)]
+            assert label == cell_label(cell)
+            assert colour == _rgb(STATUS_COLOUR[cell.status])
+        columns = page.locator("#grid thead th").all_inner_texts()
+        assert columns[2:5] == ["scan:47001", "scan:47002", "scan:47003"]
+        assert columns[-1] == "web"
+
+        report.button("here2", "scan:49999").click()
+        title = page.locator("#details-title").inner_text()
+        assert title == f"here2 → scan:49999: {cells[('here2', 'scan:49999')].status}"
+        assert "127.0.0.1:49999" in report.details()
+        page.keyboard.press("Escape")
+
+        page.locator("#grid button.expand").click()
+        assert report.buttons() == [("here1", "web"), ("here2", "web")]
+        assert page.locator("#grid thead th").count() == 3
+        report.assert_quiet()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -12,6 +14,7 @@ from ..results import MatrixResult
 from .templating import environment
 from .view import (
     STATUS_SYMBOL,
+    Grid,
     LiveContext,
     cell_label,
     cell_reason,
@@ -52,6 +55,61 @@ def _script_json(data: Any) -> str:
     )
 
 
+# A target with more columns than this (a port range, a long port list) is shown as one column
+# group per row, its statuses counted, its columns built in the page when it is expanded: a
+# 5000-port scan is a grid of 5000 buttons nobody reads, and megabytes of markup.
+GROUP_AT = 16
+
+
+@dataclass(frozen=True)
+class ColumnGroup:
+    """A target's columns in the grid: shown one by one, or folded into one group."""
+
+    index: int
+    name: str
+    columns: list[str]
+    folded: bool
+
+
+def column_groups(result: MatrixResult, view: Grid) -> list[ColumnGroup]:
+    """The grid's columns in order, consecutive columns of one target together."""
+    target_of = {t.name: t.target_name for t in result.targets}
+    runs: list[tuple[str, list[str]]] = []
+    for column in view.columns:
+        name = target_of.get(column, column)
+        if runs and runs[-1][0] == name:
+            runs[-1][1].append(column)
+        else:
+            runs.append((name, [column]))
+    return [
+        ColumnGroup(index, name, columns, len(columns) > GROUP_AT)
+        for index, (name, columns) in enumerate(runs)
+    ]
+
+
+def group_counts(view: Grid, row: str, group: ColumnGroup) -> list[tuple[str, int]]:
+    """How many of a folded group's cells in `row` have each status, in the legend's order."""
+    counted: Counter[str] = Counter(
+        cell.status for c in group.columns if (cell := view.get(row, c))
+    )
+    return [(status, counted[status]) for status in STATUS_COLOUR if counted[status]]
+
+
+def group_unmet(view: Grid, row: str, group: ColumnGroup) -> int:
+    return sum(1 for c in group.columns if (cell := view.get(row, c)) and cell.met is False)
+
+
+def _details(cell: dict[str, Any]) -> dict[str, Any]:
+    """A cell as the details panel reads it: the row and column are its key, durations to
+    the microsecond (ten thousand cells: megabytes of digits nobody reads)."""
+    for key in ("source", "source_name", "target", "target_name"):
+        cell.pop(key, None)
+    for record in (cell, *cell.get("checks", ())):
+        if isinstance(record.get("duration_ms"), float):
+            record["duration_ms"] = round(record["duration_ms"], 3)
+    return cell
+
+
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 
 
@@ -66,8 +124,11 @@ def render_html(result: MatrixResult, live: LiveContext | None = None) -> bytes:
     history: since when it has its status, how often it changed, its last runs."""
     template = environment(autoescape=True).get_template("report.html.j2")
     view = grid(result)
+    groups = column_groups(result, view)
     details = {
-        f"{cell.source}\u0000{cell.target}": cell.model_dump(mode="json", exclude_none=True)
+        f"{cell.source}\u0000{cell.target}": _details(
+            cell.model_dump(mode="json", exclude_none=True)
+        )
         for cell in result.cells
     }
     statuses = [s for s in STATUS_COLOUR if s in result.summary.by_status]
@@ -85,6 +146,11 @@ def render_html(result: MatrixResult, live: LiveContext | None = None) -> bytes:
         clock=clock,
         live=live,
         code=code_spans,
+        groups=groups,
+        counts=group_counts,
+        unmet_in=group_unmet,
+        groups_json=_script_json({g.index: g.columns for g in groups if g.folded}),
+        colour_json=_script_json(STATUS_COLOUR),
         details_json=_script_json(details),
         trends_json=_script_json(
             {
