@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -14,13 +12,15 @@ from ..results import MatrixResult
 from .templating import environment
 from .view import (
     STATUS_SYMBOL,
-    Grid,
     LiveContext,
     cell_label,
     cell_reason,
     clock,
+    column_groups,
     expectation,
     grid,
+    group_counts,
+    group_unmet,
     more_evidence,
     utc_time,
 )
@@ -53,50 +53,6 @@ def _script_json(data: Any) -> str:
         .replace("\u2028", "\\u2028")
         .replace("\u2029", "\\u2029")
     )
-
-
-# A target with more columns than this (a port range, a long port list) is shown as one column
-# group per row, its statuses counted, its columns built in the page when it is expanded: a
-# 5000-port scan is a grid of 5000 buttons nobody reads, and megabytes of markup.
-GROUP_AT = 16
-
-
-@dataclass(frozen=True)
-class ColumnGroup:
-    """A target's columns in the grid: shown one by one, or folded into one group."""
-
-    index: int
-    name: str
-    columns: list[str]
-    folded: bool
-
-
-def column_groups(result: MatrixResult, view: Grid) -> list[ColumnGroup]:
-    """The grid's columns in order, consecutive columns of one target together."""
-    target_of = {t.name: t.target_name for t in result.targets}
-    runs: list[tuple[str, list[str]]] = []
-    for column in view.columns:
-        name = target_of.get(column, column)
-        if runs and runs[-1][0] == name:
-            runs[-1][1].append(column)
-        else:
-            runs.append((name, [column]))
-    return [
-        ColumnGroup(index, name, columns, len(columns) > GROUP_AT)
-        for index, (name, columns) in enumerate(runs)
-    ]
-
-
-def group_counts(view: Grid, row: str, group: ColumnGroup) -> list[tuple[str, int]]:
-    """How many of a folded group's cells in `row` have each status, in the legend's order."""
-    counted: Counter[str] = Counter(
-        cell.status for c in group.columns if (cell := view.get(row, c))
-    )
-    return [(status, counted[status]) for status in STATUS_COLOUR if counted[status]]
-
-
-def group_unmet(view: Grid, row: str, group: ColumnGroup) -> int:
-    return sum(1 for c in group.columns if (cell := view.get(row, c)) and cell.met is False)
 
 
 def _details(cell: dict[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,20 @@
 """report.xml: JUnit XML for CI test reports: a testsuite per row, a testcase per cell.
 
 A cell fails when it misses its expectation (and, with --fail-on any-failure, when it has none
-and is not ok). Findings come first, as the system-out of a "findings" suite.
+and is not ok). Findings come first, as the system-out of a "findings" suite. A scan (a target
+with more columns than view.GROUP_AT) is one testcase per row, failing with its failing ports
+listed: CI pages show thousands of testcases as a list nobody reads.
 """
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 
 from ..agent.address import hostport
 from ..results import CellResult, MatrixResult
-from .view import cell_label, cell_reason, grid
+from .view import cell_label, cell_reason, column_groups, grid
 
 # Characters XML 1.0 cannot carry even escaped (ElementTree writes them raw, and the file no
 # longer parses): a tool's ANSI colours or a NUL in a message must not break the CI report.
@@ -66,6 +69,56 @@ def _details(cell: CellResult) -> str:
     return "\n".join(lines)
 
 
+def _cell_case(suite: ET.Element, row: str, cell: CellResult, fail_on: str) -> None:
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname=f"probe-engine.{row}",
+        name=cell.target,
+        time=f"{cell.duration_ms / 1000.0:.3f}",
+    )
+    if _is_failure(cell, fail_on):
+        wanted = ", ".join(cell.expected) if cell.expected else "ok"
+        failure = ET.SubElement(
+            case, "failure", message=f"expected {wanted}, got {cell_label(cell)}", type=cell.status
+        )
+        failure.text = cell_reason(cell)
+    ET.SubElement(case, "system-out").text = _details(cell)
+
+
+def _scan_case(
+    suite: ET.Element, row: str, target: str, cells: list[CellResult], fail_on: str
+) -> int:
+    """One testcase for a row's cells of a scanned target; the number of failing cells."""
+    failing = [c for c in cells if _is_failure(c, fail_on)]
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname=f"probe-engine.{row}",
+        name=target,
+        time=f"{sum(c.duration_ms for c in cells) / 1000.0:.3f}",
+    )
+    counted = Counter(c.status for c in cells)
+    counts = ", ".join(f"{status} {n}" for status, n in counted.most_common())
+    if failing:
+        failure = ET.SubElement(
+            case,
+            "failure",
+            message=f"{len(failing)} of {len(cells)} cells differ from their expectation",
+            type=failing[0].status,
+        )
+        failure.text = "\n".join(
+            f"{c.endpoint}: expected {', '.join(c.expected or ['ok'])}, got {cell_label(c)}"
+            for c in failing
+        )
+    ok = [c.endpoint for c in cells if c.status == "ok"]
+    out = [f"{len(cells)} cells: {counts}"]
+    if ok:
+        out.append("ok: " + ", ".join(ok))
+    ET.SubElement(case, "system-out").text = "\n".join(out)
+    return len(failing)
+
+
 def render_junit(result: MatrixResult) -> bytes:
     suites = ET.Element(
         "testsuites",
@@ -86,37 +139,33 @@ def render_junit(result: MatrixResult) -> bytes:
     by_row: dict[str, list[CellResult]] = {}
     for cell in result.cells:
         by_row.setdefault(cell.source, []).append(cell)
-    for row in grid(result).rows:
+    view = grid(result)
+    folded = {c: g for g in column_groups(result, view) if g.folded for c in g.columns}
+    tests_total = 0
+    for row in view.rows:
         cells = by_row.get(row, [])
-        failures = sum(1 for c in cells if _is_failure(c, result.fail_on))
-        failures_total += failures
         suite = ET.SubElement(
-            suites,
-            "testsuite",
-            name=row,
-            tests=str(len(cells)),
-            failures=str(failures),
-            errors="0",
-            time=f"{sum(c.duration_ms for c in cells) / 1000.0:.3f}",
+            suites, "testsuite", name=row, tests="0", failures="0", errors="0", time="0"
         )
+        failures = tests = 0
+        scans: dict[int, list[CellResult]] = {}
         for cell in cells:
-            case = ET.SubElement(
-                suite,
-                "testcase",
-                classname=f"probe-engine.{row}",
-                name=cell.target,
-                time=f"{cell.duration_ms / 1000.0:.3f}",
-            )
-            if _is_failure(cell, result.fail_on):
-                wanted = ", ".join(cell.expected) if cell.expected else "ok"
-                failure = ET.SubElement(
-                    case,
-                    "failure",
-                    message=f"expected {wanted}, got {cell_label(cell)}",
-                    type=cell.status,
-                )
-                failure.text = cell_reason(cell)
-            ET.SubElement(case, "system-out").text = _details(cell)
+            group = folded.get(cell.target)
+            if group is None:
+                _cell_case(suite, row, cell, result.fail_on)
+                tests += 1
+                failures += _is_failure(cell, result.fail_on)
+            elif group.index not in scans:
+                scans[group.index] = [c for c in cells if folded.get(c.target) is group]
+                failed = _scan_case(suite, row, group.name, scans[group.index], result.fail_on)
+                failures += failed > 0
+                tests += 1
+        suite.set("tests", str(tests))
+        suite.set("failures", str(failures))
+        suite.set("time", f"{sum(c.duration_ms for c in cells) / 1000.0:.3f}")
+        failures_total += failures
+        tests_total += tests
+    suites.set("tests", str(tests_total))
     suites.set("failures", str(failures_total))
     _make_xml_safe(suites)
     ET.indent(suites)

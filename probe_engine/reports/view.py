@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,6 +86,50 @@ def grid(result: MatrixResult) -> Grid:
     rows = list(dict.fromkeys([*result.rows(), *(c.source for c in result.cells)]))
     columns = list(dict.fromkeys([*result.columns(), *(c.target for c in result.cells)]))
     return Grid(rows, columns, result.grid())
+
+
+# A target with more columns than this (a port range, a long port list) is told as one group
+# per row, its statuses counted: a 5000-port scan as 5000 grid cells or 5000 testcases is
+# megabytes nobody reads. The HTML opens a group on click; JUnit lists its failing ports.
+GROUP_AT = 16
+
+
+@dataclass(frozen=True)
+class ColumnGroup:
+    """A target's columns in the grid: shown one by one, or folded into one group."""
+
+    index: int
+    name: str
+    columns: list[str]
+    folded: bool
+
+
+def column_groups(result: MatrixResult, view: Grid) -> list[ColumnGroup]:
+    """The grid's columns in order, consecutive columns of one target together."""
+    target_of = {t.name: t.target_name for t in result.targets}
+    runs: list[tuple[str, list[str]]] = []
+    for column in view.columns:
+        name = target_of.get(column, column)
+        if runs and runs[-1][0] == name:
+            runs[-1][1].append(column)
+        else:
+            runs.append((name, [column]))
+    return [
+        ColumnGroup(index, name, columns, len(columns) > GROUP_AT)
+        for index, (name, columns) in enumerate(runs)
+    ]
+
+
+def group_counts(view: Grid, row: str, group: ColumnGroup) -> list[tuple[str, int]]:
+    """How many of a folded group's cells in `row` have each status, in the legend's order."""
+    counted: Counter[str] = Counter(
+        cell.status for c in group.columns if (cell := view.get(row, c))
+    )
+    return [(status, counted[status]) for status in STATUS_SYMBOL if counted[status]]
+
+
+def group_unmet(view: Grid, row: str, group: ColumnGroup) -> int:
+    return sum(1 for c in group.columns if (cell := view.get(row, c)) and cell.met is False)
 
 
 @dataclass(frozen=True)
