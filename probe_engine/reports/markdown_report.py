@@ -11,11 +11,23 @@ from .view import (
     STATUS_SYMBOL,
     cell_label,
     cell_reason,
+    column_groups,
     expectation,
     grid,
+    group_counts,
+    group_unmet,
     more_evidence,
     unmet,
     utc_time,
+)
+
+# GitHub refuses a step summary over 1 MiB; the unmet table is what grows with a matrix (a scan's
+# columns are folded into groups): past this many rows it says how many more there are.
+UNMET_ROWS = 1000
+LIMIT = 1024 * 1024
+CUT_NOTE = (
+    "\n\n> **Cut here**: this summary would pass GitHub's 1 MiB limit for a step summary; "
+    "every cell is in report.json and report.html.\n"
 )
 
 # Names and messages are plain text, never Markdown: a source called `<script>`, a message with
@@ -73,9 +85,14 @@ def md_evidence(finding: Finding) -> str:
 
 def render_markdown(result: MatrixResult) -> bytes:
     template = environment(autoescape=False).get_template("report.md.j2")
+    view = grid(result)
     text = template.render(
         result=result,
-        grid=grid(result),
+        grid=view,
+        groups=column_groups(result, view),
+        tally=group_counts,
+        unmet_in=group_unmet,
+        unmet_rows=UNMET_ROWS,
         unmet=unmet(result),
         symbol=STATUS_SYMBOL,
         label=cell_label,
@@ -89,4 +106,13 @@ def render_markdown(result: MatrixResult) -> bytes:
         evidence=md_evidence,
         legend=md_text(LEGEND),
     )
-    return text.encode()
+    return fit(text.encode())
+
+
+def fit(data: bytes, limit: int = LIMIT) -> bytes:
+    """The summary, cut at a line's end with a note where it would pass `limit` bytes."""
+    if len(data) <= limit:
+        return data
+    note = CUT_NOTE.encode()
+    end = data.rfind(b"\n", 0, limit - len(note))
+    return data[: max(end, 0)] + note
