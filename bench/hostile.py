@@ -81,10 +81,10 @@ def hostile_files(work: Path) -> dict[str, Path]:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     results: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
