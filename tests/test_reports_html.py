@@ -359,7 +359,7 @@ def test_a_served_report_shows_the_run_the_schedule_and_each_cells_history(
         opened.assert_quiet()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_a_ten_thousand_cell_scan_is_one_column_group_per_row_that_opens_on_click(
     browser: Any, loopback: LoopbackLab, tmp_path: Path
 ) -> None:
@@ -395,7 +395,9 @@ def test_a_ten_thousand_cell_scan_is_one_column_group_per_row_that_opens_on_clic
             shown = {p.rsplit(" ", 1)[0]: int(p.rsplit(" ", 1)[1]) for p in pills}
             assert shown == counted
 
-        page.locator("#grid button.expand").click()
+        # Building 10,000 cells takes seconds on a loaded machine: the click may wait for it
+        # (how long it takes is bench/scan.py's business, not this test's).
+        page.locator("#grid button.expand").click(timeout=120_000)
         assert head.locator("button").get_attribute("aria-expanded") == "true"
         expanded = page.evaluate(
             """() => Array.from(document.querySelectorAll('button.cell')).map(b => [
@@ -418,7 +420,7 @@ def test_a_ten_thousand_cell_scan_is_one_column_group_per_row_that_opens_on_clic
         assert "127.0.0.1:49999" in report.details()
         page.keyboard.press("Escape")
 
-        page.locator("#grid button.expand").click()
+        page.locator("#grid button.expand").click(timeout=120_000)
         assert report.buttons() == [("here1", "web"), ("here2", "web")]
         assert page.locator("#grid thead th").count() == 3
         report.assert_quiet()
