@@ -72,12 +72,12 @@ def diagnose(result: MatrixResult) -> list[Finding]:
     """Every rule's findings without repeats, most severe first (then in rule order)."""
     fresh()
     findings: list[Finding] = []
-    explained: set[tuple[str, str]] = set()
+    explained: set[int] = set()  # the cells explained so far (by identity: one object each)
     for name, rule in RULES.items():
         try:
             found = rule(result)
             for cause in found:
-                failing = {(c.source, c.target) for c in cause.failing if c.status != "ok"}
+                failing = {id(c) for c in cause.failing if c.status != "ok"}
                 if failing and failing <= explained:
                     continue
                 findings.append(finding(cause, result))

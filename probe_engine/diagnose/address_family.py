@@ -30,6 +30,8 @@ def _answers(cells: Iterable[CellResult]) -> list[tuple[CellResult, CheckRecord]
 def address_family(result: MatrixResult) -> list[Cause]:
     found = []
     for row, cells in by_source(result).items():
+        if len({h.family for cell in cells for h in hops(cell)} & {"ipv4", "ipv6"}) < 2:
+            continue  # one family in the whole row (a scan of one address): nothing to compare
         answers = _answers(cells)
         tried: dict[int | None, list[tuple[CellResult, Hop]]] = {}
         for cell in cells:

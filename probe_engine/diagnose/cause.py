@@ -48,18 +48,14 @@ def cause(  # noqa: PLR0913 -- a Cause's fields; those past `contrast` by keywor
 ) -> Cause:
     """A Cause, each cell once (in the order given); a contrasting cell that also fails here
     is failing, not contrast."""
-    failing_cells = tuple(_unique(failing))
-    seen = {(c.source, c.target) for c in failing_cells}
-    contrast_cells = tuple(c for c in _unique(contrast) if (c.source, c.target) not in seen)
+    failing_cells = _unique(failing)
+    seen = {id(c) for c in failing_cells}
+    contrast_cells = tuple(c for c in _unique(contrast) if id(c) not in seen)
     return Cause(rule, subject, failing_cells, contrast_cells, dict(facts or {}), variant, context)
 
 
-def _unique(cells: Iterable[CellResult]) -> list[CellResult]:
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for cell in cells:
-        key = (cell.source, cell.target)
-        if key not in seen:
-            seen.add(key)
-            out.append(cell)
-    return out
+def _unique(cells: Iterable[CellResult]) -> tuple[CellResult, ...]:
+    """Each cell once, in the order given. A run has one object per cell and rules cite the
+    run's own objects, so identity is the cell's (source, target), and cheaper to compare
+    over a scan's 10,000 cells (bench/diagnosis.py)."""
+    return tuple({id(c): c for c in cells}.values())

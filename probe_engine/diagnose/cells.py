@@ -36,22 +36,29 @@ def kept(what: str, thing: object, read: Any) -> Any:
     return found[1]
 
 
-def _group(result: MatrixResult, attribute: str) -> dict[str, list[CellResult]]:
+def _columns(result: MatrixResult) -> dict[str, list[CellResult]]:
     groups: dict[str, list[CellResult]] = defaultdict(list)
     for cell in result.cells:
-        groups[getattr(cell, attribute)].append(cell)
+        groups[cell.target].append(cell)
+    return dict(groups)
+
+
+def _rows(result: MatrixResult) -> dict[str, list[CellResult]]:
+    groups: dict[str, list[CellResult]] = defaultdict(list)
+    for cell in result.cells:
+        groups[cell.source].append(cell)
     return dict(groups)
 
 
 def by_target(result: MatrixResult) -> dict[str, list[CellResult]]:
     """The cells of each column (read, never changed, by the rules)."""
-    found: dict[str, list[CellResult]] = kept("by_target", result, lambda r: _group(r, "target"))
+    found: dict[str, list[CellResult]] = kept("by_target", result, _columns)
     return found
 
 
 def by_source(result: MatrixResult) -> dict[str, list[CellResult]]:
     """The cells of each row (read, never changed, by the rules)."""
-    found: dict[str, list[CellResult]] = kept("by_source", result, lambda r: _group(r, "source"))
+    found: dict[str, list[CellResult]] = kept("by_source", result, _rows)
     return found
 
 
@@ -66,13 +73,12 @@ def target_info(result: MatrixResult, column: str) -> TargetInfo | None:
 
 
 def first_failure(cell: CellResult) -> CheckRecord | None:
-    """The check that decided the cell's status (the first one that is not ok)."""
-    found: CheckRecord | None = kept("first_failure", cell, _first_failure)
-    return found
-
-
-def _first_failure(cell: CellResult) -> CheckRecord | None:
-    return next((c for c in cell.checks if c.status != "ok"), None)
+    """The check that decided the cell's status (the first one that is not ok). Read again
+    each time: a cell has a few checks, and looking up a kept answer costs more (bench)."""
+    for check in cell.checks:
+        if check.status != "ok":
+            return check
+    return None
 
 
 class Hop(NamedTuple):
@@ -89,8 +95,13 @@ class Hop(NamedTuple):
 
 def hops(cell: CellResult) -> list[Hop]:
     """The target addresses a cell tried (not the proxy's), in the order it tried them."""
-    found: list[Hop] = kept("hops", cell, _hops)
-    return found
+    # kept() inlined: several rules read every cell's hops, and this runs 10,000s of times.
+    table = _KEPT["hops"]
+    found = table.get(id(cell))
+    if found is None or found[0] is not cell:
+        found = table[id(cell)] = (cell, _hops(cell))
+    made: list[Hop] = found[1]
+    return made
 
 
 def _hops(cell: CellResult) -> list[Hop]:

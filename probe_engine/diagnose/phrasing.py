@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..agent.address import hostport
 from ..facts import Route
 from ..results import CellResult, CheckRecord, ProxyInfo
-from .cells import asked_names, first_failure, hops, kept
+from .cells import asked_names, first_failure, hops
 
 
 def column_words(cell: CellResult) -> str:
@@ -21,11 +21,6 @@ def column_words(cell: CellResult) -> str:
 
 def failure_words(cell: CellResult) -> str:
     """'refused (ECONNREFUSED)' from the first failed check."""
-    words: str = kept("failure_words", cell, _failure_words)
-    return words
-
-
-def _failure_words(cell: CellResult) -> str:
     failed = first_failure(cell)
     if failed is None:
         return cell.status

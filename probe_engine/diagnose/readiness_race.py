@@ -123,6 +123,8 @@ def _stopped(
 def _in_cell(cell: CellResult) -> Cause | None:
     """A refusal followed by a success inside one cell: a tcp record to an address refused,
     and a later one to the same address connecting."""
+    if len(cell.checks) < 2:
+        return None  # one check: one attempt, no change of heart inside the cell
     seen: dict[tuple[str, int | None], str] = {}
     for hop in hops(cell):
         key = (hop.address, hop.port)

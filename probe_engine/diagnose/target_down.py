@@ -15,7 +15,7 @@ from ..status import FAILED
 from .cause import Cause, cause
 from .cells import by_target, down_rows, first_failure, host_of, target_info
 from .facts import is_service
-from .phrasing import column_words, failure_words
+from .phrasing import column_words
 from .ping_filtered import filtered_pings
 from .service_causes import causes
 
@@ -39,9 +39,9 @@ def target_down(result: MatrixResult) -> list[Cause]:
         seen = [
             c
             for c in cells
-            if c.source not in down
-            and c.status not in ("cancelled", "source-error")
-            and not _stopped_at_proxy(c)
+            if c.status not in ("cancelled", "source-error")
+            and c.source not in down
+            and not (c.status == "proxy-error" and c.proxy is not None and c.proxy.used)
         ]
         if not seen or not all(c.status in FAILED or c.status == "target-error" for c in seen):
             continue
@@ -50,7 +50,7 @@ def target_down(result: MatrixResult) -> list[Cause]:
         if any((c.source, c.target) in silent_pings for c in seen):
             continue
         candidates[column] = seen
-    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    groups: dict[tuple[str, tuple[object, ...]], list[str]] = {}
     for column, cells in candidates.items():
         info = infos.get(column)
         target_name = cells[0].target_name
@@ -60,10 +60,8 @@ def target_down(result: MatrixResult) -> list[Cause]:
                 continue  # some ways to this Service work: "via-differs" explains it
         # One cause per Service (its ways fail for one reason); per failure pattern else, a
         # declared failure apart from one nobody declared (they are not equally loud).
-        signature = (
-            ("via",)
-            if info is not None and info.via
-            else tuple(sorted({f"{_phase(c)} {failure_words(c)} {c.met}" for c in cells}))
+        signature: tuple[object, ...] = (
+            ("via",) if info is not None and info.via else tuple(sorted({_how(c) for c in cells}))
         )
         groups.setdefault((target_name, signature), []).append(column)
     # Targets that name the same endpoint and fail the same way are one cause.
@@ -101,10 +99,20 @@ def _port(info: TargetInfo | None) -> int | None:
     return info.port if info is not None and info.kind == "tcp" else None
 
 
-def _phase(cell: CellResult) -> str:
-    """The phase that failed: a connect timeout and an HTTP timeout are two causes."""
+def _how(cell: CellResult) -> tuple[str, str, str, int, str]:
+    """How a cell failed, as far as it splits causes: the phase that failed (a connect
+    timeout and an HTTP timeout are two causes), what failure_words says of it (status,
+    errno, HTTP status), and whether it was declared (a tuple: made for every cell)."""
     failed = first_failure(cell)
-    return failed.name if failed is not None else ""
+    if failed is None:
+        return ("", cell.status, "", 0, str(cell.met))
+    return (
+        failed.name,
+        cell.status,
+        failed.errno_name or "",
+        failed.http_status or 0,
+        str(cell.met),
+    )
 
 
 def _is_scan(columns: list[str], infos: dict[str, TargetInfo], service: bool) -> bool:
@@ -125,8 +133,10 @@ def _open_ports(host: str, scene: _Scene) -> list[int]:
         info = scene.infos.get(column)
         if info is None or info.kind != "tcp" or info.host != host or info.port is None:
             continue
-        if any(c.status == "ok" for c in cells):
-            found.add(info.port)
+        for c in cells:
+            if c.status == "ok":
+                found.add(info.port)
+                break
     return sorted(found)
 
 
@@ -143,14 +153,11 @@ def _column_fails(scene: _Scene, target_name: str, columns: list[str]) -> Cause:
     # One pass: words -> the rows and the columns that saw them, and the ports probed.
     by_source: dict[str, dict[str, None]] = {}
     by_column: dict[str, dict[str, None]] = {}
-    ports: dict[int, None] = {}
     for c in cells:
         words = column_words(c)
         by_source.setdefault(words, {})[c.source] = None
         by_column.setdefault(words, {})[c.target] = None
-        port = _port(infos.get(c.target))
-        if port is not None:
-            ports[port] = None
+    ports = {p for p in (_port(infos.get(column)) for column in columns) if p is not None}
     statuses = {words: list(rows) for words, rows in by_source.items()}
     facts: dict[str, object] = {
         "target": target_name,
