@@ -14,9 +14,10 @@ import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from .compat import UTC
 from .kube import KubeClient, explain
 
 POD_SELECTOR = "app.kubernetes.io/managed-by=probe-engine,app.kubernetes.io/component=probe-pod"
@@ -140,7 +141,7 @@ async def cleanup_sidecars(client: Any, options: CleanupOptions, outcome: Outcom
     count = 0
     for container in found:
         created = _field(container, "Created")
-        age = now - float(created) if isinstance(created, int | float) else None
+        age = now - float(created) if isinstance(created, (int, float)) else None
         if not _old_enough(age, options):
             continue
         count += 1

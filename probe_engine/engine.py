@@ -11,12 +11,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Union
 
 import anyio
 
 from .agent.plans import Plan
 from .assemble import RunRecord, assemble
+from .compat import UTC, BaseExceptionGroup, ExceptionGroup
 from .docker_host import DockerOverrides
 from .errors import EngineError, ProbeEngineError, SpecError
 from .invariants import broken_invariants
@@ -69,7 +71,7 @@ class CellDone:
     result: CellResult
 
 
-Event = Planned | RowSeen | CellDone
+Event = Union[Planned, RowSeen, CellDone]
 EventHandler = Callable[[Event], None]
 
 

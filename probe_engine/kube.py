@@ -388,7 +388,7 @@ def explain(exc: BaseException, kube: KubeClient | None, doing: str) -> str:
             " (kubernetes-asyncio sends API requests through HTTP(S)_PROXY unless NO_PROXY "
             "names the API server)"
         )
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
         return f"{doing}: TLS with the API server {server} failed: {exc}"
     if isinstance(exc, aiohttp.ClientConnectorError):
         error = _os_error(exc)
@@ -396,7 +396,7 @@ def explain(exc: BaseException, kube: KubeClient | None, doing: str) -> str:
         return f"{doing}: the API server {server} is unreachable: {what}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return f"{doing}: the API server {server} closed the connection without answering"
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         seconds = kube.timeout if kube else None
         within = f" within {seconds:g}s" if seconds else ""
         return f"{doing}: no answer from the API server {server}{within}"

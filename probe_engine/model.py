@@ -46,7 +46,7 @@ class Column:
     local_only: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CellRequest:
     """One cell to run: a source (by name) and a column, with its timeout."""
 

@@ -25,7 +25,7 @@ def demo(out: Path, output: str, no_progress: bool) -> None:
         from ..engine import RunOptions
         from ..spec import load_matrix_text
 
-        text = (resources.files("probe_engine.demo") / "matrix.yaml").read_text()
+        text = (resources.files("probe_engine") / "demo" / "matrix.yaml").read_text()
         shown = Shown(out, ["json", "html", "junit", "markdown"], "demo", output, not no_progress)
         check_out(shown.out, shown.formats, shown.basename)
         with LoopbackLab() as lab:

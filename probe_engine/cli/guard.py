@@ -8,6 +8,8 @@ from typing import NoReturn
 
 import click
 
+from ..compat import BaseExceptionGroup
+
 
 def guard(action: Callable[[], int]) -> NoReturn:
     """Run a command: bad input and engine faults become one line and an exit status."""

@@ -12,25 +12,25 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
+from ..compat import UNION_ORIGINS, is_typeddict, type_hints
 from ..facts import PolicyFact, Route, RowFacts, ServiceFacts, ServicePortFact
 from ..results import SourceInfo, TargetInfo
 
 
 @functools.cache
 def _hints(shape: type) -> dict[str, Any]:
-    return typing.get_type_hints(shape)
+    return type_hints(shape)
 
 
 def _fits(value: object, hint: Any) -> bool:
     """Whether `value` (plain JSON data) has the shape the type `hint` names."""
     origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
+    if origin in UNION_ORIGINS:
         return any(_fits(value, h) for h in typing.get_args(hint))
     if origin is Literal:
         return value in typing.get_args(hint)
@@ -42,12 +42,12 @@ def _fits(value: object, hint: Any) -> bool:
         return isinstance(value, dict) and all(
             isinstance(k, str) and _fits(v, item) for k, v in value.items()
         )
-    if typing.is_typeddict(hint):
+    if is_typeddict(hint):
         return isinstance(value, dict) and _conforms(value, hint)
     if hint is type(None):
         return value is None
     if hint in (int, float):
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, hint) if isinstance(hint, type) else True
 
 

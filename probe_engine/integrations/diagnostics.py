@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from io import StringIO
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple, Union, get_args
 
 from ..docker_host import DockerOverrides
 from ..engine import RunOptions, run_matrix
@@ -41,7 +41,7 @@ class RenderedMatrix(NamedTuple):
     file: str
 
 
-MatrixInput = str | os.PathLike[str] | Mapping[str, Any] | RenderedMatrix
+MatrixInput = Union[str, os.PathLike[str], Mapping[str, Any], RenderedMatrix]
 
 
 def check_fail_on(value: str) -> FailOn:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from ..compat import UTC
 from ..results import CellResult, Finding, MatrixResult
 
 STATUS_SYMBOL = {

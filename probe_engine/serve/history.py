@@ -11,7 +11,6 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import pairwise
 from typing import Any
 
 from ..reports.view import CellTrend
@@ -20,7 +19,7 @@ from ..results import MatrixResult
 CellKey = tuple[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RunRecord:
     """One finished run, in a few numbers."""
 
@@ -48,7 +47,7 @@ class RunRecord:
         }
 
 
-@dataclass(slots=True)
+@dataclass
 class CellHistory:
     """One cell across runs: its status, since when, and its recent statuses."""
 
@@ -61,7 +60,9 @@ class CellHistory:
 
     def changes(self) -> int:
         """Status changes between consecutive runs among the kept ones (flaps)."""
-        return sum(1 for before, after in pairwise(self.recent) if before != after)
+        return sum(
+            1 for before, after in zip(list(self.recent), list(self.recent)[1:]) if before != after
+        )
 
 
 class History:

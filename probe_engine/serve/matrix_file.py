@@ -12,11 +12,12 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import anyio.to_thread
 
+from ..compat import UTC
 from ..errors import SpecError
 from ..spec import LoadedMatrix, load_matrix_text
 

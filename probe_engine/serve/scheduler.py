@@ -12,11 +12,12 @@ import fnmatch
 import logging
 import random
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import anyio
 from anyio.abc import TaskGroup
 
+from ..compat import UTC
 from ..engine import RunOptions, run_matrix
 from ..errors import ProbeEngineError
 from ..plan import Selection

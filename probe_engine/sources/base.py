@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from anyio.abc import AsyncResource
@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 
 from ..agent.plans import Batch, CellOrder
 from ..agent.proxy import redact
+from ..compat import UTC
 from ..model import CellRequest, RunContext
 from ..results import CellResult, SourceInfo
 from ..status import Status

@@ -46,7 +46,7 @@ DURATION_HINT = "use ms, s, m or h (500ms, 2s, 1m30s, 1h) or a number of seconds
 
 def parse_duration(value: Any) -> float:
     """500ms, 2s, 1m30s, 1h, 1.5m, or a number of seconds (also as text: "2")."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"{value!r} is not a duration: {DURATION_HINT}")
     seconds = _duration_text(value) if isinstance(value, str) else float(value)
     if math.isnan(seconds) or math.isinf(seconds):
@@ -112,21 +112,19 @@ def whole_number_schema(minimum: int, maximum: int | None = None) -> dict[str, A
     return {"anyOf": [number, text]}
 
 
-def _whole(minimum: int, maximum: int | None = None) -> tuple[Any, ...]:
-    return (
-        BeforeValidator(whole_number),
-        Field(ge=minimum, le=maximum),
-        WithJsonSchema(whole_number_schema(minimum, maximum)),
-    )
-
+_WHOLE = BeforeValidator(whole_number)
 
 # Whole numbers: an int, or its digits as text (a quoted or ${VARIABLE} value).
-Port = Annotated[int, *_whole(1, 65535)]
-HttpStatus = Annotated[int, *_whole(100, 599)]
-Concurrency = Annotated[int, *_whole(1, 100_000)]
-Ndots = Annotated[int, *_whole(0, 15)]
-PositiveCount = Annotated[int, *_whole(1)]
-EchoCount = Annotated[int, *_whole(1, 100)]
+Port = Annotated[int, _WHOLE, Field(ge=1, le=65535), WithJsonSchema(whole_number_schema(1, 65535))]
+HttpStatus = Annotated[
+    int, _WHOLE, Field(ge=100, le=599), WithJsonSchema(whole_number_schema(100, 599))
+]
+Concurrency = Annotated[
+    int, _WHOLE, Field(ge=1, le=100_000), WithJsonSchema(whole_number_schema(1, 100_000))
+]
+Ndots = Annotated[int, _WHOLE, Field(ge=0, le=15), WithJsonSchema(whole_number_schema(0, 15))]
+PositiveCount = Annotated[int, _WHOLE, Field(ge=1), WithJsonSchema(whole_number_schema(1))]
+EchoCount = Annotated[int, _WHOLE, Field(ge=1, le=100), WithJsonSchema(whole_number_schema(1, 100))]
 Flag = Annotated[
     bool,
     BeforeValidator(_flag),

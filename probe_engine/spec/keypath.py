@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 from yaml.error import Mark
 
-KeyPath = tuple[str | int, ...]
+KeyPath = tuple[Union[str, int], ...]
 
 
 class Position(NamedTuple):

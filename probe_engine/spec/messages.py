@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 import re
-import types
 import typing
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
+
+from ..compat import UNION_ORIGINS
 
 # Words users bring from other tools (Compose, Kubernetes, requests): what we call them.
 _SYNONYMS = {
@@ -121,13 +122,13 @@ def _expected_list(field: Any, value: Any) -> str:
         return f'expected a list: write ports: ["{value.replace(" ", "")}"] (a range is quoted)'
     if field == "ports" and isinstance(value, int) and not isinstance(value, bool):
         return f"expected a list: write ports: [{value}], or port: {value}"
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return f"expected a list, found {describe(value)}: write [{value}]"
     return f"expected a list, found {describe(value)}"
 
 
 def _expected_text(value: Any) -> str:
-    if isinstance(value, bool) or (isinstance(value, int | float) and value is not None):
+    if isinstance(value, bool) or (isinstance(value, (int, float)) and value is not None):
         return f'expected text, found {describe(value)}: write it in quotes ("...") if it is text'
     return f"expected text, found {describe(value)}"
 
@@ -149,7 +150,7 @@ def _unwrap(annotation: Any) -> Any:
         origin = typing.get_origin(annotation)
         if origin is typing.Annotated:
             annotation = typing.get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
+        elif origin in UNION_ORIGINS:
             members = [a for a in typing.get_args(annotation) if a is not type(None)]
             if len(members) != 1:
                 return annotation
@@ -168,7 +169,7 @@ def _step(current: Any, part: Any) -> Any:
         return typing.get_args(current)[1]
     if origin is list:
         return typing.get_args(current)[0]
-    if origin in (Union, types.UnionType):
+    if origin in UNION_ORIGINS:
         for option in typing.get_args(current):
             member = _unwrap(option)
             if not (isinstance(member, type) and issubclass(member, BaseModel)):

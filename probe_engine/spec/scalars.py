@@ -71,7 +71,7 @@ def resolve_tagged(tag: str, text: str) -> tuple[bool, Any]:
         return (True, value) if isinstance(value, int) else (False, text)
     if tag == "float":
         value = _number(text, _NOT_A)
-        return (True, float(value)) if isinstance(value, int | float) else (False, text)
+        return (True, float(value)) if isinstance(value, (int, float)) else (False, text)
     if tag == "bool":
         if text in TRUES or text in FALSES:
             return True, text in TRUES

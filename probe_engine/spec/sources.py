@@ -5,7 +5,7 @@ A source knows how to get the probe running somewhere; what to probe comes from 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
@@ -339,12 +339,14 @@ class KubernetesNodesSourceSpec(PythonSourceOptions):
 
 
 SourceSpec = Annotated[
-    LocalSourceSpec
-    | ProcessSourceSpec
-    | ShellSourceSpec
-    | NetnsSourceSpec
-    | DockerSourceSpec
-    | KubernetesSourceSpec
-    | KubernetesNodesSourceSpec,
+    Union[
+        LocalSourceSpec,
+        ProcessSourceSpec,
+        ShellSourceSpec,
+        NetnsSourceSpec,
+        DockerSourceSpec,
+        KubernetesSourceSpec,
+        KubernetesNodesSourceSpec,
+    ],
     Field(discriminator="kind"),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import typing
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -67,7 +67,7 @@ def expand_ports(items: list[Any]) -> list[int]:
 
 _PORT_RANGE = re.compile(r"(?P<low>[0-9]{1,9})(?:-(?P<high>[0-9]{1,9}))?")
 PortOrRange = Annotated[
-    int | str,
+    Union[int, str],
     WithJsonSchema(
         {
             "anyOf": [
@@ -436,11 +436,13 @@ class KubernetesServiceSpec(TargetOptions):
 
 
 TargetSpec = Annotated[
-    TcpTargetSpec
-    | HttpTargetSpec
-    | DnsTargetSpec
-    | IcmpTargetSpec
-    | UdpTargetSpec
-    | KubernetesServiceSpec,
+    Union[
+        TcpTargetSpec,
+        HttpTargetSpec,
+        DnsTargetSpec,
+        IcmpTargetSpec,
+        UdpTargetSpec,
+        KubernetesServiceSpec,
+    ],
     Field(discriminator="kind"),
 ]

@@ -270,7 +270,8 @@ class Builder:
         if self.record:
             path = self._path()
             if not self.lost:
-                self.key_positions[(*path, key)] = position_of(mark)
+                key_path = (*path, key)  # mypy takes (*a, b) inside [] for 3.11 syntax
+                self.key_positions[key_path] = position_of(mark)
 
     def _add(self, value: Any, mark: Any) -> None:
         """A finished value, into the mapping or list that holds it (or as the root)."""
