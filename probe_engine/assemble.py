@@ -42,6 +42,7 @@ class RunRecord:
     results: Mapping[tuple[str, str], CellResult]  # by (row, column)
     interrupted: bool
     faults: Sequence[str]  # faults of the engine itself (exit status 3)
+    run_id: str | None = None  # in the User-Agent of the run's http probes
 
 
 def assemble(run: RunRecord) -> MatrixResult:
@@ -64,6 +65,7 @@ def assemble(run: RunRecord) -> MatrixResult:
     ]
     result = MatrixResult(
         tool_version=__version__,
+        run_id=run.run_id,
         started_at=run.started_at,
         finished_at=run.finished_at,
         duration_s=round(run.duration, 6),

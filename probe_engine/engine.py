@@ -8,6 +8,7 @@ cancel what is left; unfinished cells are marked `cancelled` and a result is sti
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Union
 
 import anyio
 
+from ._version import __version__
 from .agent.plans import Plan
 from .assemble import RunRecord, assemble
 from .compat import UTC, BaseExceptionGroup, ExceptionGroup
@@ -160,6 +162,9 @@ class _Run:
         self.options = options
         self.on_event = on_event
         self.started_at, self.started = datetime.now(UTC), time.monotonic()
+        # Names this run in what it sends (the User-Agent of http probes), so the servers' own
+        # logs can be searched for it.
+        self.run_id = secrets.token_hex(6)
         self.context = RunContext(matrix, options.kube, options.docker)
         self.settings = RunSettings(
             concurrency=options.concurrency or matrix.defaults.concurrency,
@@ -207,7 +212,8 @@ class _Run:
         self.columns = await _resolve(matrix, self.context)
         self.options.select.check(matrix, self.columns)  # a glob matching no column: bad input
         collector.plans = {c.name: c.plan for cs in self.columns.values() for c in cs}
-        self.cells = expand(matrix, self.columns, self.options.select, self.options.timeout)
+        marker = f"probe-engine/{__version__} run={self.run_id}"
+        self.cells = expand(matrix, self.columns, self.options.select, self.options.timeout, marker)
         if self.on_event:
             every_column = [c for cs in self.columns.values() for c in cs]
             self.on_event(Planned(len(self.cells), list(matrix.sources), every_column))
@@ -257,6 +263,7 @@ class _Run:
             results=self.collector.results,
             interrupted=self.interrupted,
             faults=self.faults,
+            run_id=self.run_id,
         )
 
 

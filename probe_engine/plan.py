@@ -5,8 +5,9 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .agent.plans import Plan
 from .errors import SpecError, SpecErrors
 from .model import CellRequest, Column
 from .spec import CellPattern, Matrix
@@ -82,17 +83,46 @@ def pattern_matches(
     )
 
 
+BINDABLE = frozenset({"tcp", "http", "icmp", "udp"})
+
+
+def with_source_bind(column: Column, bind: dict[str, str]) -> Column:
+    """The column as this source probes it: from the source's chosen address or interface,
+    unless the target chose its own."""
+    plan = column.plan
+    if plan is None or plan["kind"] not in BINDABLE or plan.get("bind"):
+        return column
+    return replace(column, plan=Plan(**{**plan, "bind": bind}))
+
+
+def with_marker(column: Column, marker: str) -> Column:
+    """An http column whose requests carry `marker` as their User-Agent, so the server's own
+    log tells which run and cell reached it; a User-Agent the target sets wins."""
+    plan = column.plan
+    if plan is None or plan["kind"] != "http":
+        return column
+    headers = dict(plan.get("headers") or {})
+    if any(name.lower() == "user-agent" for name in headers):
+        return column
+    headers["User-Agent"] = marker
+    return replace(column, plan=Plan(**{**plan, "headers": headers}))
+
+
 def expand(
     matrix: Matrix,
     columns: Mapping[str, Sequence[Column]],
     selection: Selection = Selection(),
     timeout: float | None = None,
+    marker: str | None = None,
 ) -> list[CellRequest]:
-    """Every cell to run, in matrix order (sources, then columns)."""
+    """Every cell to run, in matrix order (sources, then columns). With `marker` ("probe-engine/
+    0.1 run=ID"), each http cell's User-Agent is the marker and its cell number."""
     cells: list[CellRequest] = []
-    for source in matrix.sources:
+    for source, spec in matrix.sources.items():
+        bind = getattr(spec, "bind", None)
         for target in matrix.targets:
-            for column in columns.get(target, ()):
+            for listed in columns.get(target, ()):
+                column = with_source_bind(listed, bind.plan()) if bind is not None else listed
                 if matrix.cells is not None and not any(
                     pattern_matches(p, source, column) for p in matrix.cells
                 ):
@@ -102,6 +132,8 @@ def expand(
                 if not selection.admits(source, column):
                     continue
                 cell_timeout = timeout or column.timeout or matrix.defaults.timeout
+                if marker is not None:
+                    column = with_marker(column, f"{marker} cell={len(cells)}")
                 cells.append(CellRequest(len(cells), source, column, cell_timeout))
     return cells
 

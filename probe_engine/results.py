@@ -51,6 +51,9 @@ class CheckRecord(ResultModel):
     client: str | None = None
     peer: str | None = None
     timings: dict[str, float] | None = None
+    user_agent: str | None = Field(
+        None, description="http: the User-Agent sent (the run's marker, unless the target set one)"
+    )
     # icmp: how the place pinged, echoes sent and answered, round trips; icmp and udp: the
     # ICMP error that answered (its name, type, code and sender)
     method: str | None = Field(
@@ -223,6 +226,11 @@ class MatrixRef(ResultModel):
 class MatrixResult(ResultModel):
     schema_version: int = SCHEMA_VERSION
     tool_version: str
+    run_id: str | None = Field(
+        None,
+        description="Names this run in its http probes' User-Agent: "
+        "probe-engine/VERSION run=RUN_ID cell=N",
+    )
     started_at: datetime
     finished_at: datetime
     duration_s: float

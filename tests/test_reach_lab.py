@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from probe_engine import MatrixResult
+from probe_engine import MatrixResult, __version__
 from probe_engine.results import CellResult, CheckRecord
 from tests.conftest import cell, require, run_text
 from tests.golden import check_golden
@@ -411,3 +411,105 @@ def test_a_chosen_source_address_or_interface_is_used_and_recorded(netlab: Lab) 
     assert shell_absent.status == "source-error"
     assert shell_absent.message is not None
     assert "Cannot assign requested address" in shell_absent.message
+
+
+@root
+@pytest.mark.parametrize("client", ["requests", "httpx", "urllib", "curl"])
+def test_a_sources_chosen_address_carries_its_tcp_and_http_probes(netlab: Lab, client: str) -> None:
+    # The source chooses its second address; the pod's access log names the client address it
+    # saw (the NodePort's DNAT keeps the source), so the choice is proven on the server's side.
+    tool = "tool: curl" if client == "curl" else f"http_client: {client}"
+    result = lab_run(
+        netlab,
+        f"""
+        defaults: {{timeout: 3s}}
+        sources:
+          second:
+            kind: netns
+            name: "${{NETLAB_SCHEDULER_NS}}"
+            inherit_env: false
+            {tool}
+            bind: {{address: "${{NETLAB_SCHEDULER_SECOND_IP}}"}}
+        targets:
+          nodeport-tcp: {{kind: tcp, host: "${{NETLAB_NODE_IP}}", port: "${{NETLAB_NODE_PORT}}"}}
+          nodeport:
+            kind: http
+            url: "http://${{NETLAB_NODE_IP}}:${{NETLAB_NODE_PORT}}/health?from={client}"
+            expect_status: [200]
+          eth0:
+            kind: tcp
+            host: "${{NETLAB_NODE_IP}}"
+            port: "${{NETLAB_NODE_PORT}}"
+            bind: {{interface: eth0}}
+        """,
+    )
+    second = netlab.scheduler_second_ip
+    tcp = cell(result, "second", "nodeport-tcp")
+    http = cell(result, "second", "nodeport")
+    assert (tcp.status, http.status) == ("ok", "ok"), http.model_dump_json(indent=1)
+    if client != "curl":
+        connected = only_check(tcp, "tcp")
+        assert (connected.source_address, connected.bind) == (second, second)
+        assert only_check(http, "http").bind == second
+    assert cell(result, "second", "eth0").status == "ok"  # the target's own choice wins
+    log = (netlab.state_dir / "podserver.log").read_text()
+    asked = [line for line in log.splitlines() if f"/health?from={client} " in line]
+    assert asked and all(line.startswith(f"{second}:") for line in asked), asked
+    # The request names its run and cell in its User-Agent: the server's log says who came.
+    marker = f'"probe-engine/{__version__} run={result.run_id} cell='
+    assert result.run_id and all(marker in line for line in asked), asked
+    assert only_check(http, "http").user_agent == (
+        f"probe-engine/{__version__} run={result.run_id} cell=1"
+    )
+
+
+@root
+def test_a_chosen_address_the_place_lacks_fails_every_kind_of_probe_as_a_source_error(
+    netlab: Lab,
+) -> None:
+    result = lab_run(
+        netlab,
+        """
+        defaults: {timeout: 3s}
+        sources:
+          absent:
+            kind: netns
+            name: "${NETLAB_SCHEDULER_NS}"
+            inherit_env: false
+            bind: {address: "${ABSENT}"}
+          absent-curl:
+            kind: netns
+            name: "${NETLAB_SCHEDULER_NS}"
+            inherit_env: false
+            tool: curl
+            bind: {address: "${ABSENT}"}
+          absent-nc:
+            kind: netns
+            name: "${NETLAB_SCHEDULER_NS}"
+            inherit_env: false
+            tool: nc
+            bind: {address: "${ABSENT}"}
+        targets:
+          tcp: {kind: tcp, host: "${NETLAB_NODE_IP}", port: "${NETLAB_NODE_PORT}"}
+          http: {kind: http, url: "http://${NETLAB_NODE_IP}:${NETLAB_NODE_PORT}/health"}
+          ping: {kind: icmp, host: "${NETLAB_NODE_IP}"}
+          udp: {kind: udp, host: "${NETLAB_NODE_IP}", port: "${NETLAB_UDP_ECHO_PORT}"}
+        """,
+        {"ABSENT": netlab.absent_source_ip},
+    )
+    words = f"this place has no address {netlab.absent_source_ip} (EADDRNOTAVAIL)"
+    for target in ("tcp", "ping", "udp"):
+        found = cell(result, "absent", target)
+        assert found.status == "source-error", found.model_dump_json(indent=1)
+        assert found.checks[-1].message == words
+    # http: the agent's tcp check fails first, with the same words
+    assert cell(result, "absent", "http").checks[-1].message == words
+    for target in ("tcp", "http"):
+        curl = cell(result, "absent-curl", target)
+        assert curl.status in ("source-error", "unreachable"), curl.model_dump_json(indent=1)
+        nc = cell(result, "absent-nc", target)
+        assert nc.status == "source-error"
+        assert (
+            nc.message
+            == f"nc cannot send from a chosen source (bind: {netlab.absent_source_ip}); curl, ping and the agent can"
+        )

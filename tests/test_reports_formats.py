@@ -162,6 +162,7 @@ TOP_KEYS = CONTRACT_TOP | {
     "fail_on",
     "sources",
     "targets",
+    "run_id",
 }
 CELL_KEYS = CONTRACT_CELL | {
     "source_name",
@@ -197,6 +198,7 @@ CHECK_KEYS = CONTRACT_CHECK | {
     "sent_bytes",
     "received_bytes",
     "bind",
+    "user_agent",
 }
 PROXY_KEYS = {
     "client",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 import socket
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from .address import ip_literal
 from .classify import errno_name
@@ -20,6 +20,8 @@ from .classify import errno_name
 # Linux's value; Python exports it only on some builds.
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 Bind = Optional[Mapping[str, str]]
+# http.client's "no timeout given" marker (a private name of socket's).
+_DEFAULT_TIMEOUT = getattr(socket, "_GLOBAL_DEFAULT_TIMEOUT", None)
 
 
 class BindError(Exception):
@@ -92,3 +94,48 @@ def bind_socket(sock: socket.socket, family: int, bind: Bind) -> None:
             else:
                 why = f"cannot bind to {address}: {exc.strerror or exc}"
             raise BindError(number, why) from None
+
+
+def socket_options(bind: Bind) -> list[tuple[int, int, bytes]]:
+    """The socket option an interface choice needs, as urllib3 and httpcore take them."""
+    if bind and bind.get("interface"):
+        return [(socket.SOL_SOCKET, SO_BINDTODEVICE, str(bind["interface"]).encode() + b"\0")]
+    return []
+
+
+def source_address(bind: Bind) -> tuple[str, int] | None:
+    """(address, 0) for an address choice, as http.client and urllib3 take it."""
+    if bind and bind.get("address"):
+        return (str(bind["address"]), 0)
+    return None
+
+
+def bound_connector(bind: Bind) -> Callable[..., socket.socket]:
+    """socket.create_connection for http.client (and urllib, which uses it), bound as `bind`
+    says before it connects: an interface needs its socket option before the connect, which
+    create_connection cannot set. A BindError says what the place lacks."""
+
+    def create_connection(
+        address: tuple[str, int], timeout: Any = None, source: Any = None
+    ) -> socket.socket:
+        host, port = address
+        failure: OSError | None = None
+        for family, kind, proto, _name, target in socket.getaddrinfo(
+            host, port, 0, socket.SOCK_STREAM
+        ):
+            sock = socket.socket(family, kind, proto)
+            try:
+                bind_socket(sock, family, bind)
+                if timeout is not None and timeout is not _DEFAULT_TIMEOUT:
+                    sock.settimeout(timeout)
+                sock.connect(target)
+                return sock
+            except BindError:
+                sock.close()
+                raise
+            except OSError as exc:
+                sock.close()
+                failure = exc
+        raise failure or OSError(errno.EHOSTUNREACH, f"no address for {host}")
+
+    return create_connection

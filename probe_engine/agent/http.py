@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
 from .address import hostport
+from .bind import Bind, BindError, bound_connector, describe, socket_options, source_address
 from .classify import classify_exception, errno_name
 from .clients import HttpClient, Trust
 from .plans import Plan
@@ -94,6 +95,7 @@ class Exchange:
     host: str = ""  # the URL's own host (the certificate's name)
     address: str | None = None  # the address connected to instead of resolving `host`
     certificate: bytes | None = None
+    bind: Bind = None  # the chosen source address or interface
 
     def socket_of(self, response: Any) -> Any:
         """The socket under an http.client response (requests and urllib hide it there)."""
@@ -121,7 +123,16 @@ def _with_httpx(httpx: Any, record: dict[str, Any], ex: Exchange) -> tuple[int, 
         marks[event] = time.monotonic()
 
     verify = ex.trust.context if ex.trust.context is not None else ex.trust.verify
-    client = httpx.Client(proxy=ex.proxy, verify=verify, trust_env=False, timeout=ex.timeout)
+    if ex.bind:  # httpcore binds the socket: its transport takes the choice
+        transport = httpx.HTTPTransport(
+            verify=verify,
+            proxy=ex.proxy,
+            local_address=(source_address(ex.bind) or ("", 0))[0] or None,
+            socket_options=socket_options(ex.bind) or None,
+        )
+        client = httpx.Client(transport=transport, trust_env=False, timeout=ex.timeout)
+    else:
+        client = httpx.Client(proxy=ex.proxy, verify=verify, trust_env=False, timeout=ex.timeout)
     try:
         with client.stream(
             ex.method, ex.url, headers=dict(ex.headers), extensions={"trace": trace}
@@ -168,6 +179,10 @@ def _with_requests(requests: Any, record: dict[str, Any], ex: Exchange) -> tuple
     started = time.monotonic()
     session = requests.Session()
     session.trust_env = False
+    if ex.bind:
+        adapter = _bound_adapter(requests, ex.bind)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
     proxies = {"http": ex.proxy, "https": ex.proxy} if ex.proxy else None
     try:
         response = session.request(
@@ -198,6 +213,66 @@ def _with_requests(requests: Any, record: dict[str, Any], ex: Exchange) -> tuple
     return code, reason
 
 
+def _bound_adapter(requests: Any, bind: Bind) -> Any:
+    """A requests adapter whose urllib3 pools (direct and through a proxy) bind their
+    sockets as `bind` says: urllib3's own source_address and socket_options."""
+    base = requests.adapters.HTTPAdapter
+    extra: dict[str, Any] = {}
+    if source_address(bind):
+        extra["source_address"] = source_address(bind)
+    if socket_options(bind):
+        import urllib3.connection  # requests' own transport: here whenever requests is
+
+        # Given options replace urllib3's defaults (TCP_NODELAY): keep them.
+        defaults = list(urllib3.connection.HTTPConnection.default_socket_options)
+        extra["socket_options"] = defaults + socket_options(bind)
+
+    class BoundAdapter(base):  # type: ignore[misc, valid-type]
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **{**kwargs, **extra})
+
+        def proxy_manager_for(self, proxy: Any, **kwargs: Any) -> Any:
+            return super().proxy_manager_for(proxy, **{**kwargs, **extra})
+
+    return BoundAdapter()
+
+
+def _bound_classes(bind: Bind) -> tuple[Any, Any]:
+    """http.client's connection classes, connecting from the chosen source (http.client
+    sets its connect function per instance, in __init__)."""
+    connect = bound_connector(bind)
+
+    class Bound(http.client.HTTPConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
+
+    class BoundTls(http.client.HTTPSConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
+
+    return Bound, BoundTls
+
+
+class _BoundHttp(urllib.request.HTTPHandler):
+    def __init__(self, bind: Bind) -> None:
+        super().__init__()
+        self.plain = _bound_classes(bind)[0]
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(self.plain, req)
+
+
+class _BoundHttps(urllib.request.HTTPSHandler):
+    def __init__(self, bind: Bind, context: Any) -> None:
+        super().__init__(context=context)
+        self.tls = _bound_classes(bind)[1]
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(self.tls, req, context=self._context)  # type: ignore[attr-defined]
+
+
 class _KeepRedirects(urllib.request.HTTPRedirectHandler):
     """A 3xx is the answer, as for the other clients: not followed."""
 
@@ -209,9 +284,12 @@ def _with_urllib(record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
     """The exchange through urllib.request, as urlopen makes it, with the proxy it chose."""
     started = time.monotonic()
     scheme = urlsplit(ex.url).scheme.lower()
+    handlers: list[Any] = [urllib.request.HTTPSHandler(context=ex.trust.context)]
+    if ex.bind:
+        handlers = [_BoundHttp(ex.bind), _BoundHttps(ex.bind, ex.trust.context)]
     opener = urllib.request.build_opener(
         urllib.request.ProxyHandler({scheme: ex.proxy} if ex.proxy else {}),
-        urllib.request.HTTPSHandler(context=ex.trust.context),
+        *handlers,
         _KeepRedirects(),
     )
     request = urllib.request.Request(ex.url, headers=dict(ex.headers), method=ex.method)
@@ -252,6 +330,11 @@ def _with_http_client(record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
     started = time.monotonic()
     context = ex.trust.context
     connection: http.client.HTTPConnection
+    plain, tls = (
+        _bound_classes(ex.bind)
+        if ex.bind
+        else (http.client.HTTPConnection, http.client.HTTPSConnection)
+    )
     if ex.proxy:
         proxy_host, proxy_port, _scheme = proxy_address(ex.proxy)
         proxy_parts = urlsplit(ex.proxy if "://" in ex.proxy else "http://" + ex.proxy)
@@ -262,18 +345,16 @@ def _with_http_client(record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
             )
             auth["Proxy-Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
         if https:
-            connection = http.client.HTTPSConnection(
-                proxy_host, proxy_port, timeout=ex.timeout, context=context
-            )
+            connection = tls(proxy_host, proxy_port, timeout=ex.timeout, context=context)
             connection.set_tunnel(host, port, headers=auth)
         else:
-            connection = http.client.HTTPConnection(proxy_host, proxy_port, timeout=ex.timeout)
+            connection = plain(proxy_host, proxy_port, timeout=ex.timeout)
             send_headers.update(auth)
             path = ex.url  # absolute form for a forward proxy
     elif https:
-        connection = http.client.HTTPSConnection(host, port, timeout=ex.timeout, context=context)
+        connection = tls(host, port, timeout=ex.timeout, context=context)
     else:
-        connection = http.client.HTTPConnection(host, port, timeout=ex.timeout)
+        connection = plain(host, port, timeout=ex.timeout)
     try:
         connection.connect()
         connected = time.monotonic()
@@ -355,6 +436,7 @@ def http_exchange(
         verify=verify,
         host=urlsplit(url).hostname or "",
         address=address,
+        bind=plan.get("bind"),
     )
     trust = ex.trust
     https = urlsplit(url).scheme.lower() == "https"
@@ -371,6 +453,9 @@ def http_exchange(
             code, reason = _with_urllib(record, ex)
         else:
             code, reason = _with_http_client(record, ex)
+    except BindError as exc:  # the place lacks the chosen source: nothing was sent
+        record.update(exc.record("http", address or ex.host, "", None), url=redact(url))
+        record.pop("family", None)
     except Exception as exc:
         failure = exc
         _failure(record, exc, via_proxy=proxy is not None)
@@ -378,5 +463,10 @@ def http_exchange(
         _judge(record, code, reason, plan.get("expect_status"), via_proxy=proxy is not None)
     if https:
         record["tls"] = _tls_facts(record, ex, client, failure, started + timeout)
+    if ex.bind:
+        record["bind"] = describe(ex.bind)
+    agent = next((v for k, v in send_headers.items() if k.lower() == "user-agent"), None)
+    if agent is not None:
+        record["user_agent"] = agent
     record["duration_ms"] = (time.monotonic() - started) * 1000.0
     return record

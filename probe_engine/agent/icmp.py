@@ -451,6 +451,7 @@ def echo_check(
             except BindError as exc:
                 sock.close()
                 records[index] = exc.record("icmp", address, family_name(family), None)
+                records[index]["bind"] = describe(bind)
                 continue
             echoes = Echoes(family, address, sock, method)
             pending[index] = echoes

@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping
 
 from . import dns as dns_check
+from .bind import describe
 from .cell import DOING, Cell, copy_record, may_block, phase_summary
 from .icmp import echo_check
 from .plans import Batch, CellOrder, Plan
@@ -393,7 +394,8 @@ class Runner:
             def connected(record: dict[str, Any], index: int = index) -> None:
                 self._connected(cell, index, record)
 
-            cell.attempts.append(self.connector.start(family, address, cell.port, connected))
+            bind = cell.plan.get("bind")
+            cell.attempts.append(self.connector.start(family, address, cell.port, connected, bind))
             if cell.done:
                 return
 
@@ -409,6 +411,8 @@ class Runner:
                     cell.proxy and cell.proxy.get("variable"),
                     record["message"],
                 )
+        if cell.plan.get("bind"):
+            record.setdefault("bind", describe(cell.plan.get("bind")))
         cell.tcp_records[index] = record
         if len(cell.tcp_records) < len(cell.addresses):
             return

@@ -15,6 +15,7 @@ import socket
 import time
 from typing import Any, Callable, Dict
 
+from .bind import Bind, BindError, bind_socket, describe
 from .classify import errno_name, status_for_errno
 from .dns import family_name
 
@@ -100,7 +101,11 @@ class Connector:
     def __init__(self, selector: selectors.BaseSelector) -> None:
         self.selector = selector
 
-    def start(self, family: int, address: str, port: int, callback: TcpCallback) -> Attempt:
+    def start(
+        self, family: int, address: str, port: int, callback: TcpCallback, bind: Bind = None
+    ) -> Attempt:
+        """Connect to address:port (from the chosen source `bind`, if any); `callback` gets
+        the record once."""
         attempt = Attempt(family, address, port, callback)
         try:
             sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
@@ -109,6 +114,16 @@ class Connector:
             return attempt
         if not _NONBLOCK:
             sock.setblocking(False)
+        if bind:
+            try:
+                bind_socket(sock, family, bind)
+            except BindError as exc:  # nothing was sent: the place lacks the chosen source
+                sock.close()
+                attempt.done = True
+                record = exc.record("tcp", address, family_name(family), port)
+                record["bind"] = describe(bind)
+                callback(record)
+                return attempt
         attempt.sock = sock
         target = (address, port, 0, 0) if family == socket.AF_INET6 else (address, port)
         try:

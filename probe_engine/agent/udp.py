@@ -191,6 +191,7 @@ def udp_check(
                 datagram.close()
                 family = datagram.record["family"]
                 datagram.record = exc.record("udp", datagram.address, family, port)
+                datagram.record["bind"] = describe(bind)
                 continue
             except OSError as exc:  # connect: no route (ENETUNREACH) and the like
                 datagram.fail(exc.errno or errno.EIO, exc.strerror or str(exc))

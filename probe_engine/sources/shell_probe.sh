@@ -2,9 +2,9 @@
 # Usage: sh -c "$(cat this)" probe TOOL CONCURRENCY   (TOOL: curl, wget, bash, nc or auto);
 # where a command must stay short (a pod exec), on stdin behind a loader (see prober.py).
 # Reads one cell per line on stdin, tab-separated, "-" for an empty field, up to "@@END":
-#   id  mode(tcp|http|dns|icmp|udp)  host  port  url  timeout_s  method  headers(\037-separated)  verify(1|0)
-# (icmp: port is the echo count, method the family (ipv4, ipv6, any), url the interface or
-# address to send from.)
+#   id  mode(tcp|http|dns|icmp|udp)  host  port  url  timeout_s  method  headers(\037-separated)  verify(1|0)  bind
+# (icmp: port is the echo count, method the family (ipv4, ipv6, any); bind: the address or
+# interface to send from, as curl --interface and ping -I take it.)
 # Prints one line per finished cell:  @@R id tool rc ms extra message   (tab-separated)
 # and @@D at the end. Values from the matrix are only ever quoted arguments, never code.
 TOOL=${1:-auto}
@@ -97,10 +97,11 @@ run_curl() {
     IFS=$old
   fi
   [ "$verify" = 0 ] && set -- "$@" -k
+  [ "$bind" != - ] && set -- "$@" --interface "$bind"
   if [ "$mode" = tcp ]; then
     # A raw connect, through no proxy (as the agent's tcp cells): telnet:// sends nothing.
     watch curl -sS -v --noproxy '*' --connect-timeout $((t + 1)) --max-time $((t + 1)) \
-      "telnet://$(bracket "$host"):$port"
+      "$@" "telnet://$(bracket "$host"):$port"
     extra="${self:+self-connect}"
     msg=$(printf '%s\n' "$out" | grep -E '^(\* |curl: )' | squash)
     return
@@ -213,7 +214,7 @@ run_ping() {
   # (-W) instead; busybox's -W counts only after the last echo, so it gets the deadline.
   set -- -c "$port"
   case "$method" in ipv4) set -- "$@" -4 ;; ipv6) set -- "$@" -6 ;; esac
-  [ "$url" != - ] && set -- "$@" -I "$url"
+  [ "$bind" != - ] && set -- "$@" -I "$bind"
   if ping -V 2>&1 | grep -q iputils; then
     w=$((t - (port - 1) / 5))
     [ "$w" -lt 1 ] && w=1
@@ -230,10 +231,15 @@ run_ping() {
 }
 
 one() {
-  id=$1 mode=$2 host=$3 port=$4 url=$5 t=$6 method=$7 headers=$8 verify=$9
+  id=$1 mode=$2 host=$3 port=$4 url=$5 t=$6 method=$7 headers=$8 verify=$9 bind=${10:--}
   start=$(now_ms)
   tool=$(pick "$mode")
   rc=127 extra="" msg=""
+  case "$bind:$tool" in
+    -:*|*:curl|*:ping|*:) ;;
+    *) msg="$tool cannot send from a chosen source (bind: $bind); curl, ping and the agent can"
+       tool="-" ;;
+  esac
   case "$tool" in
     "") tool="-"
       case "$mode" in
@@ -257,10 +263,10 @@ one() {
 
 n=0
 # "@@END" closes the batch: over a WebSocket exec, stdin may never see EOF.
-while IFS=$TAB read -r id mode host port url t method headers verify; do
+while IFS=$TAB read -r id mode host port url t method headers verify bind; do
   [ "$id" = "@@END" ] && break
   [ -n "$id" ] || continue
-  one "$id" "$mode" "$host" "$port" "$url" "$t" "$method" "$headers" "$verify" &
+  one "$id" "$mode" "$host" "$port" "$url" "$t" "$method" "$headers" "$verify" "$bind" &
   n=$((n + 1))
   if [ "$n" -ge "$CONC" ]; then wait; n=0; fi
 done

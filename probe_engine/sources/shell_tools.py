@@ -68,10 +68,9 @@ def request_lines(batch: Sequence[CellRequest]) -> bytes:
         if plan.get("addresses"):
             host = plan["addresses"][0]  # tools connect to one address: the first endpoint
         port, url, method = plan.get("port", ""), plan.get("url", ""), plan.get("method", "GET")
-        if mode == "icmp":  # ping's count, family and chosen source in the same fields
-            bind = plan.get("bind") or {}
+        if mode == "icmp":  # ping's count and family in the same fields
             port, method = plan.get("count", 3), plan.get("family", "any")
-            url = bind.get("interface") or bind.get("address") or ""
+        bind = plan.get("bind") or {}
         fields = [
             request.id,
             mode,
@@ -82,6 +81,7 @@ def request_lines(batch: Sequence[CellRequest]) -> bytes:
             method,
             headers,
             0 if plan.get("verify") is False else 1,
+            bind.get("interface") or bind.get("address") or "",
         ]
         lines.append("\t".join(_field(f) for f in fields))
     lines.append("@@END")
@@ -360,6 +360,13 @@ def classify_line(
             checks = _plain_checks(plan, tool, rc, extra, text)
         status = next((c["status"] for c in checks if c["status"] != "ok"), "ok")
         message = None
+        agent = next(
+            (v for k, v in (plan.get("headers") or {}).items() if k.lower() == "user-agent"),
+            None,
+        )
+        for check in checks:
+            if check.get("name") == "http" and agent is not None and tool in ("curl", "wget"):
+                check["user_agent"] = agent
     result: dict[str, Any] = {
         "status": status,
         "checks": checks,

@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
 from .common import (
+    BindSpec,
     Duration,
     EnvVars,
     Flag,
@@ -22,6 +23,10 @@ from .common import (
 )
 
 DEFAULT_PROBE_IMAGE = "python:3.12-slim"
+BIND_DESCRIPTION = (
+    "Probe tcp, http, icmp and udp targets from this address or interface of the place "
+    "(a target's own bind: wins)."
+)
 
 
 class PythonSourceOptions(SpecModel):
@@ -33,6 +38,7 @@ class PythonSourceOptions(SpecModel):
         True, description="Honour proxy variables at all (requests' Session.trust_env)."
     )
     description: str | None = Field(None, description="What this source stands for.")
+    bind: BindSpec | None = Field(None, description=BIND_DESCRIPTION)
 
 
 def _check_agent_options(source: PythonSourceOptions, tool: str | None) -> None:
@@ -76,6 +82,7 @@ class ShellSourceSpec(SpecModel):
     )
     inherit_env: Flag = Field(True, description="Start from this process's environment.")
     description: str | None = Field(None, description="What this source stands for.")
+    bind: BindSpec | None = Field(None, description=BIND_DESCRIPTION)
 
 
 # In the schema, what _check_agent_options says: with `tool:`, no option of the Python agent.

@@ -147,6 +147,7 @@ class TcpTargetSpec(TargetOptions):
         examples=[[80, 443, "30000-30100"]],
     )
     family: Family = Field("any", description="Address family to connect with.")
+    bind: BindSpec | None = Field(None, description="A chosen source address or interface.")
 
     @field_validator("ports")
     @classmethod
@@ -183,6 +184,7 @@ class HttpTargetSpec(TargetOptions):
     headers: Headers = Field(default_factory=dict, description="Request headers.")
     verify_tls: Flag = Field(True, description="Check the server's certificate (https).")
     family: Family = Field("any", description="Address family to connect with.")
+    bind: BindSpec | None = Field(None, description="A chosen source address or interface.")
 
     @field_validator("url")
     @classmethod

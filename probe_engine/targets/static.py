@@ -26,7 +26,13 @@ async def resolve_tcp(name: str, spec: TcpTargetSpec, context: RunContext) -> li
             target_name=name,
             kind="tcp",
             endpoint=hostport(spec.host, port),
-            plan=Plan(kind="tcp", host=spec.host, port=port, family=spec.family),
+            plan=Plan(
+                kind="tcp",
+                host=spec.host,
+                port=port,
+                family=spec.family,
+                bind=spec.bind.plan() if spec.bind else None,
+            ),
             timeout=spec.timeout,
         )
         for port in ports
@@ -46,6 +52,7 @@ async def resolve_http(name: str, spec: HttpTargetSpec, context: RunContext) -> 
         headers=dict(spec.headers),
         verify=spec.verify_tls,
         family=spec.family,
+        bind=spec.bind.plan() if spec.bind else None,
     )
     return [Column(name, name, "http", redact(strip_credentials(spec.url)), plan, spec.timeout)]
 
