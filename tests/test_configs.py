@@ -114,6 +114,6 @@ def test_the_story_matrix_renders_its_expectations() -> None:
     }
     assert expectation_grid(load_matrix(STORY, {}).matrix) == "\n".join(
         f"{source}: api-nodeport=ok api-nodeport-tcp=ok api/node-port=ok api/cluster-ip=- "
-        f"api/dns=- api/port-forward={tunnel}"
+        f"api/dns=- api/port-forward={tunnel} api-ping=- node-ping=-"
         for source, tunnel in expected.items()
     )

@@ -17,16 +17,20 @@ import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
+import anyio
 import pytest
 
-from probe_engine import MatrixResult, __version__
+from probe_engine import MatrixResult, RunOptions, __version__, run_matrix
 from probe_engine.results import CellResult, CheckRecord
+from probe_engine.spec import load_matrix
 from tests.conftest import cell, require, run_text
 from tests.golden import check_golden
 from tests.lab.netlab import Lab, tool
 
 root = pytest.mark.root
 NOBODY = 65534
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 
 
 def lab_run(lab: Lab, text: str, environ: Mapping[str, str] | None = None) -> MatrixResult:
@@ -513,3 +517,39 @@ def test_a_chosen_address_the_place_lacks_fails_every_kind_of_probe_as_a_source_
             nc.message
             == f"nc cannot send from a chosen source (bind: {netlab.absent_source_ip}); curl, ping and the agent can"
         )
+
+
+# --------------------------------------------------------------------------- the README's tour
+
+# configs/lab-reach.yaml's grid, as README.md shows it: status (and errno name) per cell.
+# fmt: off
+REACH_GRID = {
+    "nodeport":       ("ok",          "ok",           "ok",           "unreachable ENETUNREACH"),
+    "clusterip":      ("ok",          "ok",           "unreachable ENETUNREACH", "unreachable ENETUNREACH"),
+    "ping-node":      ("ok",          "ok",           "ok",           "unreachable ENETUNREACH"),
+    "ping-clusterip": ("timeout",     "timeout",      "unreachable ENETUNREACH", "unreachable ENETUNREACH"),
+    "ping-prohibit":  ("unreachable EHOSTUNREACH", "unreachable EHOSTUNREACH",
+                       "unreachable EHOSTUNREACH", "unreachable ENETUNREACH"),
+    "udp-echo":       ("ok",          "source-error", "ok",           "unreachable ENETUNREACH"),
+    "udp-closed":     ("refused ECONNREFUSED", "source-error", "refused ECONNREFUSED",
+                       "unreachable ENETUNREACH"),
+    "udp-drop":       ("timeout",     "source-error", "timeout",      "unreachable ENETUNREACH"),
+}
+# fmt: on
+ROWS = ("scheduler", "scheduler-curl", "pod", "worker")
+
+
+@root
+def test_the_readme_tour_of_ping_and_udp_beside_tcp_and_http(netlab: Lab) -> None:
+    loaded = load_matrix(REPO / "configs" / "lab-reach.yaml", netlab.matrix_environ())
+    result = anyio.run(run_matrix, loaded, RunOptions())
+    for target, answers in REACH_GRID.items():
+        for row, answer in zip(ROWS, answers, strict=True):
+            found = cell(result, row, target)
+            failed = next((c for c in found.checks if c.status != "ok"), None)
+            seen = " ".join(p for p in (found.status, failed and failed.errno_name) if p)
+            assert seen == answer, (row, target, found.model_dump_json(indent=1))
+    assert [f.rule for f in result.findings if f.rule == "ping-filtered"] == ["ping-filtered"]
+    shown = README.read_text()
+    for target, answers in REACH_GRID.items():
+        assert f"│ {target:<15} │ {answers[0].split()[0]:<17} │" in shown, target

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import socket
 import ssl
 import time
 import urllib.error
@@ -221,11 +222,10 @@ def _bound_adapter(requests: Any, bind: Bind) -> Any:
     if source_address(bind):
         extra["source_address"] = source_address(bind)
     if socket_options(bind):
-        import urllib3.connection  # requests' own transport: here whenever requests is
-
-        # Given options replace urllib3's defaults (TCP_NODELAY): keep them.
-        defaults = list(urllib3.connection.HTTPConnection.default_socket_options)
-        extra["socket_options"] = defaults + socket_options(bind)
+        # Given options replace urllib3's defaults (HTTPConnection.default_socket_options,
+        # TCP_NODELAY): keep them.
+        nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        extra["socket_options"] = [nodelay, *socket_options(bind)]
 
     class BoundAdapter(base):  # type: ignore[misc, valid-type]
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:

@@ -872,6 +872,8 @@ class Lab:
                 *[f"-A OUTPUT {rule}" for rule in dnat],
                 f"-A POSTROUTING -s {self.pod_ip}/32 -d {self.pod_ip}/32 -p tcp "
                 f"--dport {self.pod_port} {tag} -j MASQUERADE",
+                f"-A POSTROUTING -s {self.pod_ip}/32 -d {self.pod_ip}/32 -p udp "
+                f"--dport {self.pod_udp_port} {tag} -j MASQUERADE",
                 "COMMIT",
                 "*filter",
                 ":INPUT ACCEPT [0:0]",
