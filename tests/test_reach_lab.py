@@ -552,4 +552,4 @@ def test_the_readme_tour_of_ping_and_udp_beside_tcp_and_http(netlab: Lab) -> Non
     assert [f.rule for f in result.findings if f.rule == "ping-filtered"] == ["ping-filtered"]
     shown = README.read_text()
     for target, answers in REACH_GRID.items():
-        assert f"│ {target:<15} │ {answers[0].split()[0]:<17} │" in shown, target
+        assert f"│ {target:<15} │ {answers[0].split()[0]}" in shown, target

@@ -148,7 +148,7 @@ BAD_INPUTS: dict[str, list[str]] = {
         "6:28: exclude[0].target: 'api' matches no target (declared: db)",
     ],
     "unknown-key.yaml": [
-        "2:23: sources.here.colour: unknown key (allowed here: description, http_client, kind, trust_env)",
+        "2:23: sources.here.colour: unknown key (allowed here: bind, description, http_client, kind, trust_env)",
     ],
     "unknown-kind.yaml": [
         "2:16: sources.here.kind: unknown kind 'lokal': did you mean 'local'? (expected one of: local, process, shell, netns, docker, kubernetes, kubernetes-nodes)",
@@ -388,8 +388,8 @@ expect: [{source: here, target: api, status: refsued}]
 
 def test_an_unknown_key_without_a_close_match_lists_the_allowed_ones() -> None:
     assert _load(MINIMAL.replace("kind: local", "kind: local, colour: blue")) == [
-        "m.yaml:1:31: sources.here.colour: unknown key (allowed here: description, http_client, "
-        "kind, trust_env)"
+        "m.yaml:1:31: sources.here.colour: unknown key (allowed here: bind, description, "
+        "http_client, kind, trust_env)"
     ]
 
 
