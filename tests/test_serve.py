@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from probe_engine.demo.fixtures import LOOPBACK, LoopbackLab
 from probe_engine.results import MatrixResult
+from tests.serve_process import WAIT_TIMEOUT as WAIT
 from tests.serve_process import ServeProcess, labels_of, wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -266,6 +267,43 @@ targets:
     log = serve.log()
     assert "SIGTERM: stopping" in log and "run 1 interrupted" in log
     assert "Traceback" not in log
+
+
+def test_sigterm_with_probe_threads_inside_tls_handshakes_exits_0(
+    start: Start, tmp_path: Path
+) -> None:
+    """The SIGSEGV of issue #17: a run cut short leaves the in-process agent's worker threads
+    inside OpenSSL (handshakes nobody answers, then the CA loads of the TLS facts); exit()
+    ran OpenSSL's atexit cleanup under them. serve gives them THREAD_GRACE, says it stops
+    waiting, and ends without the C exit handlers. The connections are let go as serve exits,
+    which sends every thread back into OpenSSL at that moment (bench/serve_sigterm.py and
+    bench/README.md: 2 crashes in 45 stops before the fix)."""
+    listener = socket.socket()
+    listener.bind((LOOPBACK, 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    targets = "".join(
+        f'\n  tls{i}: {{kind: http, url: "https://127.0.0.1:{port}/", timeout: 1m}}'
+        for i in range(12)
+    )
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(f"version: 1\nsources:\n  here: {{kind: local}}\ntargets:{targets}\n")
+    held: list[socket.socket] = []
+    try:
+        serve = start(matrix, "--interval", "1h", "--once-at-start")
+        listener.settimeout(WAIT)
+        while len(held) < 12:  # every cell's ClientHello is in, unanswered
+            held.append(listener.accept()[0])
+        serve.send(signal.SIGTERM)
+        wait_for("serve to stop its run", lambda: "stopped after" in serve.log())
+    finally:
+        for conn in held:
+            conn.close()
+        listener.close()
+    assert serve.stop() == 0, serve.log()
+    log = serve.log()
+    assert "probe threads are still in a blocking call after 10 s: not waiting for them" in log
+    assert "Fatal Python error" not in log and "Traceback" not in log
 
 
 def test_a_restart_keeps_every_label_set(

@@ -12,6 +12,8 @@ import socket
 import threading
 from typing import Any, Callable, Dict, Tuple
 
+THREAD_NAME = "probe-worker"
+
 Job = Tuple[
     Callable[..., Dict[str, Any]], Tuple[Any, ...], Dict[str, Any], Callable[[Dict[str, Any]], None]
 ]
@@ -42,7 +44,7 @@ class Workers:
     ) -> None:
         self.busy += 1
         if len(self.threads) < self.size and self.busy > len(self.threads):
-            thread = threading.Thread(target=self._work, name="probe-worker", daemon=True)
+            thread = threading.Thread(target=self._work, name=THREAD_NAME, daemon=True)
             thread.start()
             self.threads.append(thread)
         self.jobs.put((function, args, kwargs, callback))
@@ -62,5 +64,21 @@ class Workers:
                 self.wake.send(b"\0")
 
     def close(self) -> None:
+        # Jobs not begun yet are dropped: nobody waits for their answers any more (a run cut
+        # short), and a worker that takes none starts no TLS handshake while the process exits.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.jobs.get_nowait()
         for _ in self.threads:
             self.jobs.put(None)
+
+
+def lingering() -> int:
+    """How many worker threads are still in a blocking call (a cut run leaves them there: a
+    TLS handshake, a request, getaddrinfo), in any runner of this process.
+
+    Such a thread must not run while the C library's exit handlers do: OpenSSL's atexit
+    cleanup frees what a handshake or a CA load in another thread is using, and the process
+    dies of SIGSEGV after its work is done (issue #17). A process that may leave them (the
+    agent, the command line) ends with os._exit() when this is not 0."""
+    return sum(1 for t in threading.enumerate() if t.name == THREAD_NAME and t.is_alive())

@@ -19,6 +19,7 @@ from .._version import __version__
 from .cleanup import cleanup
 from .completion import completion
 from .demo import demo
+from .guard import exit_past_lingering_threads
 from .render import render
 from .run import run
 from .serve import serve
@@ -61,7 +62,12 @@ for _command in (run, validate, schema, render, wait, serve, cleanup, demo, comp
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    cli.main(args=list(argv) if argv is not None else None, prog_name="probe-engine")
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="probe-engine")
+    except SystemExit as done:
+        if argv is None:  # the process itself, not a caller's: it may end abruptly
+            exit_past_lingering_threads(done.code)
+        raise
 
 
 if __name__ == "__main__":

@@ -49,3 +49,24 @@ def _first_of(
             if found is not None:
                 return found
     return None
+
+
+def exit_past_lingering_threads(code: int | str | None) -> None:
+    """A run cut short (serve stopping, a deadline, Ctrl-C) can leave the in-process agent's
+    worker threads inside a TLS handshake or a lookup. exit() would run OpenSSL's cleanup
+    under them: SIGSEGV after the work is done (issue #17). Flush, then end without exit
+    handlers, as the agent's own process does. Returns when no such thread is left."""
+    workers = sys.modules.get("probe_engine.agent.workers")  # never imported: no threads
+    if workers is None or not workers.lingering():
+        return
+    import contextlib
+    import logging
+    import os
+
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 
 import anyio
 from aiohttp import web
 
+from ..agent.workers import lingering
 from ..errors import SpecError
 from ..spec import LoadedMatrix
 from .app import build_app
@@ -19,16 +19,22 @@ from .scheduler import Scheduler
 log = logging.getLogger("probe_engine.serve")
 STOP_GRACE = 30.0
 """Seconds an interrupted run gets to stop its probes and children before it is cancelled."""
-PROBE_THREAD = "probe-worker"  # the agent's threads for blocking calls (agent/runner.py)
 THREAD_GRACE = 10.0
 
 
 async def _probe_threads_done(grace: float) -> None:
     """Let the in-process agent's threads finish the blocking call they are in (each ends
-    within its cell's timeout): a process should not exit under a thread inside a socket."""
+    within its cell's timeout, which may be longer than `grace`: then the command line ends
+    the process without the C library's exit handlers, see agent/workers.py lingering())."""
     with anyio.move_on_after(grace):
-        while any(t.name == PROBE_THREAD for t in threading.enumerate()):
+        while lingering():
             await anyio.sleep(0.05)
+    if lingering():
+        log.info(
+            "%d probe threads are still in a blocking call after %s s: not waiting for them",
+            lingering(),
+            f"{grace:g}",
+        )
 
 
 async def _listen(app: web.Application, options: ServeOptions) -> tuple[web.AppRunner, str]:
