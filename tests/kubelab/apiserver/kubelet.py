@@ -9,7 +9,8 @@ containers are real processes inside it (`ip netns exec`), their stdout and stde
 a container runtime records them; the image decides PATH (what the container has), whether it
 can be pulled at all, and the command of a container that names none.
 
-Pod status follows: Pending/ContainerCreating, then Running (podIP, hostIP, started), then
+Volumes (configMap, emptyDir) are mounted at their mountPath in a mount namespace of the
+container's own (volumes.py; root only). Pod status follows: Pending/ContainerCreating, then Running (podIP, hostIP, started), then
 Succeeded or Failed with each container's exit code; a command not on PATH is a StartError
 (exit 128, the runtime's words); an image that cannot be pulled stays waiting in ErrImagePull;
 activeDeadlineSeconds fails the pod with DeadlineExceeded. Deleting a pod sends SIGTERM to its
@@ -27,11 +28,13 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import volumes
 from .resources import JSON, timestamp
 from .runtime import DEFAULT_PATH, PodRuntime
 
@@ -125,6 +128,7 @@ class PodState:
     deleting: bool = False
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     starting: asyncio.Task[Any] | None = None
+    files: Path | None = None  # the pod's directory on the node: its volumes (volumes.py)
 
 
 class Kubelet:
@@ -244,9 +248,19 @@ class Kubelet:
             container.done.set()
             return START_ERROR.format(exe=exe)
         prefix = ["ip", "netns", "exec", state.netns] if state.netns else []
+        argv = [*prefix, *command]
+        if spec.get("volumeMounts"):
+            if state.files is None:
+                state.files = Path(tempfile.mkdtemp(prefix=f"kubelab-{state.name}-"))
+            try:
+                mounts = volumes.prepare(self.server.store, pod, spec, state.files)
+                argv = volumes.wrap(argv, mounts, state.files)
+            except volumes.VolumeError as exc:
+                container.log.close()
+                container.done.set()
+                return str(exc)
         process = await asyncio.create_subprocess_exec(
-            *prefix,
-            *command,
+            *argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -393,6 +407,9 @@ class Kubelet:
             state.own_netns = False
         if state.ip is not None:
             self._ips.get(state.node.netns or "", set()).discard(state.ip)
+        if state.files is not None:  # its mounts went with its processes' mount namespace
+            shutil.rmtree(state.files, ignore_errors=True)
+            state.files = None
         self.pods.pop((state.namespace, state.name), None)
         for task in list(state.tasks):  # a deadline timer still waiting, say
             if task is not asyncio.current_task():

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 
 
 async def create(server: ApiServer, request: web.Request, pod: JSON) -> web.Response:
+    return submit(server, pod)
+
+
+def submit(server: ApiServer, pod: JSON) -> web.Response:
+    """Admit and store `pod` (its namespace set), then schedule it in the background: the
+    answer to its creator (201, or the 403/422 of a refusal). A controller creates its pods so."""
     namespace = pod["metadata"]["namespace"]
     if not (pod.get("spec") or {}).get("containers"):
         return status_response(

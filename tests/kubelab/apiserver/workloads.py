@@ -1,7 +1,7 @@
 """What `kubectl create -f` needs to install manifests besides create (writes.py): the discovery
 documents it reads first (/api/v1 and /apis/GROUP/VERSION: which resources exist, namespaced or
-not). Nothing but pods is scheduled: a Deployment is stored and read back, as far as the API
-goes. (tests/test_deploy.py installs deploy/ this way.)
+not). A DaemonSet makes its pods (daemonsets.py); a Deployment is stored and read back, as far
+as the API goes. (tests/test_deploy.py installs deploy/ this way.)
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 apiserver's answers: 201 and the stored object, 409 AlreadyExists, 404 for a namespace that
 does not exist, 400 for an object that does not belong where it is posted, 422 without a name.
 metadata.generateName gets its random suffix. Pods go through pods.py (admission, the
-scheduler, the kubelet); every other kind is stored as sent.
+scheduler, the kubelet); a DaemonSet makes its pods (daemonsets.py); every other kind is stored
+as sent.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import pods
+from . import daemonsets, pods
 from .admission import generated_name
 from .resources import JSON, Resource, not_found, status_response
 from .rest import method_not_allowed, no_resource, resource_of
@@ -64,7 +65,10 @@ async def create(server: ApiServer, request: web.Request) -> web.Response:
         meta.pop(key, None)
     if res.kind == "Pod":
         return await pods.create(server, request, body)
-    return web.json_response(server.store.put(body), status=201)
+    stored = server.store.put(body)
+    if res.kind == "DaemonSet":
+        daemonsets.created(server, stored)
+    return web.json_response(stored, status=201)
 
 
 def already_exists(res: Resource, name: str) -> web.Response:
@@ -87,6 +91,9 @@ async def delete(server: ApiServer, request: web.Request) -> web.Response:
     if res.kind == "Pod":
         return web.json_response(await pods.delete(server, found, await grace_period(request)))
     server.store.delete(res.kind, name, namespace)
+    if res.kind == "DaemonSet":  # the garbage collector's background propagation
+        for pod in daemonsets.owned_pods(server, found):
+            await pods.delete(server, pod, None)
     return web.json_response(found)
 
 
