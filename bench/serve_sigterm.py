@@ -11,8 +11,9 @@ status other than 0 is one (-11: SIGSEGV; a core file is kept where `ulimit -c` 
 With --tls-hang N (default 0), N more cells of the local source are https requests to a listener
 that accepts and never answers (timeout 1m): their worker threads sit in TLS handshakes when
 serve stops, and their connections are closed the moment serve logs that it stopped, which
-sends every one of them back into OpenSSL while the process exits: the SIGSEGV of issue #17
-(bench/README.md has the counts). Bounded: --rounds (default 40) or --minutes (default 15).
+sends every one of them back into OpenSSL while the process exits, the window of issue #17's
+SIGSEGV (bench/README.md has the counts, and which mix of cells hit it). Bounded: --rounds
+(default 40) or --minutes (default 15).
 
     ulimit -c unlimited; .venv/bin/python -m bench.serve_sigterm [--rounds 40] [--tls-hang 100]
 """
