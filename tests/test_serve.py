@@ -274,8 +274,8 @@ def test_sigterm_with_probe_threads_inside_tls_handshakes_exits_0(
 ) -> None:
     """The SIGSEGV of issue #17: a run cut short leaves the in-process agent's worker threads
     inside OpenSSL (handshakes nobody answers, then the CA loads of the TLS facts); exit()
-    ran OpenSSL's atexit cleanup under them. serve gives them THREAD_GRACE, says it stops
-    waiting, and ends without the C exit handlers. The connections are let go as serve exits,
+    ran OpenSSL's atexit cleanup under them. serve gives them THREAD_GRACE, logs that it stops
+    waiting if some are left, and ends without the C exit handlers. The connections are let go as serve exits,
     which sends every thread back into OpenSSL at that moment (bench/serve_sigterm.py and
     bench/README.md: 2 crashes in 45 stops before the fix)."""
     listener = socket.socket()
@@ -300,9 +300,8 @@ def test_sigterm_with_probe_threads_inside_tls_handshakes_exits_0(
         for conn in held:
             conn.close()
         listener.close()
-    assert serve.stop() == 0, serve.log()
+    assert serve.proc.wait(timeout=WAIT) == 0, serve.log()  # no second signal: it ends alone
     log = serve.log()
-    assert "probe threads are still in a blocking call after 10 s: not waiting for them" in log
     assert "Fatal Python error" not in log and "Traceback" not in log
 
 
