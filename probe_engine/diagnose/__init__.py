@@ -1,6 +1,6 @@
 """Explains a run: rules compare cells and say, in plain words, why one path works and another
 does not. Each rule is a function `rule(result) -> list[Cause]` in a module named by its id
-(via-differs is via_differs.py), registered in RULES; it finds, and never words. words.py
+(via-differs is via_differs.py), registered in RULES; it finds, and never words. words/
 phrases every cause (one phrase per rule id, one grammar for counts and lists), findings.py
 makes it a Finding (severity from the expectations, evidence capped). What rules share:
 cause.py (the structured cause), cells.py (reading and grouping cells), facts.py (row and

@@ -1,6 +1,6 @@
 """What a rule finds, before any word is written: a structured cause.
 
-A rule reads the result and returns causes; words.py phrases each one (by its rule id) and
+A rule reads the result and returns causes; words/ phrases each one (by its rule id) and
 findings.py turns it into a Finding (severity from the failing cells' expectations, evidence
 capped, counts exact). A rule never writes a sentence, so no rule invents its own grammar.
 """

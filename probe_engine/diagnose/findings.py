@@ -1,4 +1,4 @@
-"""From a cause to a Finding, in one place: its words (words.py, by rule id), its severity
+"""From a cause to a Finding, in one place: its words (words/, by rule id), its severity
 (severity.py, from the explained cells' expectations), its evidence (the first few cells, and
 how many there are in all) and its facts."""
 

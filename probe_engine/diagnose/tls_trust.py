@@ -14,7 +14,7 @@ from .cells import by_target
 
 RULE = "tls-trust"
 
-# The variable that hands each client a CA bundle (words.py says what each one ignores).
+# The variable that hands each client a CA bundle (words/clients.py says what each one ignores).
 CA_VARIABLE = {
     "requests": "REQUESTS_CA_BUNDLE",
     "httpx": "SSL_CERT_FILE",
