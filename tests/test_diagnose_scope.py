@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from probe_engine.demo.fixtures import LoopbackLab
 from probe_engine.diagnose import diagnose
+from probe_engine.diagnose.grammar import ended
 from probe_engine.results import Finding, MatrixResult
 
 from .conftest import run_text
@@ -147,6 +148,14 @@ def test_the_ports_of_one_target_failing_alike_make_one_finding(loopback: Loopba
         closed_names,
         {"CLOSED_PORT-CLOSED_PORT": "CLOSED_PORT and CLOSED_PORT"},
     )
+
+
+def test_a_quoted_message_keeps_one_full_stop() -> None:
+    # The scheduler's message ends in "scheduling."; the detail must not read "scheduling..".
+    assert ended("1 node(s) were unschedulable. Preemption is not helpful for scheduling.") == (
+        "1 node(s) were unschedulable. Preemption is not helpful for scheduling."
+    )
+    assert ended("cannot start /nonexistent/python3") == "cannot start /nonexistent/python3."
 
 
 def test_a_source_that_cannot_run_is_one_row_finding(loopback: LoopbackLab) -> None:

@@ -70,3 +70,8 @@ def port_ranges(ports: Iterable[int], limit: int = 6) -> str:
 
 def capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def ended(text: str) -> str:
+    """A sentence with one full stop: messages quoted from an API often bring their own."""
+    return text if text.endswith((".", "!", "?")) else text + "."

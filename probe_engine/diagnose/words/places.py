@@ -7,7 +7,7 @@ from ...results import CellResult, MatrixResult
 from ..cause import Cause
 from ..cells import first_failure
 from ..differences import Difference
-from ..grammar import capitalised, listing, plural, verb
+from ..grammar import capitalised, ended, listing, plural, verb
 from ..phrasing import (
     CLIENT_RULES,
     meaning,
@@ -123,7 +123,8 @@ def source_down(found: Cause, result: MatrixResult) -> Words:
         return Words(
             f"{listing(rows)} could not run {verb(len(rows), 'its', 'their')} probes: {message}",
             f"All {plural(len(found.failing), 'cell')} of {listing(rows)} are source-error: "
-            f"{message}. Nothing is known about the network from there until the probe can run.",
+            f"{ended(message)} Nothing is known about the network from there until the probe "
+            "can run.",
             KIND_HINTS.get(str(found.facts["kind"]), "Fix what the message says, then run again."),
         )
     row = found.subject
