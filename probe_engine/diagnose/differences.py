@@ -44,7 +44,7 @@ def compare(
     bf, gf = row_facts(bad), row_facts(good)
     found: list[Difference] = []
     looped = _loopback(bf, gf, pairs, bad_name, good_name)
-    found += looped or _namespaces(bf, gf, bad_name, good_name)
+    found += looped or _namespaces(bf, gf, bad_name, good_name, bad.kind if bad else None)
     found += _routes(bf, gf, pairs, bad_name, good_name)
     found += _networks(bf, gf, _failed_addresses(pairs), bad_name, good_name)
     found += _resolution(bf, gf, pairs, bad_name, good_name)
@@ -75,16 +75,26 @@ def _same_place(bf: RowFacts, gf: RowFacts) -> bool:
     return b == g and (hb is None or hg is None or hb == hg)
 
 
-def _namespaces(bf: RowFacts, gf: RowFacts, bad_name: str, good_name: str) -> list[Difference]:
+def _namespaces(
+    bf: RowFacts, gf: RowFacts, bad_name: str, good_name: str, bad_kind: str | None
+) -> list[Difference]:
     b, g = _netns(bf), _netns(gf)
     if not b or not g or _same_place(bf, gf):
         return []
+    # Only a container can be moved onto another network with `docker network connect`; a
+    # node, a pod or a namespace needs its routes and firewall looked at instead.
+    step = (
+        f"Run {bad_name} on the network {good_name} is on (e.g. `docker network connect`)."
+        if bad_kind == "docker"
+        else f"Compare the routes and firewall rules of {bad_name}'s network namespace with "
+        f"{good_name}'s, or probe from where {good_name} runs."
+    )
     return [
         Difference(
             30,
             f"{bad_name} and {good_name} run in different network namespaces ({b} vs {g}): "
             "they see different interfaces, addresses and routes",
-            f"Run {bad_name} on the network {good_name} is on (e.g. `docker network connect`).",
+            step,
             {"netns": {bad_name: b, good_name: g}},
         )
     ]
