@@ -10,7 +10,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +132,44 @@ async def test_follow_streams_the_log_as_the_container_writes_it(
     gate.touch()
     assert await response.content.readline() == b"second\n"
     assert await response.content.read() == b""
+
+
+async def test_the_log_honours_since_seconds_timestamps_and_limit_bytes(
+    cluster: kl.ApiServer, core: Any, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    code = (
+        "import os, sys, time\n"
+        "print('old line', flush=True)\n"
+        "while not os.path.exists(sys.argv[1]):\n"
+        "    time.sleep(0.01)\n"
+        "print('new line', flush=True)\n"
+    )
+    await core.create_namespaced_pod(NS, probe_pod("p3", [sys.executable, "-c", code, str(gate)]))
+    await until(core, "p3", lambda p: phase(p) != "Pending")
+    response = await core.read_namespaced_pod_log("p3", NS, follow=True, _preload_content=False)
+    assert await response.content.readline() == b"old line\n"
+    await asyncio.sleep(6)  # the two lines arrive at least 6 s apart
+    gate.touch()
+    assert await response.content.readline() == b"new line\n"
+    stamped = (await core.read_namespaced_pod_log("p3", NS, timestamps=True)).splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["old line", "new line"]
+    times = [
+        datetime.fromisoformat(line.split(" ")[0].replace("000Z", "+00:00")) for line in stamped
+    ]
+    assert all(
+        line.split(" ")[0].endswith("Z") and len(line.split(" ")[0]) == 30 for line in stamped
+    )
+    assert (times[1] - times[0]).total_seconds() >= 6
+    # A window reaching 3 s before the new line: it alone (the old one is 6 s older).
+    since = int(time.time() - times[1].timestamp()) + 3
+    assert await core.read_namespaced_pod_log("p3", NS, since_seconds=since) == "new line\n"
+    assert await core.read_namespaced_pod_log("p3", NS, limit_bytes=5) == "old l"
+    both = await core.read_namespaced_pod_log("p3", NS, timestamps=True, limit_bytes=40)
+    assert both == "\n".join(stamped)[:40]
+    with pytest.raises(ApiException) as refused:
+        await core.read_namespaced_pod_log("p3", NS, limit_bytes=0)
+    assert refused.value.status == 400
 
 
 async def test_a_watch_sees_the_pod_through_its_life(cluster: kl.ApiServer, core: Any) -> None:

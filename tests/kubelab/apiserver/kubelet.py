@@ -21,6 +21,7 @@ containers start in the pod's namespace and show in ephemeralContainerStatuses.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import ipaddress
 import itertools
@@ -29,8 +30,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,15 +77,26 @@ class Image:
 
 
 class Log:
-    """One container's output, as the runtime's log file holds it: followers wait for more."""
+    """One container's output, as the runtime's log file holds it: each line with the time it
+    arrived (for sinceSeconds and timestamps=true); followers wait for more."""
 
     def __init__(self) -> None:
         self.data = bytearray()
+        self.starts: list[int] = []  # where each line begins in `data`
+        self.times: list[float] = []  # when it arrived (epoch seconds)
         self.closed = False
         self.changed = asyncio.Event()
 
     def add(self, chunk: bytes) -> None:
+        now = time.time()
+        base = len(self.data)
+        at_line_start = base == 0 or self.data[-1:] == b"\n"
         self.data.extend(chunk)
+        begins = ([base] if at_line_start and chunk else []) + [
+            base + i + 1 for i, byte in enumerate(chunk[:-1]) if byte == 0x0A
+        ]
+        self.starts.extend(begins)
+        self.times.extend([now] * len(begins))
         self._wake()
 
     def close(self) -> None:
@@ -93,18 +107,58 @@ class Log:
         self.changed.set()
         self.changed = asyncio.Event()
 
-    async def chunks(self, follow: bool) -> AsyncIterator[bytes]:
-        """The log from the start; with `follow`, then whatever comes, until it closes."""
-        offset = 0
-        while True:
+    def _offset_since(self, since: float | None) -> int:
+        """Where the first line that arrived at or after `since` (epoch seconds) begins."""
+        if since is None:
+            return 0
+        index = bisect.bisect_left(self.times, since)
+        return self.starts[index] if index < len(self.starts) else len(self.data)
+
+    def _stamped(self, offset: int, chunk: bytes) -> bytes:
+        """`chunk` (from `offset`) with each line that begins in it prefixed by its RFC 3339
+        time with nanoseconds and a space, as the kubelet writes timestamps=true."""
+        out = bytearray()
+        position = offset
+        first = bisect.bisect_left(self.starts, offset)
+        for start, arrived in zip(self.starts[first:], self.times[first:], strict=True):
+            if start >= offset + len(chunk):
+                break
+            out += chunk[position - offset : start - offset]
+            out += rfc3339_nano(arrived).encode() + b" "
+            position = start
+        out += chunk[position - offset :]
+        return bytes(out)
+
+    async def chunks(
+        self,
+        follow: bool,
+        since: float | None = None,
+        timestamps: bool = False,
+        limit_bytes: int | None = None,
+    ) -> AsyncIterator[bytes]:
+        """The log from the start (or the first line since `since`); with `follow`, then
+        whatever comes, until it closes; at most `limit_bytes` bytes in all."""
+        offset = self._offset_since(since)
+        left = limit_bytes
+        while left is None or left > 0:
             if offset < len(self.data):
                 chunk = bytes(self.data[offset : offset + LOG_CHUNK])
+                sent = self._stamped(offset, chunk) if timestamps else chunk
                 offset += len(chunk)
-                yield chunk
+                if left is not None:
+                    sent = sent[:left]
+                    left -= len(sent)
+                yield sent
                 continue
             if self.closed or not follow:
                 return
             await self.changed.wait()
+
+
+def rfc3339_nano(when: float) -> str:
+    """2026-12-06T09:14:43.123456000Z: the kubelet's timestamp (nanoseconds, UTC)."""
+    moment = datetime.fromtimestamp(when, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}000Z"
 
 
 @dataclass

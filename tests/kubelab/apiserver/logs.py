@@ -1,9 +1,14 @@
 """The pods/log route: a container's output, as the kubelet serves it through the apiserver;
-with follow=true, streamed until the container ends (the connection stays open meanwhile)."""
+with follow=true, streamed until the container ends (the connection stays open meanwhile).
+sinceSeconds / sinceTime start at the first line that arrived since, timestamps=true prefixes
+each line with its RFC 3339 time, limitBytes cuts the answer at that many bytes."""
 
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -57,6 +62,36 @@ def _waiting(pod: JSON, container: str) -> str | None:
     return f'container "{container}" in pod "{name}" is waiting to start: {reason}'
 
 
+def _positive(query: Mapping[str, str], key: str) -> int | None:
+    """An integer parameter that must be at least 1, as the apiserver validates it."""
+    if key not in query:
+        return None
+    try:
+        value = int(query[key])
+    except ValueError:
+        raise ValueError(f"{key}: Invalid value: {query[key]!r}: must be an integer") from None
+    if value < 1:
+        raise ValueError(f"{key}: Invalid value: {value}: must be greater than 0")
+    return value
+
+
+def _since(query: Mapping[str, str]) -> float | None:
+    """The epoch time lines must have arrived at or after: sinceSeconds (relative to now) or
+    sinceTime (RFC 3339); the apiserver refuses both at once."""
+    seconds = _positive(query, "sinceSeconds")
+    moment = query.get("sinceTime")
+    if seconds is not None and moment is not None:
+        raise ValueError("at most one of sinceTime or sinceSeconds may be specified")
+    if seconds is not None:
+        return time.time() - seconds
+    if moment is not None:
+        try:
+            return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise ValueError(f"sinceTime: Invalid value: {moment!r}: not RFC 3339") from None
+    return None
+
+
 async def pod_log(server: ApiServer, request: web.Request) -> web.StreamResponse:
     pod = pod_of(server, request)
     if isinstance(pod, web.Response):
@@ -72,13 +107,23 @@ async def pod_log(server: ApiServer, request: web.Request) -> web.StreamResponse
     waiting = _waiting(pod, container)
     if waiting is not None:
         return bad_request(waiting)
+    try:
+        since, limit_bytes = _since(query), _positive(query, "limitBytes")
+    except ValueError as exc:
+        return bad_request(str(exc))
     state = server.kubelet.pods.get((request.match_info["namespace"], request.match_info["name"]))
     running = state.containers.get(container) if state is not None else None
     response = web.StreamResponse(headers={"Content-Type": "text/plain"})
     await response.prepare(request)
     if running is not None:
         with server.session(), contextlib.suppress(ConnectionError):
-            async for chunk in running.log.chunks(flag(query, "follow")):
+            chunks = running.log.chunks(
+                flag(query, "follow"),
+                since=since,
+                timestamps=flag(query, "timestamps"),
+                limit_bytes=limit_bytes,
+            )
+            async for chunk in chunks:
                 await response.write(chunk)
     with contextlib.suppress(ConnectionError, RuntimeError):
         await response.write_eof()
