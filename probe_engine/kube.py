@@ -201,6 +201,12 @@ async def open_client(
     settings: KubeSettings, environ: Mapping[str, str] | None = None
 ) -> KubeClient:
     """A client for the cluster `settings` name. Raises KubeError with the reason."""
+    from .extras import MissingExtra, require
+
+    try:
+        require("kubernetes", "Kubernetes access (kubernetes sources, kubernetes-service targets)")
+    except MissingExtra as exc:
+        raise KubeError(str(exc)) from None
     from kubernetes_asyncio import client, config
     from kubernetes_asyncio.config.config_exception import ConfigException
 

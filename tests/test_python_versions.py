@@ -1,6 +1,7 @@
 """The package on the oldest Python it supports (3.9: an Airflow worker's interpreter is the one
 the `local` source probes from) and on the newest: the venvs scripts/setup makes with pyenv's
-real interpreters and a plain `pip install` of this checkout (no test extras).
+real interpreters, a plain `pip install` of this checkout on 3.9 (no extra: the lean core,
+tests/test_extras.py) and `[all]` on the newest (no test extras).
 
 Each module imports, the matrix schema is the one the project's own Python builds (pydantic
 reads the same models from the `X | None` annotations), and the demo runs with every

@@ -61,7 +61,15 @@ def cleanup(  # noqa: PLR0913 - click hands every option over as a parameter
         import anyio
 
         from ..cleanup import CleanupOptions
+        from ..errors import SpecError
+        from ..extras import MissingExtra, require
         from ..kube import KubeOverrides
+
+        try:
+            if docker:
+                require("docker", "cleanup --docker")
+        except MissingExtra as exc:
+            raise SpecError(str(exc), field="--docker") from None
 
         options = CleanupOptions(
             namespace=namespace,

@@ -79,10 +79,14 @@ def check_out(out: Path | None, formats: Sequence[str], basename: str) -> None:
     """Before any probe: the reports must be writable where they will go, or the run's
     results would be lost after the whole run."""
     from ..errors import ReportError, SpecError
-    from ..reports import check_reports_writable
+    from ..reports import check_formats, check_reports_writable
 
     if out is None:
         return
+    try:
+        check_formats(formats)
+    except ReportError as exc:
+        raise SpecError(str(exc), field="--format") from None
     try:
         check_reports_writable(out, formats, basename)
     except ReportError as exc:

@@ -87,6 +87,12 @@ def serve(  # noqa: PLR0913 - click hands every option over as a parameter
         import anyio
 
         from ..errors import SpecError
+        from ..extras import MissingExtra, require
+
+        try:  # serve's HTTP server and /metrics: one line naming the extra, exit 2
+            require("prometheus", "probe-engine serve")
+        except MissingExtra as exc:
+            raise SpecError(str(exc)) from None
         from ..serve import ServeOptions, parse_listen
         from ..serve import serve as serve_forever
         from ..spec import load_matrix

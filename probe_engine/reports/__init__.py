@@ -39,6 +39,20 @@ REPORTERS: dict[str, tuple[Renderer, str]] = {
     "prometheus": (_Renderer(".prometheus_report", "render_prometheus"), "prom"),
 }
 DEFAULT_FORMATS = ("json", "html", "junit", "markdown")
+# The formats that need an extra (probe_engine/extras.py) to render.
+FORMAT_EXTRAS = {"prometheus": "prometheus"}
+
+
+def check_formats(formats: Iterable[str]) -> None:
+    """ReportError naming the extra to install for a chosen format that needs one."""
+    from ..extras import MissingExtra, require
+
+    for name in dict.fromkeys(formats):
+        if name in FORMAT_EXTRAS:
+            try:
+                require(FORMAT_EXTRAS[name], f"the {name} report format")
+            except MissingExtra as exc:
+                raise ReportError(str(exc)) from None
 
 
 def report_paths(out_dir: Path, formats: Iterable[str], basename: str = "report") -> list[Path]:
@@ -60,6 +74,7 @@ def write_reports(
     unknown = [f for f in chosen if f not in REPORTERS]
     if unknown:
         raise ReportError(f"unknown report format {', '.join(unknown)}")
+    check_formats(chosen)
     rendered = [
         (out_dir / f"{basename}.{REPORTERS[f][1]}", REPORTERS[f][0](result)) for f in chosen
     ]
@@ -69,7 +84,9 @@ def write_reports(
 
 __all__ = [
     "DEFAULT_FORMATS",
+    "FORMAT_EXTRAS",
     "REPORTERS",
+    "check_formats",
     "check_reports_writable",
     "report_paths",
     "write_reports",

@@ -30,6 +30,7 @@ import anyio
 from ..agent.address import ip_literal
 from ..agent.proxy import proxy_environment, redact
 from ..docker_host import DockerOverrides
+from ..extras import MissingExtra, require
 from ..model import CellRequest
 from ..results import CellResult, SourceInfo
 from .base import Sink, Source
@@ -169,11 +170,13 @@ class DockerSource(Source):
     async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
         url, origin = daemon_url(self.spec.host, os.environ, self.settings.context.docker)
         try:
-            import aiodocker
-            import aiohttp
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            self.fail_row(sink, batch, f"the docker source needs aiodocker: {exc}")
+            require("docker", "the docker source")
+        except MissingExtra as exc:
+            self.fail_row(sink, batch, str(exc))
             return
+        import aiodocker
+        import aiohttp
+
         try:
             client = aiodocker.Docker(
                 url=url,
