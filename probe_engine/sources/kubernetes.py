@@ -58,16 +58,25 @@ def _pod_facts(pod: Mapping[str, Any], container: str | None) -> dict[str, Any]:
     }
 
 
+async def cluster_client(
+    source: Source, batch: Sequence[CellRequest], sink: Sink
+) -> KubeClient | None:
+    """The run's API client, or None once the row has failed with the reason (no kubeconfig,
+    the API unreachable): every Kubernetes source starts here."""
+    try:
+        return await source.settings.context.kube.client()
+    except KubeError as exc:
+        source.fail_row(sink, batch, str(exc))
+        return None
+
+
 class KubernetesSource(Source):
     kind = "kubernetes"
 
     async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
-        try:
-            kube = await self.settings.context.kube.client()
-        except KubeError as exc:
-            self.fail_row(sink, batch, str(exc))
-            return
-        await self._run(kube, batch, sink)
+        kube = await cluster_client(self, batch, sink)
+        if kube is not None:
+            await self._run(kube, batch, sink)
 
     async def _run(self, kube: KubeClient, batch: Sequence[CellRequest], sink: Sink) -> None:
         spec = self.spec

@@ -26,9 +26,10 @@ from typing import Any
 
 import anyio
 
-from ..kube import KubeClient, KubeError, explain
+from ..kube import KubeClient, explain
 from ..model import CellRequest
 from .base import Sink, Source
+from .kubernetes import cluster_client
 from .pod_watch import PodWatch
 from .probe_pod import PodRun, ProbePodChannel, ProbePodTemplate
 from .remote import STOP_WITHIN, Place, RemoteRow, budget
@@ -80,10 +81,8 @@ class KubernetesNodesSource(Source):
     kind = "kubernetes-nodes"
 
     async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
-        try:
-            kube = await self.settings.context.kube.client()
-        except KubeError as exc:
-            self.fail_row(sink, batch, str(exc))
+        kube = await cluster_client(self, batch, sink)
+        if kube is None:
             return
         spec = self.spec
         namespace = spec.namespace or kube.namespace
