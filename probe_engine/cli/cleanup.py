@@ -114,9 +114,15 @@ async def _cleanup(
     if docker:
         import aiodocker
 
+        from ..docker_context import DockerContextError
         from ..sources.docker import daemon_url
 
-        url, _origin = daemon_url(docker_host, os.environ)
+        try:
+            url, _origin = daemon_url(docker_host, os.environ)
+        except DockerContextError as exc:
+            outcome.failed += 1
+            outcome.lines.append(f"docker: {exc}")
+            return outcome.lines, outcome.failed
         async with aiodocker.Docker(url=url) as client:
             await cleanup_sidecars(client, options, outcome)
     return outcome.lines, outcome.failed

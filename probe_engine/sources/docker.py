@@ -29,6 +29,13 @@ import anyio
 
 from ..agent.address import ip_literal
 from ..agent.proxy import proxy_environment, redact
+from ..docker_context import (
+    DockerContextError,
+    aiodocker_resolves,
+    config_dir,
+    context_host,
+    current_context,
+)
 from ..docker_host import DockerOverrides
 from ..extras import MissingExtra, require
 from ..model import CellRequest
@@ -66,16 +73,23 @@ class SourceFault(Exception):
 
 def daemon_url(
     host: str | None, environ: Mapping[str, str], run: DockerOverrides | None = None
-) -> tuple[str, str]:
+) -> tuple[str | None, str]:
     """The daemon to talk to and where that choice came from: `host:`, the run's (an Airflow
-    connection's), DOCKER_HOST, or the first local socket that exists (else the usual one,
-    whose absence the error will name)."""
+    connection's), DOCKER_HOST, the current Docker context (None: aiodocker resolves it, TLS
+    included), or the first local socket that exists (else the usual one, whose absence the
+    error will name). Raises DockerContextError for a context that cannot be used."""
     if host:
         return host, "the source's host:"
     if run is not None and run.host:
         return run.host, run.origin
     if environ.get("DOCKER_HOST"):
         return environ["DOCKER_HOST"], "DOCKER_HOST"
+    context = current_context(environ)
+    if context is not None:
+        origin = f"the Docker context {context!r}"
+        if aiodocker_resolves(environ):
+            return None, origin
+        return context_host(context, environ), f"{origin} in {config_dir(environ)}"
     for path in DEFAULT_SOCKETS:
         if Path(path).is_socket():
             return f"unix://{path}", "the default socket"
@@ -168,7 +182,6 @@ class DockerSource(Source):
     kind = "docker"
 
     async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
-        url, origin = daemon_url(self.spec.host, os.environ, self.settings.context.docker)
         try:
             require("docker", "the docker source")
         except MissingExtra as exc:
@@ -178,13 +191,20 @@ class DockerSource(Source):
         import aiohttp
 
         try:
+            chosen, origin = daemon_url(self.spec.host, os.environ, self.settings.context.docker)
             client = aiodocker.Docker(
-                url=url,
+                url=chosen,
                 timeout=aiohttp.ClientTimeout(total=API_TIMEOUT, sock_connect=CONNECT_TIMEOUT),
             )
-        except (ValueError, OSError) as exc:
-            self.fail_row(sink, batch, f"cannot use Docker host {redact(url)}: {exc}")
+        except (DockerContextError, aiodocker.DockerError) as exc:  # the context's own files
+            self.fail_row(sink, batch, f"cannot use the current Docker context: {exc}")
             return
+        except (ValueError, OSError) as exc:
+            self.fail_row(sink, batch, f"cannot use Docker host {redact(str(chosen))}: {exc}")
+            return
+        # What aiodocker resolved when given none: its own "Cannot connect" messages name
+        # `_connection_info` (docker_host is rewritten to unix://localhost for sockets).
+        url = chosen or str(getattr(client, "_connection_info", client.docker_host))
         try:
             try:
                 infos = await self._containers(client, url, origin)
