@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -108,3 +109,35 @@ def test_pyproject_declares_what_each_extra_installs() -> None:
             assert distribution.lower() in names, (extra.name, distribution)
             assert distribution.lower() not in core, distribution  # the core stays lean
     assert declared["all"] == ["probe-engine[docker,kubernetes,prometheus]"]
+
+
+def test_the_readme_install_table_lists_each_extra() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
+    assert "Python 3.9+ (the agent" in section
+    rows = {
+        line.split("|")[1].strip(" `"): line
+        for line in section.splitlines()
+        if line.startswith("| `")
+    }
+    assert set(rows) == {*EXTRAS, "all"}
+    for extra in EXTRAS.values():
+        for distribution in extra.distributions:
+            assert distribution in rows[extra.name], (extra.name, distribution)
+
+
+def test_every_import_is_declared() -> None:
+    """deptry ([tool.deptry] in pyproject.toml): no import without its distribution in the
+    core or an extra, no declared distribution unused, no transitive one relied on."""
+    deptry = Path(sys.executable).parent / "deptry"
+    require(deptry.exists(), f"{deptry} is missing (scripts/setup installs the test extra)")
+    done = subprocess.run(
+        [str(deptry), "probe_engine"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
