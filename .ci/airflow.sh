@@ -54,7 +54,9 @@ for line in $versions; do
   # Re-install probe-engine (editable) only when the checkout or its dependencies changed.
   stamp="$repo $(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)"
   if [ "$(cat "$venv/.probe-engine-stamp" 2>/dev/null)" != "$stamp" ]; then
-    pip_quietly "$venv" -e "$repo"
+    # With every extra but Airflow: the provider's DAG probes docker and kubernetes-service
+    # cells through Airflow connections (tests/airflow_dags/pe_provider.py).
+    pip_quietly "$venv" -e "$repo[all]"
     echo "$stamp" > "$venv/.probe-engine-stamp"
   fi
   "$venv/bin/python" -W ignore -c "import airflow, probe_engine.integrations.diagnostics; print('airflow.sh: Airflow', airflow.__version__, 'with probe-engine from $repo')"
