@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from .address import ip_literal
 from .classify import errno_name
+from .records import Check
 
 # Linux's value; Python exports it only on some builds.
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
@@ -32,9 +33,9 @@ class BindError(Exception):
         self.errno = number
         self.message = message
 
-    def record(self, name: str, address: str, family: str, port: int | None) -> dict[str, Any]:
+    def record(self, name: str, address: str, family: str | None, port: int | None) -> Check:
         """The check record of a probe that never left: a source-error with the errno."""
-        record: dict[str, Any] = {
+        record: Check = {
             "name": name,
             "status": "source-error",
             "errno": self.errno,

@@ -6,10 +6,11 @@ Standard library only and Python 3.8 compatible: shipped inside the agent.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import cast
 
 from . import dns as dns_check
 from .plans import CellOrder, Plan
+from .records import Check, ProxyFacts, TlsFacts
 from .tcp import Attempt
 
 
@@ -43,15 +44,15 @@ class Cell:
         self.id = spec["id"]
         self.plan: Plan = spec["plan"]
         self.timeout = float(spec.get("timeout") or default_timeout)
-        self.checks: list[dict[str, Any]] = []
-        self.proxy: dict[str, Any] | None = None
+        self.checks: list[Check] = []
+        self.proxy: ProxyFacts | None = None
         self.proxy_url: str | None = None
-        self.tls: dict[str, Any] | None = None
+        self.tls: TlsFacts | None = None
         self.host = ""
         self.port = 0
         self.addresses: list[tuple[int, str]] = []
         self.attempts: list[Attempt] = []
-        self.tcp_records: dict[int, dict[str, Any]] = {}
+        self.tcp_records: dict[int, Check] = {}
         self.phase = "queued"
         self.phase_started = 0.0
         self.started = 0.0
@@ -94,7 +95,7 @@ _IN_PROGRESS = {
 }
 
 
-def phase_summary(checks: list[dict[str, Any]]) -> str:
+def phase_summary(checks: list[Check]) -> str:
     """'dns ok 2 ms, tcp connected 1 ms, http waiting 2013 ms': each phase, how it ended (or
     what it was still doing), and for how long."""
     parts = []
@@ -108,6 +109,6 @@ def phase_summary(checks: list[dict[str, Any]]) -> str:
     return ", ".join(parts)
 
 
-def copy_record(record: Mapping[str, Any]) -> dict[str, Any]:
+def copy_record(record: Check) -> Check:
     """A check record of one's own: its lists too, as cells annotate what they are given."""
-    return {k: list(v) if isinstance(v, list) else v for k, v in record.items()}
+    return cast(Check, {k: list(v) if isinstance(v, list) else v for k, v in record.items()})

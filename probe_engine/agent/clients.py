@@ -20,12 +20,13 @@ import os
 import platform
 import ssl
 import threading
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 from .proxy import decide, note_cgi, verdict_record
 from .proxy_rules import RULES, Verdict, environment_proxies
+from .records import ProxyFacts
 
-Decision = Tuple[Dict[str, object], Optional[str]]
+Decision = Tuple[ProxyFacts, Optional[str]]
 
 
 def _library(name: str) -> Any:

@@ -12,10 +12,11 @@ import random
 import socket
 import struct
 import time
-from typing import Any, NamedTuple, Sequence
+from typing import Callable, List, NamedTuple, Sequence, Tuple
 
 from .address import ip_literal
 from .classify import GAI_REASON, errno_name
+from .records import Check
 
 FAMILIES = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
 
@@ -33,30 +34,34 @@ def literal_family(host: str) -> int | None:
     return socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
-def system_lookup(host: str, family: str = "any") -> dict[str, Any]:
+def system_lookup(host: str, family: str = "any") -> Check:
     """getaddrinfo with every address of the wanted families, in the order it returns them."""
     started = time.monotonic()
-    record: dict[str, Any] = {"name": "dns", "host": host, "resolver": "system"}
+    record: Check = {"name": "dns", "host": host, "resolver": "system"}
     try:
         infos = socket.getaddrinfo(host, None, FAMILIES[family], socket.SOCK_STREAM)
     except socket.gaierror as exc:
         name = errno_name(exc.errno)
         record.update(
-            status="dns-error",
-            errno=exc.errno,
-            errno_name=name,
-            message=exc.strerror or str(exc),
-            reason=GAI_REASON.get(name or "", "error"),
+            {
+                "status": "dns-error",
+                "errno": exc.errno,
+                "errno_name": name,
+                "message": exc.strerror or str(exc),
+                "reason": GAI_REASON.get(name or "", "error"),
+            }
         )
     except UnicodeError as exc:
-        record.update(status="dns-error", message=f"invalid name: {exc}", reason="invalid")
+        record.update(
+            {"status": "dns-error", "message": f"invalid name: {exc}", "reason": "invalid"}
+        )
     else:
         pairs: list[tuple[int, str]] = []
         for info in infos:
             pair = (int(info[0]), str(info[4][0]))
             if pair not in pairs:
                 pairs.append(pair)
-        record.update(status="ok", addresses=[a for _, a in pairs])
+        record.update({"status": "ok", "addresses": [a for _, a in pairs]})
     record["duration_ms"] = (time.monotonic() - started) * 1000.0
     return record
 
@@ -162,7 +167,11 @@ def _dnspython_query(
     return ("NOERROR" if rcode == 0 else dns.rcode.to_text(rcode)), addresses
 
 
-def _query_function() -> Any:
+# One question to a nameserver: (qname, qtype, server, timeout) -> (rcode, addresses).
+Query = Callable[[str, int, Tuple[str, int], float], Tuple[str, List[str]]]
+
+
+def _query_function() -> tuple[Query, str]:
     try:
         import dns.query  # noqa: F401
     except ImportError:
@@ -181,7 +190,7 @@ class Question(NamedTuple):
     ndots: int = 1
 
 
-def nameserver_lookup(question: Question, timeout: float = 2.0) -> dict[str, Any]:
+def nameserver_lookup(question: Question, timeout: float = 2.0) -> Check:
     """Ask `question.nameserver` directly, applying the search list as resolv.conf would."""
     host, family, search, ndots = question.host, question.family, question.search, question.ndots
     nameserver = question.nameserver or ""
@@ -190,7 +199,7 @@ def nameserver_lookup(question: Question, timeout: float = 2.0) -> dict[str, Any
     server_host, _, server_port = nameserver.rpartition(":")
     server = (server_host.strip("[]") or nameserver, int(server_port or 53))
     query, library = _query_function()
-    record: dict[str, Any] = {
+    record: Check = {
         "name": "dns",
         "host": host,
         "resolver": f"{server[0]}:{server[1]}",
@@ -221,16 +230,18 @@ def nameserver_lookup(question: Question, timeout: float = 2.0) -> dict[str, Any
             break
     record["tried"] = tried
     if found:
-        record.update(status="ok", addresses=found)
+        record.update({"status": "ok", "addresses": found})
     else:
         reason = {"TIMEOUT": "no-answer", "NODATA": "no-address"}.get(outcome) or RCODE_REASON.get(
             outcome, "error"
         )
         record.update(
-            status="dns-error",
-            errno_name=outcome,
-            reason=reason,
-            message=f"{outcome} from {server[0]}:{server[1]} for {', '.join(tried)}",
+            {
+                "status": "dns-error",
+                "errno_name": outcome,
+                "reason": reason,
+                "message": f"{outcome} from {server[0]}:{server[1]} for {', '.join(tried)}",
+            }
         )
     record["duration_ms"] = (time.monotonic() - started) * 1000.0
     return record

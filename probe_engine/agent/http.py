@@ -26,6 +26,7 @@ from .classify import classify_exception, errno_name
 from .clients import HttpClient, Trust
 from .plans import Plan
 from .proxy import proxy_address, redact
+from .records import Check, TlsFacts
 from .tls import decode, fetch_certificate, peer_certificate, verify_error
 
 BODY_LIMIT = 1 << 20  # a health check body is small; never buffer more than this
@@ -49,11 +50,13 @@ def _target_url(url: str, address: str | None) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def _failure(record: dict[str, Any], exc: BaseException, via_proxy: bool) -> None:
+def _failure(record: Check, exc: BaseException, via_proxy: bool) -> None:
     if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, str):
         # urllib refused the request itself ("unknown url type: socks5h"): nothing was sent,
         # so the network said nothing; the user's code fails the same way.
-        record.update(status="source-error", message=f"urllib cannot send it: URLError: {exc}")
+        record.update(
+            {"status": "source-error", "message": f"urllib cannot send it: URLError: {exc}"}
+        )
         return
     status, number, message = classify_exception(exc)
     if not isinstance(exc, OSError):
@@ -61,25 +64,34 @@ def _failure(record: dict[str, Any], exc: BaseException, via_proxy: bool) -> Non
     if via_proxy and (status in ("refused", "unreachable") or "ProxyError" in type(exc).__name__):
         status = "proxy-error"
     record.update(
-        status=status, errno=number, errno_name=errno_name(number), message=redact(message)
+        {
+            "status": status,
+            "errno": number,
+            "errno_name": errno_name(number),
+            "message": redact(message),
+        }
     )
 
 
 def _judge(
-    record: dict[str, Any], code: int, reason: str, expect: Sequence[int] | None, via_proxy: bool
+    record: Check, code: int, reason: str, expect: Sequence[int] | None, via_proxy: bool
 ) -> None:
     record["http_status"] = code
     if status_matches(code, expect):
-        record.update(status="ok", message=f"HTTP {code} {reason}")
+        record.update({"status": "ok", "message": f"HTTP {code} {reason}"})
     elif via_proxy and code in PROXY_FAILURE_CODES:
         record.update(
-            status="proxy-error",
-            message=f"the proxy answered HTTP {code} {reason}: "
-            "it could not or would not reach the target",
+            {
+                "status": "proxy-error",
+                "message": f"the proxy answered HTTP {code} {reason}: "
+                "it could not or would not reach the target",
+            }
         )
     else:
         wanted = ", ".join(str(c) for c in expect) if expect else "2xx or 3xx"
-        record.update(status="http-error", message=f"HTTP {code} {reason} (expected {wanted})")
+        record.update(
+            {"status": "http-error", "message": f"HTTP {code} {reason} (expected {wanted})"}
+        )
 
 
 @dataclass
@@ -105,7 +117,7 @@ class Exchange:
         except AttributeError:
             return None
 
-    def note_socket(self, record: dict[str, Any], sock: Any) -> None:
+    def note_socket(self, record: Check, sock: Any) -> None:
         try:
             peer = sock.getpeername() if sock is not None else None
         except Exception:  # a fact, never a reason to fail the cell
@@ -114,7 +126,7 @@ class Exchange:
         self.certificate = peer_certificate(sock)
 
 
-def _with_httpx(httpx: Any, record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
+def _with_httpx(httpx: Any, record: Check, ex: Exchange) -> tuple[int, str]:
     """The exchange through httpx: fills `record` (peer, bytes, timings), returns the status."""
     timings: dict[str, float] = {}
     started = time.monotonic()
@@ -174,7 +186,7 @@ def _with_httpx(httpx: Any, record: dict[str, Any], ex: Exchange) -> tuple[int, 
     return code, reason
 
 
-def _with_requests(requests: Any, record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
+def _with_requests(requests: Any, record: Check, ex: Exchange) -> tuple[int, str]:
     """The exchange through requests, with the proxy and CA it chose from the environment
     (already decided: this session reads nothing more from it)."""
     started = time.monotonic()
@@ -280,7 +292,7 @@ class _KeepRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _with_urllib(record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
+def _with_urllib(record: Check, ex: Exchange) -> tuple[int, str]:
     """The exchange through urllib.request, as urlopen makes it, with the proxy it chose."""
     started = time.monotonic()
     scheme = urlsplit(ex.url).scheme.lower()
@@ -308,7 +320,7 @@ def _with_urllib(record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
     return code, reason
 
 
-def _timings(record: dict[str, Any], started: float, answered: float) -> None:
+def _timings(record: Check, started: float, answered: float) -> None:
     ended = time.monotonic()
     record["timings"] = {
         "headers": round((answered - started) * 1000.0, 3),
@@ -317,7 +329,7 @@ def _timings(record: dict[str, Any], started: float, answered: float) -> None:
     }
 
 
-def _with_http_client(record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
+def _with_http_client(record: Check, ex: Exchange) -> tuple[int, str]:
     """The same through http.client, where the client's library is not importable."""
     parts = urlsplit(ex.url)
     https = parts.scheme == "https"
@@ -377,21 +389,20 @@ def _with_http_client(record: dict[str, Any], ex: Exchange) -> tuple[int, str]:
         connection.close()
 
 
-def warm_up(client: HttpClient) -> dict[str, Any]:
+def warm_up(client: HttpClient) -> None:
     """Import the client's library, build what decides its proxies and load its CAs (a few
     tenths of a second) while DNS and TCP cells run: no HTTP cell pays for them."""
     client.prepare()
-    return {}
 
 
 def _tls_facts(
-    record: dict[str, Any],
+    record: Check,
     ex: Exchange,
     client: HttpClient,
     failure: BaseException | None,
     deadline: float,
-) -> dict[str, Any]:
-    tls: dict[str, Any] = {"client": client.name, "ca": ex.trust.ca, "verify": ex.verify}
+) -> TlsFacts:
+    tls: TlsFacts = {"client": client.name, "ca": ex.trust.ca, "verify": ex.verify}
     if failure is not None:
         tls["verify_error"] = verify_error(failure)
     der = ex.certificate
@@ -412,7 +423,7 @@ def http_exchange(
     proxy: str | None = None,
     address: str | None = None,
     timeout: float = 2.0,
-) -> dict[str, Any]:
+) -> Check:
     """The request of an http `plan` (url, method, headers, expect_status, verify) through
     `proxy`, or to `address` instead of resolving the URL's host; a CheckRecord-shaped dict.
     Network failures are data, never raised.
@@ -420,7 +431,7 @@ def http_exchange(
     The cell's `tls` facts (CA source, certificate, verify error) ride along under "tls" for
     https URLs; the runner moves them to the cell."""
     url = plan.get("url", "")
-    record: dict[str, Any] = {"name": "http", "url": redact(url), "client": client.label()}
+    record: Check = {"name": "http", "url": redact(url), "client": client.label()}
     started = time.monotonic()
     send_headers = dict(plan.get("headers") or {})
     if address:
@@ -454,7 +465,8 @@ def http_exchange(
         else:
             code, reason = _with_http_client(record, ex)
     except BindError as exc:  # the place lacks the chosen source: nothing was sent
-        record.update(exc.record("http", address or ex.host, "", None), url=redact(url))
+        record.update(exc.record("http", address or ex.host, "", None))
+        record["url"] = redact(url)
         record.pop("family", None)
     except Exception as exc:
         failure = exc

@@ -32,6 +32,7 @@ from .classify import errno_name, status_for_errno
 from .dns import family_name
 from .ping_output import apply_icmp_error, finish_replies, parse
 from .plans import Plan
+from .records import Check
 
 ECHO_REQUEST: dict[int, int] = {socket.AF_INET: 8, socket.AF_INET6: 128}
 ECHO_REPLY: dict[int, int] = {socket.AF_INET: 0, socket.AF_INET6: 129}
@@ -244,8 +245,8 @@ class Echoes:
             elif origin == SO_EE_ORIGIN_LOCAL:
                 self.local_error = number
 
-    def record(self, started: float, bind: Bind) -> dict[str, Any]:
-        record: dict[str, Any] = {
+    def record(self, started: float, bind: Bind) -> Check:
+        record: Check = {
             "name": "icmp",
             "address": self.address,
             "family": family_name(self.family),
@@ -271,19 +272,23 @@ class Echoes:
                 self.send_error.errno if self.send_error is not None else self.local_error
             ) or errno.EHOSTUNREACH
             record.update(
-                status=status_for_errno(number),
-                errno=number,
-                errno_name=errno_name(number),
-                message=f"{os.strerror(number)} (nothing was sent)",
+                {
+                    "status": status_for_errno(number),
+                    "errno": number,
+                    "errno_name": errno_name(number),
+                    "message": f"{os.strerror(number)} (nothing was sent)",
+                }
             )
         else:
             sent = len(self.sent)
             record.update(
-                status="timeout",
-                loss_percent=100.0 if sent else None,
-                message="no echo reply to {} request{} (100% loss)".format(
-                    sent, "" if sent == 1 else "s"
-                ),
+                {
+                    "status": "timeout",
+                    "loss_percent": 100.0 if sent else None,
+                    "message": "no echo reply to {} request{} (100% loss)".format(
+                        sent, "" if sent == 1 else "s"
+                    ),
+                }
             )
         return record
 
@@ -376,9 +381,7 @@ def binary_argv(path: str, tool: str, family: int, address: str, ask: Ask) -> li
     return [*argv, address]
 
 
-def run_binary(
-    path: str, family: int, address: str, ask: Ask, reasons: Sequence[str]
-) -> dict[str, Any]:
+def run_binary(path: str, family: int, address: str, ask: Ask, reasons: Sequence[str]) -> Check:
     """One address pinged by the place's own ping, read by ping_output."""
     started = time.monotonic()
     tool = tool_name(path)
@@ -400,7 +403,12 @@ def run_binary(
         code = 124
     except OSError as exc:
         output, code = f"cannot run {path}: {exc}", 126
-    told = {"name": "icmp", "address": address, "family": family_name(family), "method": tool}
+    told: Check = {
+        "name": "icmp",
+        "address": address,
+        "family": family_name(family),
+        "method": tool,
+    }
     record = parse(output, code, told, ask.count)
     record["reasons"] = list(reasons)  # why the agent could not ping by itself here
     record["duration_ms"] = (time.monotonic() - started) * 1000.0
@@ -409,7 +417,7 @@ def run_binary(
     return record
 
 
-def no_way(family: int, address: str, reasons: Sequence[str]) -> dict[str, Any]:
+def no_way(family: int, address: str, reasons: Sequence[str]) -> Check:
     return {
         "name": "icmp",
         "status": "source-error",
@@ -423,7 +431,7 @@ def no_way(family: int, address: str, reasons: Sequence[str]) -> dict[str, Any]:
 
 def echo_check(
     addresses: Sequence[tuple[int, str]], plan: Plan, timeout: float = 2.0
-) -> list[dict[str, Any]]:
+) -> list[Check]:
     """Ping every address (the plan's `count` echoes, `interval` seconds apart, from its chosen
     source) until each is answered or the time is up; one record per address, in order."""
     started = time.monotonic()
@@ -431,7 +439,7 @@ def echo_check(
     count, interval = int(plan.get("count", 3)), float(plan.get("interval", 0.2))
     bind = plan.get("bind")
     ask = Ask(count, interval, deadline, bind)
-    records: dict[int, dict[str, Any]] = {}
+    records: dict[int, Check] = {}
     pending: dict[int, Echoes] = {}
     selector = selectors.DefaultSelector()
     try:

@@ -11,9 +11,9 @@ agent.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from .classify import errno_from_message, errno_name, icmp_error, status_for_errno
+from .records import Check
 
 _REPLY = re.compile(
     r"bytes from \[?(?P<address>[0-9A-Fa-f:.]+)\]?(?: \([^)]*\))?:.*?time[=<](?P<ms>[0-9.]+) ?ms"
@@ -83,7 +83,7 @@ def _icmp_from_words(words: str, version: int) -> tuple[int, int] | None:
     return None
 
 
-def parse(output: str, exit_code: int, told: dict[str, Any], count: int) -> dict[str, Any]:
+def parse(output: str, exit_code: int, told: Check, count: int) -> Check:
     """The icmp record for one ping run of `count` echoes: replies with their rtt, ICMP
     errors, loss, or why the binary could not ping (source-error, in its words). `told` is
     the record so far: name, address, family, and the ping as `method`."""
@@ -108,7 +108,7 @@ def parse(output: str, exit_code: int, told: dict[str, Any], count: int) -> dict
         summary = _SENT.search(line)
         if summary is not None:
             sent, received = int(summary["sent"]), int(summary["received"])
-    record: dict[str, Any] = {
+    record: Check = {
         **told,
         "name": "icmp",
         "method": tool,
@@ -128,28 +128,34 @@ def parse(output: str, exit_code: int, told: dict[str, Any], count: int) -> dict
     number = errno_from_message(output)
     if sent is None and any(phrase in lowered for phrase in _CANNOT):
         record.update(
-            status="source-error",
-            sent=0,
-            message=f"{tool} could not ping (exit status {exit_code}): {words}",
+            {
+                "status": "source-error",
+                "sent": 0,
+                "message": f"{tool} could not ping (exit status {exit_code}): {words}",
+            }
         )
         return record
     if sent is None and number is not None:
         # "ping: connect: Network is unreachable": the kernel refused before anything left.
         record.update(
-            status=status_for_errno(number),
-            errno=number,
-            errno_name=errno_name(number),
-            sent=0,
-            message=words,
+            {
+                "status": status_for_errno(number),
+                "errno": number,
+                "errno_name": errno_name(number),
+                "sent": 0,
+                "message": words,
+            }
         )
         return record
     if sent is None and exit_code != 124:
         record.update(
-            status="source-error",
-            sent=0,
-            message="{} printed no statistics (exit status {}): {}".format(
-                tool, exit_code, words or "nothing"
-            ),
+            {
+                "status": "source-error",
+                "sent": 0,
+                "message": "{} printed no statistics (exit status {}): {}".format(
+                    tool, exit_code, words or "nothing"
+                ),
+            }
         )
         return record
     if sent is None:  # stopped at our deadline before its summary
@@ -161,59 +167,63 @@ def parse(output: str, exit_code: int, told: dict[str, Any], count: int) -> dict
             "same as one that does not answer"
         )
     record.update(
-        status="timeout",
-        sent=sent,
-        received=0,
-        loss_percent=100.0 if sent else None,
-        errno=None,
-        errno_name=None,
-        message=message,
+        {
+            "status": "timeout",
+            "sent": sent,
+            "received": 0,
+            "loss_percent": 100.0 if sent else None,
+            "errno": None,
+            "errno_name": None,
+            "message": message,
+        }
     )
     return record
 
 
-def finish_replies(record: dict[str, Any], rtts: list[float]) -> None:
+def finish_replies(record: Check, rtts: list[float]) -> None:
     """An answered check: ok, with rtt min/avg/max and the loss."""
     sent = max(int(record.get("sent") or 0), len(rtts))
     received = len(rtts)
     loss = 100.0 * (sent - received) / sent if sent else 0.0
     record.update(
-        status="ok",
-        sent=sent,
-        received=received,
-        loss_percent=round(loss, 1),
-        rtt_ms={
-            "min": round(min(rtts), 3),
-            "avg": round(sum(rtts) / len(rtts), 3),
-            "max": round(max(rtts), 3),
-        },
-        message="{} of {} echo replies, rtt min/avg/max {:.3f}/{:.3f}/{:.3f} ms{}".format(
-            received,
-            sent,
-            min(rtts),
-            sum(rtts) / len(rtts),
-            max(rtts),
-            f", {round(loss, 1):g}% loss" if loss else "",
-        ),
+        {
+            "status": "ok",
+            "sent": sent,
+            "received": received,
+            "loss_percent": round(loss, 1),
+            "rtt_ms": {
+                "min": round(min(rtts), 3),
+                "avg": round(sum(rtts) / len(rtts), 3),
+                "max": round(max(rtts), 3),
+            },
+            "message": "{} of {} echo replies, rtt min/avg/max {:.3f}/{:.3f}/{:.3f} ms{}".format(
+                received,
+                sent,
+                min(rtts),
+                sum(rtts) / len(rtts),
+                max(rtts),
+                f", {round(loss, 1):g}% loss" if loss else "",
+            ),
+        }
     )
 
 
-def apply_icmp_error(
-    record: dict[str, Any], version: int, kind: int, code: int, origin: str | None
-) -> None:
+def apply_icmp_error(record: Check, version: int, kind: int, code: int, origin: str | None) -> None:
     """A check answered by an ICMP error: its status, name, type/code, errno and sender."""
     name, status, words, number = icmp_error(version, kind, code)
     sent = int(record.get("sent") or 0)
     record.update(
-        status=status,
-        icmp=name,
-        icmp_type=kind,
-        icmp_code=code,
-        icmp_from=origin,
-        errno=number or None,
-        errno_name=errno_name(number) if number else None,
-        loss_percent=100.0 if sent else None,
-        message="ICMP{} {} from {} (type {} code {})".format(
-            "v6" if version == 6 else "", words, origin or "?", kind, code
-        ),
+        {
+            "status": status,
+            "icmp": name,
+            "icmp_type": kind,
+            "icmp_code": code,
+            "icmp_from": origin,
+            "errno": number or None,
+            "errno_name": errno_name(number) if number else None,
+            "loss_percent": 100.0 if sent else None,
+            "message": "ICMP{} {} from {} (type {} code {})".format(
+                "v6" if version == 6 else "", words, origin or "?", kind, code
+            ),
+        }
     )

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # the rules import urllib.request: only an http cell pays for them
     from .proxy_rules import Verdict
+from .records import ProxyFacts
 
 # A password may itself hold "@" (clients split at the last one): it runs to the last "@"
 # before the host. A user part without a password is often a token: hidden whole.
@@ -39,12 +40,10 @@ def redact(text: str) -> str:
     return _SECRET_QUERY.sub(lambda m: m.group("key") + "***", text)
 
 
-def verdict_record(
-    client: str, rules: str, verdict: Verdict
-) -> tuple[dict[str, object], str | None]:
+def verdict_record(client: str, rules: str, verdict: Verdict) -> tuple[ProxyFacts, str | None]:
     """The JSON-ready proxy record of a verdict, and the proxy URL (credentials kept, for the
     request only; http:// added where the value has no scheme, as every client does)."""
-    record: dict[str, object] = {"client": client, "used": False, "rules": rules}
+    record: ProxyFacts = {"client": client, "used": False, "rules": rules}
     if verdict.ignored:
         record["ignored"] = list(verdict.ignored)
     if verdict.no_proxy_match is not None or verdict.no_proxy_variable is not None:
@@ -54,13 +53,13 @@ def verdict_record(
     if proxy:
         if "://" not in proxy:
             proxy = "http://" + proxy
-        record.update(used=True, url=redact(proxy), variable=verdict.variable)
+        record.update({"used": True, "url": redact(proxy), "variable": verdict.variable})
     if verdict.error:
         record["error"] = redact(verdict.error)
     return record, proxy or None
 
 
-def decide(url: str, env: Mapping[str, str], client: str) -> tuple[dict[str, object], str | None]:
+def decide(url: str, env: Mapping[str, str], client: str) -> tuple[ProxyFacts, str | None]:
     """The proxy `client` would use for `url` in `env`, by its re-implemented rules.
 
     The record holds: client, rules ("requests rules (emulated)"), used, url (redacted) and

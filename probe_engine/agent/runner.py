@@ -19,14 +19,16 @@ import selectors
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Callable, List, Mapping, Optional, Tuple
 
 from . import dns as dns_check
 from .bind import describe
 from .cell import DOING, Cell, copy_record, may_block, phase_summary
 from .icmp import echo_check
-from .plans import Batch, CellOrder, Plan
+from .plans import Batch, CellOrder
 from .proxy import proxy_address
+from .records import CellOutcome, Check, ProxyFacts, RunStats
 from .tcp import Connector, raise_fd_limit
 from .udp import udp_check
 from .workers import Workers
@@ -34,7 +36,11 @@ from .workers import Workers
 if TYPE_CHECKING:
     from .clients import HttpClient
 
-Emit = Callable[[List[Dict[str, Any]]], None]
+Emit = Callable[[List[CellOutcome]], None]
+# The proxy an HTTP cell's client takes: its facts, and the URL with credentials.
+Decision = Tuple[ProxyFacts, Optional[str]]
+# One lookup shared by the cells asking it; a nameserver query also by their timeout.
+LookupKey = Tuple[dns_check.Question, Optional[float]]
 
 # A cell waits on at most one blocking call at a time (a lookup or a request), so one worker
 # per cell in flight means no cell ever queues behind its neighbours' calls: a lookup stuck
@@ -78,19 +84,17 @@ class Runner:
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.selector.register(self.wake_r, selectors.EVENT_READ, (self._drain_wake, None))
-        self.completions: queue.SimpleQueue[
-            tuple[Callable[[dict[str, Any]], None], dict[str, Any]]
-        ] = queue.SimpleQueue()
+        self.completions: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         # One more than the cells that may block at once: the httpx warm-up takes one too.
         self.blocking_limit = min(MAX_WORKERS - 1, self.concurrency)
         self.workers = Workers(self.blocking_limit + 1, self.completions, self.wake_w)
         self.timers: list[tuple[float, int, Cell]] = []
-        self.lookups: dict[tuple[Any, ...], list[tuple[Cell, bool]]] = {}
-        self.lookup_results: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.out: list[dict[str, Any]] = []
+        self.lookups: dict[LookupKey, list[tuple[Cell, bool]]] = {}
+        self.lookup_results: dict[LookupKey, Check] = {}
+        self.out: list[CellOutcome] = []
         self.active = 0
         self.blocking = 0  # cells in flight that may wait on a worker
-        self.stats: dict[str, Any] = {
+        self.stats: RunStats = {
             "cells": len(self.specs),
             "lookups": 0,
             "connects": 0,
@@ -109,15 +113,15 @@ class Runner:
             self._client = HttpClient(self.client_name, self.trust_env, self.env)
         return self._client
 
-    def _warm_up(self) -> dict[str, Any]:
+    def _warm_up(self) -> None:
         """Import the client and load its CAs on a worker: the tcp cells start meanwhile."""
         from .http import warm_up
 
-        return warm_up(self.client)
+        warm_up(self.client)
 
     # --- the loop -------------------------------------------------------------------------
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> RunStats:
         started = time.monotonic()
         waiting = list(reversed(self.specs))
         # HTTP cells start once their client is ready (its library imported, its CAs loaded:
@@ -126,7 +130,7 @@ class Runner:
         held: list[CellOrder] = []
         ready = [not any(s["plan"]["kind"] == "http" for s in self.specs)]
         if not ready[0]:
-            self.workers.submit(self._warm_up, (), {}, lambda _r: ready.__setitem__(0, True))
+            self.workers.submit(self._warm_up, lambda _r: ready.__setitem__(0, True), _no_answer)
         last_flush = time.monotonic()
         try:
             while (waiting or held or self.active) and not self.stop.is_set():
@@ -173,7 +177,7 @@ class Runner:
             batch, self.out = self.out, []
             self.emit(batch)
 
-    def _drain_wake(self, _unused: Any) -> None:
+    def _drain_wake(self, _unused: object) -> None:
         try:
             while self.wake_r.recv(4096):
                 pass
@@ -183,11 +187,11 @@ class Runner:
     def _drain_completions(self) -> None:
         while True:
             try:
-                callback, result = self.completions.get_nowait()
+                completion = self.completions.get_nowait()
             except queue.Empty:
                 return
             self.workers.busy -= 1
-            callback(result)
+            completion()
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -220,31 +224,22 @@ class Runner:
             # loop, on a worker, like every blocking call.
             cell.phase, cell.phase_started = "proxy", time.monotonic()
 
-            def decided(result: dict[str, Any]) -> None:
+            def decided(decision: Decision) -> None:
                 if not cell.done:
-                    self._decided(cell, result)
+                    self._decided(cell, decision)
 
-            self.workers.submit(self._decide, (plan["url"],), {}, decided)
+            self.workers.submit(partial(self.client.decide, plan["url"]), decided, self._undecided)
             return
         cell.host, cell.port = plan["host"], int(plan.get("port") or 0)
         self._resolve(cell)
 
-    def _decide(self, url: str) -> dict[str, Any]:
-        record, proxy_url = self.client.decide(url)
-        return {"record": record, "url": proxy_url}
+    def _undecided(self, message: str) -> Decision:
+        """The decision itself failed: an answer all the same."""
+        return {"client": self.client.name, "used": False, "error": message}, None
 
-    def _decided(self, cell: Cell, result: dict[str, Any]) -> None:
+    def _decided(self, cell: Cell, decision: Decision) -> None:
         plan = cell.plan
-        if "record" not in result:  # the decision itself failed: an answer all the same
-            result = {
-                "record": {
-                    "client": self.client.name,
-                    "used": False,
-                    "error": result.get("message"),
-                },
-                "url": None,
-            }
-        cell.proxy, cell.proxy_url = result["record"], result["url"]
+        cell.proxy, cell.proxy_url = decision
         if cell.proxy.get("error"):
             # The client refuses to send at all here (a NO_PROXY entry it cannot parse,
             # a SOCKS proxy without its package): the user's code fails the same way.
@@ -296,7 +291,7 @@ class Runner:
         question = dns_check.Question(host, family, nameserver, search, ndots)
         # A nameserver query gives up at the deadline of the cell that asks: a cell with
         # another timeout asks for itself, or it would inherit that cell's patience.
-        key: tuple[Any, ...] = (question, cell.timeout) if nameserver else (question,)
+        key: LookupKey = (question, cell.timeout if nameserver else None)
         cell.phase, cell.phase_started = "dns", time.monotonic()
         if key in self.lookup_results:
             self._looked_up(cell, copy_record(self.lookup_results[key]), target_check)
@@ -309,12 +304,13 @@ class Runner:
         self.stats["lookups"] += 1
         if nameserver:
             remaining = max(cell.deadline - time.monotonic(), 0.001)
-            args: tuple[Any, ...] = (question, remaining)
-            function: Callable[..., dict[str, Any]] = dns_check.nameserver_lookup
+            function: Callable[[], Check] = partial(
+                dns_check.nameserver_lookup, question, remaining
+            )
         else:
-            args, function = (host, family), dns_check.system_lookup
+            function = partial(dns_check.system_lookup, host, family)
 
-        def answered(record: dict[str, Any]) -> None:
+        def answered(record: Check) -> None:
             if record.get("status") == "ok" or record.get("reason") in DEFINITE_ANSWERS:
                 # Cells that ask later get it too; a timeout or a failing server is not
                 # kept, or one cell's bad luck would become the answer of all that follow.
@@ -323,23 +319,26 @@ class Runner:
                 if not waiter.done:
                     self._looked_up(waiter, copy_record(record), waiter_target_check)
 
-        self.workers.submit(function, args, {}, answered)
+        self.workers.submit(function, answered, _faulted)
 
-    def _looked_up(self, cell: Cell, record: dict[str, Any], target_check: bool) -> None:
+    def _looked_up(self, cell: Cell, record: Check, target_check: bool) -> None:
         record.setdefault("name", "dns")
         record["duration_ms"] = (time.monotonic() - cell.phase_started) * 1000.0
         if target_check:
             expected = cell.plan.get("expect_addresses")
             if record.get("status") == "ok" and expected:
-                missing = [a for a in expected if a not in record.get("addresses", [])]
+                found = record.get("addresses") or []
+                missing = [a for a in expected if a not in found]
                 if missing:
                     record.update(
-                        status="dns-error",
-                        reason="unexpected-address",
-                        message="resolved {}; expected {}".format(
-                            ", ".join(record.get("addresses", [])) or "nothing",
-                            ", ".join(expected),
-                        ),
+                        {
+                            "status": "dns-error",
+                            "reason": "unexpected-address",
+                            "message": "resolved {}; expected {}".format(
+                                ", ".join(found) or "nothing",
+                                ", ".join(expected),
+                            ),
+                        }
                     )
             cell.checks.append(record)
             self._finish(cell)
@@ -353,7 +352,8 @@ class Runner:
             self._finish(cell)
             return
         cell.addresses = [
-            (dns_check.literal_family(a) or socket.AF_INET, a) for a in record["addresses"]
+            (dns_check.literal_family(a) or socket.AF_INET, a)
+            for a in record.get("addresses") or []
         ]
         self._reach(cell)
 
@@ -375,23 +375,26 @@ class Runner:
         self.stats["pings" if kind == "icmp" else "datagrams"] += len(cell.addresses)
         function = echo_check if kind == "icmp" else udp_check
 
-        def answered(result: dict[str, Any]) -> None:
+        def answered(records: list[Check]) -> None:
             if cell.done:
                 return
-            records = result.get("records")
-            if records is None:  # the check itself failed: the worker's source-error
-                records = [dict(result, name=kind, duration_ms=0.0)]
             cell.checks.extend(records)
             self._finish(cell)
 
-        self.workers.submit(_records, (function, cell.addresses, plan, remaining), {}, answered)
+        def faulted(message: str) -> list[Check]:
+            """The check itself failed: the worker's source-error, as the cell's one record."""
+            return [
+                {"status": "source-error", "message": message, "name": kind, "duration_ms": 0.0}
+            ]
+
+        self.workers.submit(partial(function, cell.addresses, plan, remaining), answered, faulted)
 
     def _connect(self, cell: Cell) -> None:
         cell.phase, cell.phase_started = "tcp", time.monotonic()
         for index, (family, address) in enumerate(cell.addresses):
             self.stats["connects"] += 1
 
-            def connected(record: dict[str, Any], index: int = index) -> None:
+            def connected(record: Check, index: int = index) -> None:
                 self._connected(cell, index, record)
 
             bind = cell.plan.get("bind")
@@ -399,7 +402,7 @@ class Runner:
             if cell.done:
                 return
 
-    def _connected(self, cell: Cell, index: int, record: dict[str, Any]) -> None:
+    def _connected(self, cell: Cell, index: int, record: Check) -> None:
         if cell.done:
             return
         if cell.proxy_url:
@@ -430,14 +433,19 @@ class Runner:
         cell.phase, cell.phase_started = "http", time.monotonic()
         self.stats["requests"] += 1
         remaining = max(cell.deadline - time.monotonic(), 0.001)
-        kwargs = {
-            "proxy": cell.proxy_url,
-            # Kubernetes endpoints name addresses the URL's host does not resolve to.
-            "address": address if plan.get("addresses") else None,
-            "timeout": remaining,
-        }
+        from .http import http_exchange
 
-        def answered(record: dict[str, Any]) -> None:
+        exchange = partial(
+            http_exchange,
+            plan,
+            self.client,
+            proxy=cell.proxy_url,
+            # Kubernetes endpoints name addresses the URL's host does not resolve to.
+            address=address if plan.get("addresses") else None,
+            timeout=remaining,
+        )
+
+        def answered(record: Check) -> None:
             if cell.done:
                 return
             record.setdefault("name", "http")
@@ -445,9 +453,7 @@ class Runner:
             cell.checks.append(record)
             self._finish(cell)
 
-        from .http import http_exchange
-
-        self.workers.submit(http_exchange, (plan, self.client), kwargs, answered)
+        self.workers.submit(exchange, answered, _faulted)
 
     # --- endings --------------------------------------------------------------------------
 
@@ -461,9 +467,11 @@ class Runner:
                 self.connector.abort(attempt)
                 record = attempt.record(None, message)
                 record.update(
-                    status="proxy-error" if cell.proxy_url else "timeout",
-                    errno=None,
-                    errno_name=None,
+                    {
+                        "status": "proxy-error" if cell.proxy_url else "timeout",
+                        "errno": None,
+                        "errno_name": None,
+                    }
                 )
                 cell.tcp_records[index] = record
             cell.checks.extend(cell.tcp_records[i] for i in sorted(cell.tcp_records))
@@ -476,8 +484,10 @@ class Runner:
             }
             if cell.phase == "dns":
                 record.update(
-                    host=cell.plan.get("host") if cell.plan["kind"] == "dns" else cell.host,
-                    reason="no-answer",
+                    {
+                        "host": cell.plan.get("host") if cell.plan["kind"] == "dns" else cell.host,
+                        "reason": "no-answer",
+                    }
                 )
                 if cell.proxy_url:
                     record["status"] = "proxy-error"
@@ -501,7 +511,7 @@ class Runner:
                         continue
                     self.connector.abort(attempt)
                     record = attempt.record(None, message)
-                    record.update(status="cancelled", errno=None, errno_name=None)
+                    record.update({"status": "cancelled", "errno": None, "errno_name": None})
                     cell.tcp_records[index] = record
                 cell.checks.extend(cell.tcp_records[i] for i in sorted(cell.tcp_records))
             else:
@@ -523,7 +533,7 @@ class Runner:
         self.active -= 1
         self.blocking -= cell.may_block
         status = next((c["status"] for c in cell.checks if c.get("status") != "ok"), "ok")
-        result: dict[str, Any] = {
+        result: CellOutcome = {
             "id": cell.id,
             "status": status,
             "started_at": cell.started_at,
@@ -540,21 +550,20 @@ class Runner:
         self.out.append(result)
 
 
-def _records(
-    function: Callable[[list[tuple[int, str]], Plan, float], list[dict[str, Any]]],
-    addresses: list[tuple[int, str]],
-    plan: Plan,
-    timeout: float,
-) -> dict[str, Any]:
-    """A check that makes a record per address, in the one-dict shape workers hand back."""
-    return {"records": function(addresses, plan, timeout)}
-
-
 def run_batch(
     request: Batch,
     emit: Emit,
     stop: threading.Event | None = None,
     env: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+) -> RunStats:
     """Run every cell of `request`; call `emit` with finished results; return run statistics."""
     return Runner(request, emit, stop, env).run()
+
+
+def _faulted(message: str) -> Check:
+    """A check whose own code failed (not the network): still an answer."""
+    return {"status": "source-error", "message": message}
+
+
+def _no_answer(_message: str) -> None:
+    return None

@@ -18,6 +18,7 @@ SHIPPED = (
     "classify",
     "proxy_rules",
     "plans",
+    "records",
     "proxy",
     "clients",
     "tls",

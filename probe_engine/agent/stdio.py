@@ -12,9 +12,10 @@ import signal
 import sys
 import threading
 import warnings
-from typing import Any
+from typing import Mapping
 
 from .facts import gather
+from .records import CellOutcome
 from .runner import run_batch
 
 
@@ -23,7 +24,7 @@ def main() -> None:
     out = sys.stdout
     lock = threading.Lock()
 
-    def write(message: dict[str, Any]) -> None:
+    def write(message: Mapping[str, object]) -> None:
         with lock:
             out.write(json.dumps(message, separators=(",", ":")) + "\n")
             out.flush()
@@ -34,7 +35,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     write({"type": "hello", "facts": gather()})
 
-    def emit(results: list[dict[str, Any]]) -> None:
+    def emit(results: list[CellOutcome]) -> None:
         with lock:
             out.write(
                 "".join(

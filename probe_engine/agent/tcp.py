@@ -13,13 +13,14 @@ import os
 import selectors
 import socket
 import time
-from typing import Any, Callable, Dict
+from typing import Callable
 
 from .bind import Bind, BindError, bind_socket, describe
 from .classify import errno_name, status_for_errno
 from .dns import family_name
+from .records import Check
 
-TcpCallback = Callable[[Dict[str, Any]], None]
+TcpCallback = Callable[[Check], None]
 
 _IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
 # Linux creates the socket non-blocking in the same syscall; elsewhere setblocking() does it.
@@ -53,7 +54,7 @@ class Attempt:
         self.sock: socket.socket | None = None
         self.done = False
 
-    def record(self, number: int | None, message: str | None = None) -> dict[str, Any]:
+    def record(self, number: int | None, message: str | None = None) -> Check:
         status = "ok" if number == 0 else status_for_errno(number)
         return {
             "name": "tcp",

@@ -19,6 +19,7 @@ from typing import Any
 
 from .classify import iter_causes
 from .proxy import proxy_address
+from .records import TlsFacts
 
 
 def _name(fields: Any) -> str | None:
@@ -33,7 +34,7 @@ def _name(fields: Any) -> str | None:
     return ",".join(parts)
 
 
-def decode(der: bytes) -> dict[str, Any]:
+def decode(der: bytes) -> TlsFacts:
     """Subject, issuer, SANs and validity of a DER certificate; {} if it cannot be read."""
     decoder = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)
     if decoder is None or not der:
@@ -49,7 +50,7 @@ def decode(der: bytes) -> dict[str, Any]:
         with contextlib.suppress(OSError):
             os.unlink(path)
     sans: list[str] = [f"{kind}:{value}" for kind, value in decoded.get("subjectAltName", ())]
-    facts: dict[str, Any] = {
+    facts: TlsFacts = {
         "subject": _name(decoded.get("subject")),
         "issuer": _name(decoded.get("issuer")),
         "sans": sans,

@@ -18,7 +18,7 @@ import os
 import selectors
 import socket
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
 from .bind import Bind, BindError, bind_socket, describe
 from .classify import errno_name, status_for_errno
@@ -26,6 +26,7 @@ from .dns import family_name
 from .icmp import IP_RECVERR, IPV6_RECVERR, MSG_ERRQUEUE, SOL_IP, SOL_IPV6, read_extended_error
 from .ping_output import apply_icmp_error
 from .plans import Plan
+from .records import Check
 
 RESPONSE_LIMIT = 65535
 
@@ -41,7 +42,7 @@ class Datagram:
         self.address = address
         self.port = port
         self.sock: socket.socket | None = None
-        self.record: dict[str, Any] = {
+        self.record: Check = {
             "name": "udp",
             "address": address,
             "family": family_name(family),
@@ -95,12 +96,14 @@ class Datagram:
             return
         self.done = True
         self.record.update(
-            status="ok",
-            received_bytes=len(data),
-            peer=_hostport(str(peer[0]), int(peer[1])),
-            message="answered with {} byte{} from {}".format(
-                len(data), "" if len(data) == 1 else "s", _hostport(str(peer[0]), int(peer[1]))
-            ),
+            {
+                "status": "ok",
+                "received_bytes": len(data),
+                "peer": _hostport(str(peer[0]), int(peer[1])),
+                "message": "answered with {} byte{} from {}".format(
+                    len(data), "" if len(data) == 1 else "s", _hostport(str(peer[0]), int(peer[1]))
+                ),
+            }
         )
         self.close()
 
@@ -122,7 +125,8 @@ class Datagram:
             apply_icmp_error(self.record, version, kind, code, sender)
             self.record.pop("loss_percent", None)
             if self.record["status"] == "refused":
-                self.record["message"] += f": nothing listens on udp port {self.port}"
+                said = self.record["message"]
+                self.record["message"] = f"{said}: nothing listens on udp port {self.port}"
         else:
             self.fail(number or errno.EIO, os.strerror(number or errno.EIO))
         self.close()
@@ -131,10 +135,12 @@ class Datagram:
     def fail(self, number: int, message: str) -> None:
         self.done = True
         self.record.update(
-            status=status_for_errno(number),
-            errno=number,
-            errno_name=errno_name(number),
-            message=message,
+            {
+                "status": status_for_errno(number),
+                "errno": number,
+                "errno_name": errno_name(number),
+                "message": message,
+            }
         )
         self.close()
 
@@ -147,12 +153,14 @@ class Datagram:
         else:
             why = f"no response expected; no ICMP error within {waited:g}s said it is closed"
         self.record.update(
-            status="timeout",
-            errno=None,
-            errno_name=None,
-            message="no answer: open or filtered ({}; {} datagram{} sent)".format(
-                why, sent, "" if sent == 1 else "s"
-            ),
+            {
+                "status": "timeout",
+                "errno": None,
+                "errno_name": None,
+                "message": "no answer: open or filtered ({}; {} datagram{} sent)".format(
+                    why, sent, "" if sent == 1 else "s"
+                ),
+            }
         )
         self.close()
 
@@ -171,7 +179,7 @@ def _hostport(host: str, port: int) -> str:
 
 def udp_check(
     addresses: Sequence[tuple[int, str]], plan: Plan, timeout: float = 2.0
-) -> list[dict[str, Any]]:
+) -> list[Check]:
     """Send the plan's payload to every address at its port, from its chosen source (bind);
     one record per address, in order."""
     port = int(plan.get("port") or 0)

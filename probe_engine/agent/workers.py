@@ -10,23 +10,20 @@ import contextlib
 import queue
 import socket
 import threading
-from typing import Any, Callable, Dict, Tuple
+from typing import Callable, TypeVar
 
 THREAD_NAME = "probe-worker"
 
-Job = Tuple[
-    Callable[..., Dict[str, Any]], Tuple[Any, ...], Dict[str, Any], Callable[[Dict[str, Any]], None]
-]
+Result = TypeVar("Result")
+# A job runs on a worker and gives back what the runner's thread calls with its answer.
+Job = Callable[[], Callable[[], None]]
 
 
 class Workers:
     """Daemon threads for blocking calls: a hung getaddrinfo must never hold the exit."""
 
     def __init__(
-        self,
-        size: int,
-        done: queue.SimpleQueue[tuple[Callable[[dict[str, Any]], None], dict[str, Any]]],
-        wake: socket.socket,
+        self, size: int, done: queue.SimpleQueue[Callable[[], None]], wake: socket.socket
     ) -> None:
         self.size = size
         self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
@@ -37,29 +34,33 @@ class Workers:
 
     def submit(
         self,
-        function: Callable[..., dict[str, Any]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        callback: Callable[[dict[str, Any]], None],
+        function: Callable[[], Result],
+        callback: Callable[[Result], None],
+        fault: Callable[[str], Result],
     ) -> None:
+        """Run `function` on a worker; `callback` gets its answer on the runner's thread, or
+        `fault`'s answer to the exception's words (a fault of the check itself is an answer)."""
         self.busy += 1
         if len(self.threads) < self.size and self.busy > len(self.threads):
             thread = threading.Thread(target=self._work, name=THREAD_NAME, daemon=True)
             thread.start()
             self.threads.append(thread)
-        self.jobs.put((function, args, kwargs, callback))
+
+        def job() -> Callable[[], None]:
+            try:
+                result = function()
+            except Exception as exc:
+                result = fault(f"{type(exc).__name__}: {exc}")
+            return lambda: callback(result)
+
+        self.jobs.put(job)
 
     def _work(self) -> None:
         while True:
             job = self.jobs.get()
             if job is None:
                 return
-            function, args, kwargs, callback = job
-            try:
-                result = function(*args, **kwargs)
-            except Exception as exc:  # a fault of the check itself: still an answer
-                result = {"status": "source-error", "message": f"{type(exc).__name__}: {exc}"}
-            self.done.put((callback, result))
+            self.done.put(job())
             with contextlib.suppress(OSError):
                 self.wake.send(b"\0")
 

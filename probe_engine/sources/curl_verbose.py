@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from ..agent.proxy import redact
+from ..agent.records import ProxyFacts, TlsFacts
 
 _USES = re.compile(r"Uses proxy env variable (?P<variable>\w+) == '(?P<value>[^']*)'")
 _FIELD = re.compile(
@@ -29,9 +29,9 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.split("\x1f")]
 
 
-def proxy_record(text: str, version: str | None) -> dict[str, Any]:
+def proxy_record(text: str, version: str | None) -> ProxyFacts:
     """{client, used, rules, url, variable, no_proxy_variable} as curl reported them."""
-    record: dict[str, Any] = {
+    record: ProxyFacts = {
         "client": "curl",
         "used": False,
         "rules": f"curl {version}" if version else "curl",
@@ -41,7 +41,9 @@ def proxy_record(text: str, version: str | None) -> dict[str, Any]:
         if match["variable"].lower() == "no_proxy":
             no_proxy = match["variable"]
         else:
-            record.update(used=True, url=redact(match["value"]), variable=match["variable"])
+            record.update(
+                {"used": True, "url": redact(match["value"]), "variable": match["variable"]}
+            )
     if no_proxy and not record["used"]:
         # curl read NO_PROXY and then took no proxy: it does not say which entry matched.
         record["no_proxy_variable"] = no_proxy
@@ -55,7 +57,7 @@ def _named(path: str, env: Mapping[str, str] | None, variables: tuple[str, ...])
     return path
 
 
-def tls_record(text: str, env: Mapping[str, str] | None, verify: bool) -> dict[str, Any] | None:
+def tls_record(text: str, env: Mapping[str, str] | None, verify: bool) -> TlsFacts | None:
     """The cell's `tls` facts from curl's words; None when curl printed none (no handshake)."""
     fields: dict[str, str] = {}
     sans: list[str] = []
@@ -81,7 +83,7 @@ def tls_record(text: str, env: Mapping[str, str] | None, verify: bool) -> dict[s
         if "CApath" in fields:
             parts.append(_named(fields["CApath"], env, ("SSL_CERT_DIR",)))
         ca = "curl: " + (", ".join(parts) if parts else "its built-in store")
-    record: dict[str, Any] = {
+    record: TlsFacts = {
         "client": "curl",
         "ca": ca,
         "verify": verify,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 
 from ..agent.facts import gather
+from ..agent.records import CellOutcome
 from ..agent.runner import run_batch
 from ..model import CellRequest
 from .base import Sink, Source, make_results
@@ -26,16 +26,16 @@ class LocalSource(Source):
     async def run(self, batch: Sequence[CellRequest], sink: Sink) -> None:
         sink.row(self.row_info(facts=gather()))
         by_id = {r.id: r for r in batch}
-        send, receive = anyio.create_memory_object_stream[list[dict[str, Any]]](math.inf)
+        send, receive = anyio.create_memory_object_stream[list[CellOutcome]](math.inf)
         stop = threading.Event()
         request = self.agent_request(batch)
 
         # Results the runner gives once the run is cut (each cell in flight with the phases it
         # finished and the one it was in): no event loop to hand them to any more.
-        late: list[dict[str, Any]] = []
+        late: list[CellOutcome] = []
         ended = threading.Event()
 
-        def emit(results: list[dict[str, Any]]) -> None:
+        def emit(results: list[CellOutcome]) -> None:
             if stop.is_set():
                 late.extend(results)
                 return
@@ -59,7 +59,7 @@ class LocalSource(Source):
                 stop.set()
                 send.close()
 
-        def report(results: list[dict[str, Any]]) -> None:
+        def report(results: list[CellOutcome]) -> None:
             pairs = ((by_id[data["id"]], data) for data in results)
             for result in make_results(self.name, self.name, pairs):
                 sink.result(result)

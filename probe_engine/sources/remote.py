@@ -23,7 +23,9 @@ from typing import Any, Literal
 import anyio
 import anyio.lowlevel
 
+from ..agent.facts import PlaceFacts
 from ..agent.proxy import redact
+from ..agent.records import CellOutcome
 from ..agent.ship import agent_command, agent_payload
 from ..model import CellRequest
 from ..results import SourceInfo
@@ -134,7 +136,7 @@ class RemoteRow:
             )
         )
 
-    def report(self, request: CellRequest, data: Mapping[str, Any]) -> None:
+    def report(self, request: CellRequest, data: CellOutcome) -> None:
         """One cell's answer, agent-shaped."""
         self.sink.result(make_result(self.row, self.source.name, request, data))
 
@@ -184,7 +186,7 @@ class RemoteRow:
         python = self.python
         begun = time.monotonic()
 
-        def hello(seen: dict[str, Any]) -> None:
+        def hello(seen: PlaceFacts) -> None:
             self.facts.update(seen)
             self.facts.update(runner="agent", tool="agent")
             self.facts["exec"] = {"command": python, "hello_ms": _ms(begun)}

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import cast
 
+from ..agent.facts import PlaceFacts
 from ..agent.proxy import redact
+from ..agent.records import CellOutcome
 from ..model import CellRequest
 from .channel import Leftover
 
 NOISE_LINES = 20  # kept for the failure message; only the first few are shown
-Report = Callable[[CellRequest, Mapping[str, Any]], None]  # a cell's answer, agent-shaped
+Report = Callable[[CellRequest, CellOutcome], None]  # a cell's answer, agent-shaped
 
 
 class Session(abc.ABC):
@@ -49,7 +51,7 @@ class Session(abc.ABC):
     def feed(self, line: bytes) -> None:
         """One line of the program's stdout, without its newline."""
 
-    def answer(self, request: CellRequest, data: Mapping[str, Any]) -> None:
+    def answer(self, request: CellRequest, data: CellOutcome) -> None:
         if request.id not in self.answered:
             self.answered.add(request.id)
             self.report(request, data)
@@ -74,7 +76,7 @@ class AgentSession(Session):
         batch: Sequence[CellRequest],
         report: Report,
         python: str,
-        on_hello: Callable[[dict[str, Any]], None],
+        on_hello: Callable[[PlaceFacts], None],
     ) -> None:
         super().__init__(batch, report)
         self.python = python
@@ -96,7 +98,7 @@ class AgentSession(Session):
             if request is not None:
                 self.answer(request, message)
         elif kind == "hello":
-            facts = message.get("facts") or {}
+            facts = cast(PlaceFacts, message.get("facts") or {})  # the agent's hello
             self.started = True
             self.pid = facts.get("pid") if isinstance(facts.get("pid"), int) else None
             self.on_hello(facts)

@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
-from typing import Any
 
 from ..agent import ping_output
 from ..agent.bind import describe
@@ -27,6 +26,7 @@ from ..agent.classify import (
 from ..agent.http import status_matches
 from ..agent.plans import Plan
 from ..agent.proxy import redact
+from ..agent.records import CellOutcome, Check, ProxyFacts
 from ..agent.tcp import SELF_CONNECT
 from ..model import CellRequest
 from .curl_verbose import proxy_record, self_connected, tls_record, write_out
@@ -51,7 +51,7 @@ def script() -> str:
     return (resources.files(__package__ or "probe_engine.sources") / "shell_probe.sh").read_text()
 
 
-def _field(value: Any) -> str:
+def _field(value: object) -> str:
     text = "" if value is None else str(value)
     # Tabs and newlines would break the line format; the script treats "-" as empty.
     text = text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
@@ -96,8 +96,8 @@ def _message(text: str) -> str:
 
 
 def _connect_record(
-    status: str, number: int | None, message: str, host: str, port: Any
-) -> dict[str, Any]:
+    status: str, number: int | None, message: str, host: str, port: int | str | None
+) -> Check:
     return {
         "name": "tcp",
         "status": status,
@@ -105,7 +105,7 @@ def _connect_record(
         "errno_name": errno_name(number),
         "message": message,
         "address": host,
-        "port": int(port) if str(port).isdigit() else None,
+        "port": int(str(port)) if str(port).isdigit() else None,
     }
 
 
@@ -132,11 +132,9 @@ def _failure(rc: int, words: str) -> tuple[str, int | None]:
     return "unreachable", None
 
 
-def _curl_checks(
-    plan: Plan, rc: int, extra: str, text: str
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _curl_checks(plan: Plan, rc: int, extra: str, text: str) -> tuple[list[Check], ProxyFacts]:
     """curl's connect attempts and answer, and the proxy record as curl told it."""
-    checks: list[dict[str, Any]] = []
+    checks: list[Check] = []
     fields, version = write_out(extra)
     told = proxy_record(text, version)
     proxy = told if told["used"] else None
@@ -192,49 +190,53 @@ def _curl_checks(
     if self_connected(fields):
         # TCP simultaneous open: curl's connection is its own peer, nothing listens there.
         checks[-1].update(
-            status="refused",
-            errno=errno.ECONNREFUSED,
-            errno_name="ECONNREFUSED",
-            message=SELF_CONNECT,
+            {
+                "status": "refused",
+                "errno": errno.ECONNREFUSED,
+                "errno_name": "ECONNREFUSED",
+                "message": SELF_CONNECT,
+            }
         )
         return checks, told
     if plan.get("kind") != "http":
         return checks, told
     code_text = fields[0]
-    record: dict[str, Any] = {"name": "http", "url": redact(plan.get("url", "")), "client": "curl"}
+    record: Check = {"name": "http", "url": redact(plan.get("url", "")), "client": "curl"}
     if rc == 0 and code_text.isdigit() and int(code_text) > 0:
         _judge_http(record, int(code_text), plan, via_proxy=proxy is not None)
     else:
         status, number = classify_curl(rc, text)
         record.update(
-            status=status if status != "ok" else "reset",
-            errno=number,
-            errno_name=errno_name(number),
-            message=_message(text),
+            {
+                "status": status if status != "ok" else "reset",
+                "errno": number,
+                "errno_name": errno_name(number),
+                "message": _message(text),
+            }
         )
     checks.append(record)
     return checks, told
 
 
-def _judge_http(record: dict[str, Any], code: int, plan: Plan, via_proxy: bool) -> None:
+def _judge_http(record: Check, code: int, plan: Plan, via_proxy: bool) -> None:
     record["http_status"] = code
     expect = plan.get("expect_status")
     if status_matches(code, expect):
-        record.update(status="ok", message=f"HTTP {code}")
+        record.update({"status": "ok", "message": f"HTTP {code}"})
     elif via_proxy and code in (407, 502, 503, 504):
-        record.update(status="proxy-error", message=f"the proxy answered HTTP {code}")
+        record.update({"status": "proxy-error", "message": f"the proxy answered HTTP {code}"})
     else:
         wanted = ", ".join(str(c) for c in expect) if expect else "2xx or 3xx"
-        record.update(status="http-error", message=f"HTTP {code} (expected {wanted})")
+        record.update({"status": "http-error", "message": f"HTTP {code} (expected {wanted})"})
 
 
-def _plain_checks(plan: Plan, tool: str, rc: int, extra: str, text: str) -> list[dict[str, Any]]:
+def _plain_checks(plan: Plan, tool: str, rc: int, extra: str, text: str) -> list[Check]:
     """nc, bash and wget: one connect, then for http the status line if there was one."""
     host, port = plan.get("host", ""), plan.get("port")
     words = _message(text)
     code = int(extra) if extra.isdigit() else None
     if plan.get("kind") == "http" and code is not None:
-        record: dict[str, Any] = {
+        record: Check = {
             "name": "http",
             "url": redact(plan.get("url", "")),
             "client": tool,
@@ -269,37 +271,42 @@ def _plain_checks(plan: Plan, tool: str, rc: int, extra: str, text: str) -> list
     return [_connect_record(status, number, message, host, port)]
 
 
-def _dns_checks(plan: Plan, tool: str, rc: int, extra: str, text: str) -> list[dict[str, Any]]:
+def _dns_checks(plan: Plan, tool: str, rc: int, extra: str, text: str) -> list[Check]:
     addresses = [a for a in extra.split() if a and a != "-"]
-    record: dict[str, Any] = {
+    record: Check = {
         "name": "dns",
         "host": plan.get("host"),
         "resolver": f"system ({tool})",
         "client": tool,
     }
     if addresses and rc == 0:
-        record.update(status="ok", addresses=addresses)
+        record.update({"status": "ok", "addresses": addresses})
         expected = plan.get("expect_addresses")
         missing = [a for a in expected or [] if a not in addresses]
         if missing:
             record.update(
-                status="dns-error",
-                reason="unexpected-address",
-                message=f"resolved {', '.join(addresses)}; expected {', '.join(expected or [])}",
+                {
+                    "status": "dns-error",
+                    "reason": "unexpected-address",
+                    "message": f"resolved {', '.join(addresses)}; "
+                    f"expected {', '.join(expected or [])}",
+                }
             )
         return [record]
     words = _message(text)
     nxdomain = (tool == "getent" and rc == 2) or "NXDOMAIN" in text
     record.update(
-        status="dns-error",
-        errno_name="NXDOMAIN" if nxdomain else None,
-        reason="nxdomain" if nxdomain else "no-answer",
-        message=words or ("not found" if nxdomain else f"{tool} exited with status {rc}"),
+        {
+            "status": "dns-error",
+            "errno_name": "NXDOMAIN" if nxdomain else None,
+            "reason": "nxdomain" if nxdomain else "no-answer",
+            "message": words or ("not found" if nxdomain else f"{tool} exited with status {rc}"),
+        }
     )
     return [record]
 
 
-def _ping_check(plan: Plan, rc: int, extra: str, text: str) -> dict[str, Any]:
+def _ping_check(plan: Plan, rc: int, extra: str, text: str) -> Check:
     """The place's ping, read as the agent reads it where it runs ping itself."""
     host = str(plan.get("host", ""))
     family = plan.get("family", "any")
@@ -307,7 +314,7 @@ def _ping_check(plan: Plan, rc: int, extra: str, text: str) -> dict[str, Any]:
         family = "ipv6" if ":" in host else "ipv4"
     tool = {"busybox": "busybox ping", "iputils": "ping (iputils)"}.get(extra, "ping")
     output = "\n".join(p for p in text.split(SEPARATOR) if p != "-")
-    told = {"name": "icmp", "address": host, "family": family, "method": tool}
+    told: Check = {"name": "icmp", "address": host, "family": family, "method": tool}
     record = ping_output.parse(output, rc, told, int(plan.get("count", 3)))
     bind = plan.get("bind")
     if bind:
@@ -317,7 +324,7 @@ def _ping_check(plan: Plan, rc: int, extra: str, text: str) -> dict[str, Any]:
 
 def classify_line(
     line: str, request: CellRequest, env: Mapping[str, str] | None = None
-) -> dict[str, Any]:
+) -> CellOutcome:
     """One `@@R` line into an agent-shaped result dict (status, checks, proxy, tls, tool).
     `env` (the tool's environment, where known) names the variables curl's CAs came from."""
     fields = line.rstrip("\n").split("\t")
@@ -331,7 +338,7 @@ def classify_line(
     proxy = None
     tls = None
     if tool == "-":
-        checks: list[dict[str, Any]] = []
+        checks: list[Check] = []
         status = "source-error"
         message = _message(text) or "no tool here can run this probe"
     elif rc in TOOL_MISUSE_EXIT_CODES.get(tool, ()):
@@ -367,7 +374,7 @@ def classify_line(
         for check in checks:
             if check.get("name") == "http" and agent is not None and tool in ("curl", "wget"):
                 check["user_agent"] = agent
-    result: dict[str, Any] = {
+    result: CellOutcome = {
         "status": status,
         "checks": checks,
         "duration_ms": float(ms) if ms.isdigit() else None,
