@@ -19,7 +19,9 @@ from .agent.facts import PlaceFacts, ResolvConf, Route
 
 __all__ = [
     "ColumnFacts",
+    "ComposeFact",
     "ContainerFact",
+    "DockerDnsFact",
     "EndpointFact",
     "NetworkAttachment",
     "NodeFact",
@@ -53,7 +55,28 @@ class NetworkAttachment(TypedDict, total=False):
     ip: str | None
     prefix: int | None
     gateway: str | None
+    ipv6: str | None
     aliases: list[str]
+    # from the daemon's own description of the network
+    subnets: list[str]
+    driver: str
+    internal: bool
+
+
+class DockerDnsFact(TypedDict, total=False):
+    """A docker row's configured DNS (`--dns`, `--dns-search`, `--dns-option`)."""
+
+    servers: list[str]
+    search: list[str]
+    options: list[str]
+
+
+class ComposeFact(TypedDict, total=False):
+    """A docker row's Compose labels: its project, service and replica number."""
+
+    project: str | None
+    service: str | None
+    number: str | None
 
 
 class TargetNetworkFact(TypedDict, total=False):
@@ -61,11 +84,13 @@ class TargetNetworkFact(TypedDict, total=False):
     whether the row's container is attached to it."""
 
     network: str
-    attached: bool
+    networks: list[str]  # every network that holds it; `network` is the one to look at
+    attached: bool | None  # None: no answer (the container shares another network stack)
     how: str  # "subnet": the address is in the network's subnet; "name": a container's name
     subnet: str
     container: str
     address: str
+    note: str
 
 
 class RowFacts(PlaceFacts, total=False):
@@ -79,6 +104,9 @@ class RowFacts(PlaceFacts, total=False):
     container: ContainerFact | str | None  # kubernetes rows: the container's name
     network_mode: str | None
     networks: dict[str, NetworkAttachment]
+    dns: DockerDnsFact
+    extra_hosts: list[str]
+    compose: ComposeFact
     target_networks: dict[str, TargetNetworkFact]
     # kubernetes
     pod: str | None

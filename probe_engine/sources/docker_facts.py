@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from ..agent.address import ip_literal
+from ..facts import NetworkAttachment, RowFacts, TargetNetworkFact
 
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
@@ -65,7 +66,7 @@ def container_name(info: Mapping[str, Any]) -> str:
     return str(info.get("Name") or info.get("Id", "")[:12]).lstrip("/")
 
 
-def container_facts(info: Mapping[str, Any]) -> dict[str, Any]:
+def container_facts(info: Mapping[str, Any]) -> RowFacts:
     """The facts of `docker inspect CONTAINER` a diagnosis uses: identity, state, compose
     labels, networks (address, prefix, gateway, aliases), configured DNS and extra hosts."""
     config = info.get("Config") or {}
@@ -73,7 +74,7 @@ def container_facts(info: Mapping[str, Any]) -> dict[str, Any]:
     state = info.get("State") or {}
     labels = config.get("Labels") or {}
     short_id = str(info.get("Id", ""))[:12]
-    networks: dict[str, dict[str, Any]] = {}
+    networks: dict[str, NetworkAttachment] = {}
     for name, attached in ((info.get("NetworkSettings") or {}).get("Networks") or {}).items():
         if name == "none":
             continue  # network mode none: no network at all
@@ -86,7 +87,7 @@ def container_facts(info: Mapping[str, Any]) -> dict[str, Any]:
             # Docker adds the short id as an alias of every container: not the user's.
             "aliases": [a for a in endpoint.get("Aliases") or [] if a != short_id],
         }
-    facts: dict[str, Any] = {
+    facts: RowFacts = {
         "container": {
             "id": short_id,
             "name": container_name(info),
@@ -168,19 +169,19 @@ def target_networks(
     facts: Mapping[str, Any],
     networks: Sequence[DaemonNetwork],
     names: Mapping[str, list[NamedEndpoint]],
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, TargetNetworkFact]:
     """For each target host (an address, or a container name Docker's DNS answers), the
     network that holds it and whether this container is attached to it.
 
     `attached` is None where the question has no answer: the address is on no Docker network,
     or the container shares another network stack (network mode host, container:...)."""
-    own: Mapping[str, Any] = facts.get("networks") or {}
+    own: Mapping[str, NetworkAttachment] = facts.get("networks") or {}
     mode = str(facts.get("network_mode") or "")
     shared = mode == "host" or mode.startswith("container:")
-    result: dict[str, dict[str, Any]] = {}
+    result: dict[str, TargetNetworkFact] = {}
     for host in dict.fromkeys(hosts):
         address = ip_literal(host)
-        entry: dict[str, Any]
+        entry: TargetNetworkFact
         candidates: list[tuple[str, str | None]]
         if address is not None:
             holders = [n for n in networks if any(address in s for s in n.subnets)]
