@@ -24,7 +24,7 @@ from .compat import UTC, BaseExceptionGroup, ExceptionGroup
 from .docker_host import DockerOverrides
 from .errors import EngineError, ProbeEngineError, SpecError
 from .invariants import broken_invariants
-from .kube import KubeOverrides
+from .kube import KubeError, KubeOverrides
 from .model import CellRequest, Column, RunContext
 from .plan import Selection, expand
 from .results import CellResult, MatrixResult, SourceInfo
@@ -33,6 +33,7 @@ from .sources.base import failed_result
 from .spec import LoadedMatrix, Matrix
 from .status import FailOn, Status
 from .targets import RESOLVERS
+from .targets.kubernetes.pod_logs import attach_pod_logs, cell_markers, wants_pod_logs
 
 log = logging.getLogger("probe_engine")
 LOCAL_ONLY = (
@@ -41,6 +42,7 @@ LOCAL_ONLY = (
     "probe it from a local, process or shell source"
 )
 RESOLVE_WORKERS = 32
+SERVER_SIDE_S = 30.0  # at most this long reading the servers' logs after the probes
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,8 @@ class _Run:
                 outer.start_soon(watch_interrupt)
                 with run_scope:
                     await self._probe()
+                if not self.interrupted:
+                    await self._server_side()
                 outer.cancel_scope.cancel()
         except ProbeEngineError:
             raise
@@ -221,6 +225,24 @@ class _Run:
             for name, batch in self._batches().items():
                 group.start_soon(self._run_source, name, batch)
         collector.finish_held()
+
+    async def _server_side(self) -> None:
+        """After the probes: what the servers logged of them (evidence.pod_logs), bounded."""
+        wanted = wants_pod_logs(self.loaded.matrix)
+        if not wanted:
+            return
+        try:
+            kube = await self.context.kube.client()
+        except KubeError:
+            return  # the columns already say why the cluster could not be reached
+        with anyio.move_on_after(SERVER_SIDE_S):
+            await attach_pod_logs(
+                kube,
+                time.monotonic() - self.started,
+                [c for name in wanted for c in self.columns.get(name, [])],
+                cell_markers(self.cells, self.run_id),
+                self.collector.results,
+            )
 
     def _batches(self) -> dict[str, list[CellRequest]]:
         """The cells each source runs; the others are answered without probing."""

@@ -202,6 +202,7 @@ class ServiceFacts(TypedDict, total=False):
     not_ready: int
     ready_addresses: list[str]
     not_ready_addresses: list[EndpointFact]
+    backend_pods: list[str]  # the endpoints' targetRef pods, ready or not (whose logs to read)
     pods: int
     nodes: list[NodeFact]
     network_policies: list[PolicyFact]

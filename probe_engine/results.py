@@ -115,6 +115,22 @@ class TlsInfo(ResultModel):
     self_signed: bool | None = None
 
 
+class ServerLog(ResultModel):
+    """What the target's servers logged of this cell's request (kubernetes-service targets
+    with evidence.pod_logs): the lines carrying its User-Agent marker, or that none did."""
+
+    marker: str = Field(description="What was searched for: run=RUN_ID cell=N")
+    pods: list[str] = Field(description="The backend pods whose logs were read")
+    lines: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="The first few matching lines: {pod, line} (line as logged, with the "
+        "kubelet's timestamp; credentials redacted)",
+    )
+    matched: int = Field(0, description="How many lines matched in all")
+    errors: dict[str, str] | None = Field(None, description="Pods whose log could not be read")
+    summary: str = Field(description="In words: which pod logged the request, or that none did")
+
+
 class CellResult(ResultModel):
     source: str = Field(description="Row: the source, or source/instance for fanned-out sources")
     source_name: str = Field(description="The source as declared in the matrix")
@@ -131,6 +147,9 @@ class CellResult(ResultModel):
     checks: list[CheckRecord] = Field(default_factory=list)
     message: str | None = Field(None, description="Why, when no check says it (source-error...)")
     tool: str | None = Field(None, description="What ran the probe: agent, curl, wget, nc...")
+    server_log: ServerLog | None = Field(
+        None, description="The server's side: what the backend pods logged of this request"
+    )
 
 
 class Evidence(ResultModel):

@@ -172,6 +172,7 @@ CELL_KEYS = CONTRACT_CELL | {
     "message",
     "tool",
     "tls",
+    "server_log",  # kubernetes-service targets with evidence.pod_logs (tests/test_pod_logs.py)
 }
 CHECK_KEYS = CONTRACT_CHECK | {
     "host",

@@ -83,6 +83,9 @@ def md_evidence(finding: Finding) -> str:
     return cited + (f" and {more} more cells" if more else "")
 
 
+SERVER_LOG_ROWS = 50  # cells whose server's side is listed; report.json has them all
+
+
 def render_markdown(result: MatrixResult) -> bytes:
     template = environment(autoescape=False).get_template("report.md.j2")
     view = grid(result)
@@ -94,6 +97,8 @@ def render_markdown(result: MatrixResult) -> bytes:
         unmet_in=group_unmet,
         unmet_rows=UNMET_ROWS,
         unmet=unmet(result),
+        server_logs=[c for c in result.cells if c.server_log is not None][:SERVER_LOG_ROWS],
+        server_logs_total=sum(1 for c in result.cells if c.server_log is not None),
         symbol=STATUS_SYMBOL,
         label=cell_label,
         reason=cell_reason,

@@ -342,6 +342,16 @@ _PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
 _SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
+class EvidenceSpec(SpecModel):
+    """What to read from the server's side after the run."""
+
+    pod_logs: Flag = Field(
+        False,
+        description="Read the logs of the Service's backend pods (ready or not) for the run's "
+        "time and attach to each http cell the lines carrying its User-Agent marker.",
+    )
+
+
 class KubernetesServiceSpec(TargetOptions):
     """A Service, looked up live in the API server; one column per way of reaching it."""
 
@@ -384,6 +394,9 @@ class KubernetesServiceSpec(TargetOptions):
     )
     headers: Headers = Field(default_factory=dict, description="Request headers.")
     verify_tls: Flag = Field(True, description="Check the server's certificate (https).")
+    evidence: EvidenceSpec | None = Field(
+        None, description="The server's side: what its backend pods logged of each request."
+    )
 
     @field_validator("service")
     @classmethod

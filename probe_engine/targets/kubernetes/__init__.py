@@ -110,6 +110,7 @@ def _lookup_facts(
                 not_ready=len(not_ready),
                 ready_addresses=[e.ip for e in ready[:LISTED_ADDRESSES]],
                 not_ready_addresses=[e.fact() for e in not_ready[:LISTED_ADDRESSES]],
+                backend_pods=sorted({e.pod for e in [*ready, *not_ready] if e.pod}),
             )
         )
     if found.pods is not None:
