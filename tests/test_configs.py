@@ -87,6 +87,9 @@ def test_the_story_matrix_asks_every_place_by_every_way() -> None:
     service = matrix.targets["api"]
     assert service.kind == "kubernetes-service"
     assert getattr(service, "service", None) == "health-predict-api-service"
+    # Phase 2's "examine the API pod's logs": each cell says which backend pod logged it.
+    evidence = getattr(service, "evidence", None)
+    assert evidence is not None and evidence.pod_logs is True
     assert columns_of("api", service) == [
         "api/node-port",
         "api/cluster-ip",
