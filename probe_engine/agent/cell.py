@@ -1,5 +1,4 @@
-"""One cell while the runner drives it: its plan, its phase, the checks so far; and how far a
-cut-short cell got, in words.
+"""One cell while the runner drives it: its plan, its phase, the checks so far.
 
 Standard library only and Python 3.8 compatible: shipped inside the agent.
 """
@@ -71,42 +70,6 @@ def may_block(plan: Plan) -> bool:
     if plan.get("addresses"):
         return False
     return dns_check.literal_family(str(plan["host"])) is None
-
-
-# What a cell was doing in each phase, for the cells a stopped run cuts short.
-DOING = {
-    "queued": "waiting to start",
-    "proxy": "its client was deciding its proxy",
-    "dns": "resolving",
-    "tcp": "connecting",
-    "http": "waiting for the HTTP answer",
-    "icmp": "pinging",
-    "udp": "waiting for a UDP answer",
-}
-
-_DONE = {"dns": "ok", "tcp": "connected", "http": "answered", "icmp": "answered", "udp": "answered"}
-
-_IN_PROGRESS = {
-    "dns": "resolving",
-    "tcp": "connecting",
-    "http": "waiting",
-    "icmp": "pinging",
-    "udp": "waiting",
-}
-
-
-def phase_summary(checks: list[Check]) -> str:
-    """'dns ok 2 ms, tcp connected 1 ms, http waiting 2013 ms': each phase, how it ended (or
-    what it was still doing), and for how long."""
-    parts = []
-    for check in checks:
-        name, status = check.get("name", "?"), check.get("status", "?")
-        if status == "cancelled":
-            word = _IN_PROGRESS.get(name, "in progress")
-        else:
-            word = _DONE.get(name, "ok") if status == "ok" else status
-        parts.append(f"{name} {word} {float(check.get('duration_ms') or 0):.0f} ms")
-    return ", ".join(parts)
 
 
 def copy_record(record: Check) -> Check:

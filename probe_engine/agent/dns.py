@@ -245,3 +245,21 @@ def nameserver_lookup(question: Question, timeout: float = 2.0) -> Check:
         )
     record["duration_ms"] = (time.monotonic() - started) * 1000.0
     return record
+
+
+def expect_addresses(record: Check, expected: Sequence[str] | None) -> None:
+    """A dns cell that names the addresses it expects: an answer lacking one is a dns-error."""
+    if record.get("status") != "ok" or not expected:
+        return
+    found = record.get("addresses") or []
+    missing = [a for a in expected if a not in found]
+    if missing:
+        record.update(
+            {
+                "status": "dns-error",
+                "reason": "unexpected-address",
+                "message": "resolved {}; expected {}".format(
+                    ", ".join(found) or "nothing", ", ".join(expected)
+                ),
+            }
+        )

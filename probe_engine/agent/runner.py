@@ -23,8 +23,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Callable, List, Mapping, Optional, Tuple
 
 from . import dns as dns_check
+from . import endings
 from .bind import describe
-from .cell import DOING, Cell, copy_record, may_block, phase_summary
+from .cell import Cell, copy_record, may_block
 from .icmp import echo_check
 from .plans import Batch, CellOrder
 from .proxy import proxy_address
@@ -325,21 +326,7 @@ class Runner:
         record.setdefault("name", "dns")
         record["duration_ms"] = (time.monotonic() - cell.phase_started) * 1000.0
         if target_check:
-            expected = cell.plan.get("expect_addresses")
-            if record.get("status") == "ok" and expected:
-                found = record.get("addresses") or []
-                missing = [a for a in expected if a not in found]
-                if missing:
-                    record.update(
-                        {
-                            "status": "dns-error",
-                            "reason": "unexpected-address",
-                            "message": "resolved {}; expected {}".format(
-                                ", ".join(found) or "nothing",
-                                ", ".join(expected),
-                            ),
-                        }
-                    )
+            dns_check.expect_addresses(record, cell.plan.get("expect_addresses"))
             cell.checks.append(record)
             self._finish(cell)
             return
@@ -458,73 +445,18 @@ class Runner:
     # --- endings --------------------------------------------------------------------------
 
     def _time_out(self, cell: Cell) -> None:
-        message = f"no answer within {cell.timeout:g}s (the probe's deadline, not the kernel's)"
-        elapsed = (time.monotonic() - cell.phase_started) * 1000.0
-        if cell.phase == "tcp":
-            for index, attempt in enumerate(cell.attempts):
-                if index in cell.tcp_records:
-                    continue
-                self.connector.abort(attempt)
-                record = attempt.record(None, message)
-                record.update(
-                    {
-                        "status": "proxy-error" if cell.proxy_url else "timeout",
-                        "errno": None,
-                        "errno_name": None,
-                    }
-                )
-                cell.tcp_records[index] = record
-            cell.checks.extend(cell.tcp_records[i] for i in sorted(cell.tcp_records))
-        elif cell.phase in ("dns", "http", "proxy", "icmp", "udp"):
-            record = {
-                "name": "http" if cell.phase == "proxy" else cell.phase,
-                "status": "timeout",
-                "message": message,
-                "duration_ms": elapsed,
-            }
-            if cell.phase == "dns":
-                record.update(
-                    {
-                        "host": cell.plan.get("host") if cell.plan["kind"] == "dns" else cell.host,
-                        "reason": "no-answer",
-                    }
-                )
-                if cell.proxy_url:
-                    record["status"] = "proxy-error"
-            cell.checks.append(record)
+        endings.time_out(cell, self.connector)
         self._finish(cell)
 
     def _cut_short(self) -> None:
         """The run was stopped: every cell in flight reports what it finished and the phase it
         was in, for how long ("dns ok 2 ms, tcp connected 1 ms, http waiting 2013 ms"), as a
-        cancelled cell. Where a run hung is what its user pressed Ctrl-C to learn."""
+        cancelled cell."""
         now = time.monotonic()
         for _deadline, _seq, cell in sorted(self.timers, key=lambda t: t[1]):
-            if cell.done:
-                continue
-            elapsed = (now - cell.phase_started) * 1000.0
-            doing = DOING.get(cell.phase, cell.phase)
-            message = f"{doing} when the run was cut, for {elapsed:.0f} ms"
-            if cell.phase == "tcp":
-                for index, attempt in enumerate(cell.attempts):
-                    if index in cell.tcp_records:
-                        continue
-                    self.connector.abort(attempt)
-                    record = attempt.record(None, message)
-                    record.update({"status": "cancelled", "errno": None, "errno_name": None})
-                    cell.tcp_records[index] = record
-                cell.checks.extend(cell.tcp_records[i] for i in sorted(cell.tcp_records))
-            else:
-                name = cell.phase if cell.phase in ("dns", "icmp", "udp") else "http"
-                record = {"name": name, "status": "cancelled", "message": message}
-                record["duration_ms"] = elapsed
-                if name == "dns":
-                    record["host"] = (
-                        cell.plan.get("host") if cell.plan["kind"] == "dns" else cell.host
-                    )
-                cell.checks.append(record)
-            cell.cut = True
-            self._finish(cell)
+            if not cell.done:
+                endings.cut_short(cell, self.connector, now)
+                self._finish(cell)
 
     def _finish(self, cell: Cell) -> None:
         if cell.done:
@@ -546,7 +478,7 @@ class Runner:
             result["tls"] = cell.tls
         if cell.cut:
             result["status"] = "cancelled"
-            result["message"] = phase_summary(cell.checks)
+            result["message"] = endings.phase_summary(cell.checks)
         self.out.append(result)
 
 

@@ -31,6 +31,7 @@ SHIPPED = (
     "http",
     "workers",
     "cell",
+    "endings",
     "runner",
     "facts",
     "stdio",
