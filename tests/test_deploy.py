@@ -339,7 +339,9 @@ def test_the_daemonset_runs_serve_on_every_node_and_each_pod_is_scraped(
     store = apiserver.store
     bin_dir = str(Path(sys.executable).parent)
     apiserver.kubelet.images["probe-engine:0.1.0"] = Image(
-        path=f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin", entrypoint=("probe-engine",)
+        path=f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
+        entrypoint=("probe-engine",),
+        files=(str(ROOT), sys.prefix),  # a checkout under /tmp stays visible under the emptyDir
     )
     nodes = {"node-a": POD_NETWORK[0], "node-b": POD_NETWORK[1]}
     for node, gateway in nodes.items():

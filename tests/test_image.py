@@ -62,12 +62,16 @@ def allowed_by_dockerignore(root: Path) -> list[Path]:
     return files
 
 
+# What the Dockerfile installs: serve needs prometheus, probing from inside a cluster kubernetes.
+IMAGE_EXTRAS = "[kubernetes,prometheus]"
+
+
 def wheelhouse(cache: Path) -> Path:
     """Wheels of every runtime dependency and of hatchling (the build backend), downloaded
     once per pyproject.toml by the host's pip from PyPI (a package registry CI reaches)."""
-    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + sys.version.encode()).hexdigest()[
-        :16
-    ]
+    key = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + sys.version.encode() + IMAGE_EXTRAS.encode()
+    ).hexdigest()[:16]
     folder = cache / f"wheels-{key}"
     if (folder / "complete").is_file():
         return folder
@@ -82,7 +86,7 @@ def wheelhouse(cache: Path) -> Path:
             "--disable-pip-version-check",
             "--wheel-dir",
             str(folder),
-            str(ROOT),
+            f"{ROOT}{IMAGE_EXTRAS}",
             "hatchling",
         ],
         capture_output=True,

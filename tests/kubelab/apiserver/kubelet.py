@@ -74,6 +74,10 @@ class Image:
     path: str | None = None
     pull_error: str | None = None
     entrypoint: tuple[str, ...] = SLEEP_FOREVER
+    # The host directories its program lives in. A real image carries its own files; here they
+    # are this machine's, and a volume mounted over them (an emptyDir at /tmp while the checkout
+    # is under /tmp) must not hide them.
+    files: tuple[str, ...] = ()
 
 
 class Log:
@@ -308,7 +312,7 @@ class Kubelet:
                 state.files = Path(tempfile.mkdtemp(prefix=f"kubelab-{state.name}-"))
             try:
                 mounts = volumes.prepare(self.server.store, pod, spec, state.files)
-                argv = volumes.wrap(argv, mounts, state.files)
+                argv = volumes.wrap(argv, mounts, state.files, image.files)
             except volumes.VolumeError as exc:
                 container.log.close()
                 container.done.set()

@@ -82,11 +82,31 @@ def _atomic_layout(directory: Path, files: dict[str, str]) -> None:
     (directory / "..data").symlink_to(stamp)
 
 
-def wrap(command: Sequence[str], mounts: Sequence[Mount], root: Path) -> list[str]:
-    """`command` run in a mount namespace where every mount is in place."""
+# Where the image's own files wait while volumes are mounted over their paths: a tmpfs of the
+# container's mount namespace only (the machine's /mnt is untouched).
+STAGE = "/mnt"
+
+
+def wrap(
+    command: Sequence[str], mounts: Sequence[Mount], root: Path, keep: Sequence[str] = ()
+) -> list[str]:
+    """`command` run in a mount namespace where every mount is in place, and the image's own
+    directories (`keep`) still visible where a volume's mountPath covers them."""
     if os.geteuid() != 0:
         raise VolumeError("kubelab mounts volumes only as root (a mount namespace per container)")
     lines = ["set -e"]
+    hidden = [
+        os.path.normpath(k)
+        for k in keep
+        if any(_under(os.path.normpath(k), os.path.normpath(m.path)) for m in mounts)
+    ]
+    hidden = [h for h in hidden if not any(o != h and _under(h, o) for o in hidden)]
+    if hidden:
+        lines.append(f"mount -t tmpfs kubelab-image {STAGE}")
+        for index, directory in enumerate(hidden):
+            staged = f"{STAGE}/{index}"
+            lines.append(f"mkdir {staged}")
+            lines.append(f"mount --bind {shlex.quote(directory)} {staged}")
     overlaid: set[str] = set()
     for index, mount in enumerate(mounts):
         target = os.path.normpath(mount.path)
@@ -110,9 +130,16 @@ def wrap(command: Sequence[str], mounts: Sequence[Mount], root: Path) -> list[st
         lines.append(f"mount --bind {shlex.quote(str(mount.source))} {shlex.quote(target)}")
         if mount.read_only:
             lines.append(f"mount -o remount,bind,ro {shlex.quote(target)}")
+    for index, directory in enumerate(hidden):
+        lines.append(f"mkdir -p {shlex.quote(directory)}")
+        lines.append(f"mount --bind {STAGE}/{index} {shlex.quote(directory)}")
     lines.append('exec "$@"')
     script = "\n".join(lines)
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *command]
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
 def _existing_parent(path: str) -> str:
