@@ -65,6 +65,15 @@ def expand_ports(items: list[Any]) -> list[int]:
     return ports
 
 
+def checked_ports(value: list[int | str] | None) -> list[int | str] | None:
+    """A `ports:` list as written (tcp and udp targets): not empty, every item a port or range."""
+    if value is not None:
+        if not value:
+            raise ValueError("list at least one port")
+        expand_ports(value)
+    return value
+
+
 _PORT_RANGE = re.compile(r"(?P<low>[0-9]{1,9})(?:-(?P<high>[0-9]{1,9}))?")
 PortOrRange = Annotated[
     Union[int, str],
@@ -152,11 +161,7 @@ class TcpTargetSpec(TargetOptions):
     @field_validator("ports")
     @classmethod
     def _ports(cls, value: list[int | str] | None) -> list[int | str] | None:
-        if value is not None:
-            if not value:
-                raise ValueError("list at least one port")
-            expand_ports(value)
-        return value
+        return checked_ports(value)
 
     @model_validator(mode="after")
     def _one_of(self) -> TcpTargetSpec:
@@ -303,11 +308,7 @@ class UdpTargetSpec(TargetOptions):
     @field_validator("ports")
     @classmethod
     def _ports(cls, value: list[int | str] | None) -> list[int | str] | None:
-        if value is not None:
-            if not value:
-                raise ValueError("list at least one port")
-            expand_ports(value)
-        return value
+        return checked_ports(value)
 
     @field_validator("payload_hex")
     @classmethod
