@@ -148,3 +148,30 @@ def test_passwords_never_leave_the_model() -> None:
         redact("proxy http://u:p@h:1 and https://v:q@k")
         == "proxy http://u:***@h:1 and https://v:***@k"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig x", "Authorization: Bearer *** x"),
+        ("proxy-authorization=Basic dXNlcjpwYXNz", "proxy-authorization=Basic ***"),
+        ('{"authorization": "Bearer abcdefghijkl"}', '{"authorization": "Bearer ***"}'),
+        ("sent basic dXNlcjpwYXNzd29yZA== to it", "sent basic *** to it"),
+        ("Authorization: tok3n-value", "Authorization: ***"),
+    ],
+)
+def test_credentials_a_server_log_prints_are_hidden(text: str, hidden: str) -> None:
+    assert redact(text) == hidden
+
+
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "Basic authentication required",
+        "authorization failed for user bob",
+        'WWW-Authenticate: Bearer realm="api"',
+        "a Bearer token",
+    ],
+)
+def test_prose_about_credentials_is_left_alone(prose: str) -> None:
+    assert redact(prose) == prose

@@ -30,14 +30,28 @@ _SECRET_QUERY = re.compile(
     r"client[_-]?secret|sig|signature|auth|authorization|credential|session)=)[^&#\s]+",
     re.IGNORECASE,
 )
+# Credentials a server's log may print as it received them: an Authorization header's value,
+# or a bare "Bearer <token>" / "Basic <base64>".
+_AUTH_HEADER = re.compile(
+    r"(?P<key>\b(?:proxy-)?authorization\s*[:=]\s*(?:[A-Za-z][A-Za-z0-9-]*\s+)?)[^\s\"',;]+",
+    re.IGNORECASE,
+)
+_AUTH_SCHEME = re.compile(
+    r"(?P<key>\b(?i:bearer)\s+)[A-Za-z0-9._~+/=-]{8,}"  # a token
+    # base64 (a digit, +, /, = or a capital after its first character), not an English word
+    r"|(?P<basic>\b(?i:basic)\s+)(?=.[A-Za-z0-9+/]*[0-9+/=A-Z])[A-Za-z0-9+/]{8,}=*"
+)
 
 
 def redact(text: str) -> str:
     """Hide credentials in URLs anywhere in a text: http://u:secret@h -> http://u:***@h,
-    http://token@h -> http://***@h, ?access_token=abc -> ?access_token=***."""
+    http://token@h -> http://***@h, ?access_token=abc -> ?access_token=***; and in log lines,
+    Authorization: Bearer abc -> Authorization: Bearer ***."""
     text = _PASSWORD.sub(lambda m: m.group("scheme") + m.group("user") + ":***@", text)
     text = _TOKEN.sub(lambda m: m.group("scheme") + "***@", text)
-    return _SECRET_QUERY.sub(lambda m: m.group("key") + "***", text)
+    text = _SECRET_QUERY.sub(lambda m: m.group("key") + "***", text)
+    text = _AUTH_HEADER.sub(lambda m: m.group("key") + "***", text)
+    return _AUTH_SCHEME.sub(lambda m: (m.group("key") or m.group("basic")) + "***", text)
 
 
 def verdict_record(client: str, rules: str, verdict: Verdict) -> tuple[ProxyFacts, str | None]:
