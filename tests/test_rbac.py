@@ -5,14 +5,19 @@ says which verb on which resource is missing."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import yaml
+from kubernetes_asyncio import client, config
 
 from probe_engine import MatrixResult
 from probe_engine.demo.fixtures import LoopbackLab
@@ -23,7 +28,8 @@ from tests.kubelab.apiserver.rbac import Grant, Rbac
 
 pytestmark = [pytest.mark.kubernetes]
 
-RBAC = Path(__file__).parents[1] / "deploy" / "rbac"
+REPO = Path(__file__).parents[1]
+RBAC = REPO / "deploy" / "rbac"
 ACCOUNT = "system:serviceaccount:probe-engine:probe-engine"
 TOKEN = "probe-engine-account-token"
 SERVICE = "health-predict-api-service"
@@ -52,12 +58,23 @@ def without(docs: list[dict[str, Any]], grant: Grant) -> list[dict[str, Any]]:
 
 
 def outcome(result: MatrixResult) -> dict[str, Any]:
-    """What a run says: every cell's status and message, every row's, every column's errors."""
+    """What a run says: every cell's status and message (and which pods' logs showed its
+    request, or why they could not be read), every row's, every column's errors."""
     return {
-        "cells": {(c.source, c.target): (c.status, c.message) for c in result.cells},
+        "cells": {
+            (c.source, c.target): (c.status, c.message, _server_side(c)) for c in result.cells
+        },
         "rows": {s.name: (s.status, s.message, s.facts.get("left_behind")) for s in result.sources},
         "columns": {t.name: sorted((t.facts.get("errors") or {}).items()) for t in result.targets},
     }
+
+
+def _server_side(cell: Any) -> tuple[Any, ...] | None:
+    """evidence.pod_logs without its log lines (their times differ from run to run)."""
+    seen = cell.server_log
+    if seen is None:
+        return None
+    return (tuple(seen.pods), seen.matched, tuple(sorted((seen.errors or {}).items())))
 
 
 def said(found: dict[str, Any]) -> str:
@@ -157,6 +174,76 @@ targets:
 """
 
 
+POD_IP = "127.0.0.2"  # the backend pod's, its node's and its Service's address: loopback
+
+
+def _free_port(host: str) -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+async def _create_running_pod(kubeconfig: Path, body: dict[str, Any]) -> None:
+    configuration = client.Configuration()
+    await config.load_kube_config(str(kubeconfig), client_configuration=configuration)
+    async with client.ApiClient(configuration) as api:
+        core = client.CoreV1Api(api)
+        await core.create_namespaced_pod("default", body)
+        for _ in range(200):  # bounded: 20 s
+            pod = await core.read_namespaced_pod(body["metadata"]["name"], "default")
+            if pod.status.phase == "Running":
+                return
+            await anyio.sleep(0.1)
+    raise AssertionError(f"pod never ran: {pod.status}")
+
+
+def _wait_listening(host: str, port: int) -> None:
+    for _ in range(200):  # bounded: 200 tries, about 10 s
+        with contextlib.closing(socket.socket()) as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {host}:{port}")
+
+
+def _logs_setup(server: kl.ApiServer, tmp: Path, loopback: LoopbackLab) -> None:
+    """A backend pod the kubelet runs as a real process (tests/lab/podserver.py on 127.0.0.2,
+    its access log the pod's log) behind a NodePort Service whose every address is its own."""
+    store = server.store
+    store.put(kl.node("node-a", POD_IP))
+    server.kubelet.add_node("node-a", NodeRuntime(node_ip=POD_IP))
+    port = _free_port(POD_IP)
+    command = [sys.executable, "-I", str(REPO / "tests/lab/podserver.py")]
+    command += ["--host", POD_IP, "--port", str(port), "--pod-name", "api-0"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "api-0", "labels": {"app": "api"}},
+        "spec": {"containers": [{"name": "api", "image": "python:3.12-slim", "command": command}]},
+    }
+    admin = server.write_kubeconfig(tmp / "admin-kubeconfig", token="kubelab-admin")
+    anyio.run(_create_running_pod, admin, pod)
+    _wait_listening(POD_IP, port)
+    store.put(
+        kl.service(
+            SERVICE,
+            selector={"app": "api"},
+            type="NodePort",
+            cluster_ip=POD_IP,
+            ports=[{"name": "http", "port": port, "targetPort": port, "nodePort": port}],
+        )
+    )
+    store.sync_endpoints(SERVICE)
+    store.put(kl.network_policy("api", pod_selector={"app": "api"}, ingress=[]))
+
+
+def _logs_matrix(kubeconfig: Path, loopback: LoopbackLab) -> str:
+    return _targets_matrix(kubeconfig, loopback, "cluster-ip, node-port, endpoints").replace(
+        "path: /health,", "path: /health, evidence: {pod_logs: true},"
+    )
+
+
 WAYS = {
     "read-only targets": Way(
         ("read-only-targets.yaml",),
@@ -167,6 +254,9 @@ WAYS = {
         ("read-only-targets.yaml", "port-forward.yaml"),
         _targets_setup,
         lambda k, lo: _targets_matrix(k, lo, "cluster-ip, node-port, endpoints, port-forward"),
+    ),
+    "pod log evidence": Way(
+        ("read-only-targets.yaml", "pod-log-evidence.yaml"), _logs_setup, _logs_matrix
     ),
     "pod exec sources": Way(("pod-exec-sources.yaml",), _pods_setup, _pods_matrix),
     "node probe pods": Way(("node-probe-pods.yaml",), _nodes_setup, _nodes_matrix),
@@ -209,6 +299,9 @@ def test_the_files_grant_enough_and_nothing_unused(
     assert rbac.denied == []
     assert restricted == unrestricted
     assert rbac.declared() - rbac.used == set(), "granted but never used"
+    if name == "pod log evidence":  # the logs were read and show each request
+        reached = [v[2] for k, v in restricted["cells"].items() if k[1].startswith("api/")]
+        assert reached == [(("api-0",), 1, ())] * 3, restricted
 
 
 @pytest.mark.parametrize("name", list(WAYS))
