@@ -30,7 +30,8 @@ from .icmp import echo_check
 from .plans import Batch, CellOrder
 from .proxy import proxy_address
 from .records import CellOutcome, Check, ProxyFacts, RunStats
-from .tcp import Connector, raise_fd_limit
+from .scan import Pending, ScanLane
+from .tcp import Attempt, Connector, raise_fd_limit
 from .udp import udp_check
 from .workers import Workers
 
@@ -66,7 +67,9 @@ class Runner:
         emit: Emit,
         stop: threading.Event | None = None,
         env: Mapping[str, str] | None = None,
+        scan_lane: bool = True,
     ) -> None:
+        """`scan_lane` False runs every cell through the phases (the lane's tests compare)."""
         raise_fd_limit()
         self.default_timeout = float(request.get("timeout", 2.0))
         self.concurrency = max(1, int(request.get("concurrency", 256)))
@@ -103,6 +106,7 @@ class Runner:
             "pings": 0,
             "datagrams": 0,
         }
+        self.lane: ScanLane | None = ScanLane(self.stats) if scan_lane else None
 
     @property
     def client(self) -> HttpClient:
@@ -138,15 +142,7 @@ class Runner:
                 if held and ready[0]:
                     waiting.extend(reversed(held))
                     held = []
-                while waiting and self.active < self.concurrency:
-                    if not ready[0] and waiting[-1]["plan"]["kind"] == "http":
-                        held.append(waiting.pop())
-                        continue
-                    if self.blocking >= self.blocking_limit and may_block(waiting[-1]["plan"]):
-                        break  # every worker may be taken: it waits for a cell to end
-                    self._start(Cell(waiting.pop(), self.default_timeout))
-                    if len(self.out) >= FLUSH_CELLS:  # cells answered at once (loopback)
-                        self._flush()
+                self._start_cells(waiting, held, ready[0])
                 # Nothing in flight (every cell answered at once, as refused loopback ports
                 # are): no wait, or a one-cell run would idle here 50 ms before ending.
                 timeout = 0.05 if (self.active or held) else 0.0
@@ -174,6 +170,30 @@ class Runner:
         self.stats["wall_s"] = time.monotonic() - started
         self.stats["stopped"] = self.stop.is_set()
         return self.stats
+
+    def _start_cells(self, waiting: list[CellOrder], held: list[CellOrder], ready: bool) -> None:
+        """Start cells off the top of `waiting` (next cell last) while the concurrency allows:
+        port-scan cells through the scan lane, http cells into `held` until their client is
+        `ready`, the others through their phases."""
+        while waiting and self.active < self.concurrency:
+            if self.lane is not None:
+                pending = self.lane.take(waiting, self.out, FLUSH_CELLS - len(self.out))
+                full = len(self.out) >= FLUSH_CELLS
+                if full:
+                    self._flush()
+                if pending is not None:
+                    self._carry_on(pending)
+                if full or pending is not None or not waiting:
+                    continue
+            plan = waiting[-1]["plan"]  # a cell the scan lane does not take
+            if not ready and plan["kind"] == "http":
+                held.append(waiting.pop())
+                continue
+            if self.blocking >= self.blocking_limit and may_block(plan):
+                break  # every worker may be taken: it waits for a cell to end
+            self._start(Cell(waiting.pop(), self.default_timeout))
+            if len(self.out) >= FLUSH_CELLS:  # cells answered at once (loopback)
+                self._flush()
 
     def _flush(self) -> None:
         if self.out:
@@ -215,6 +235,31 @@ class Runner:
         self._begin(cell)
         if not cell.done:  # a cell answered at once (loopback) needs no timer
             heapq.heappush(self.timers, (cell.deadline, id(cell), cell))
+
+    def _carry_on(self, pending: Pending) -> None:
+        """A lane cell whose connect is still in progress becomes an ordinary cell in its tcp
+        phase, as _start and _connect would have left it."""
+        cell = Cell(pending.spec, self.default_timeout)
+        self.active += 1
+        cell.started, cell.started_at = pending.started, pending.started_at
+        cell.deadline = cell.started + cell.timeout
+        cell.host, cell.port = cell.plan["host"], pending.port
+        cell.addresses = pending.targets
+        cell.phase, cell.phase_started = "tcp", pending.started
+        for index, (family, address) in enumerate(pending.targets):
+
+            def connected(record: Check, index: int = index) -> None:
+                self._connected(cell, index, record)
+
+            attempt = Attempt(family, address, pending.port, connected)
+            cell.attempts.append(attempt)
+            if index in pending.records:
+                attempt.done = True
+                self._connected(cell, index, pending.records[index])
+            else:
+                attempt.sock, attempt.started = pending.inflight[index]
+                self.connector.watch(attempt)
+        heapq.heappush(self.timers, (cell.deadline, id(cell), cell))
 
     def _begin(self, cell: Cell) -> None:
         plan = cell.plan

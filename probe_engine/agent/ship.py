@@ -32,6 +32,7 @@ SHIPPED = (
     "workers",
     "cell",
     "endings",
+    "scan",
     "runner",
     "facts",
     "stdio",

@@ -22,9 +22,9 @@ from .records import Check
 
 TcpCallback = Callable[[Check], None]
 
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
+IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
 # Linux creates the socket non-blocking in the same syscall; elsewhere setblocking() does it.
-_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
+NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
 
 
 def raise_fd_limit() -> None:
@@ -109,11 +109,11 @@ class Connector:
         the record once."""
         attempt = Attempt(family, address, port, callback)
         try:
-            sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
+            sock = socket.socket(family, socket.SOCK_STREAM | NONBLOCK)
         except OSError as exc:
             self._finish(attempt, exc.errno or errno.EINVAL, None)
             return attempt
-        if not _NONBLOCK:
+        if not NONBLOCK:
             sock.setblocking(False)
         if bind:
             try:
@@ -131,13 +131,18 @@ class Connector:
             result: int | None = sock.connect_ex(target)
         except OSError as exc:  # e.g. an address of the wrong family
             result = exc.errno or errno.EINVAL
-        if result in _IN_PROGRESS:
+        if result in IN_PROGRESS:
             result = _refused_already(sock)
         if result is None:
             self.selector.register(sock, selectors.EVENT_WRITE, (self._writable, attempt))
         else:
             self._finish(attempt, result, sock)
         return attempt
+
+    def watch(self, attempt: Attempt) -> None:
+        """Wait for a connect started elsewhere (the scan lane) that is still in progress."""
+        assert attempt.sock is not None
+        self.selector.register(attempt.sock, selectors.EVENT_WRITE, (self._writable, attempt))
 
     def _writable(self, attempt: Attempt) -> None:
         sock = attempt.sock
