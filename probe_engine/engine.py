@@ -33,7 +33,6 @@ from .sources.base import failed_result
 from .spec import LoadedMatrix, Matrix
 from .status import FailOn, Status
 from .targets import RESOLVERS
-from .targets.kubernetes.pod_logs import attach_pod_logs, cell_markers, wants_pod_logs
 
 log = logging.getLogger("probe_engine")
 LOCAL_ONLY = (
@@ -228,6 +227,10 @@ class _Run:
 
     async def _server_side(self) -> None:
         """After the probes: what the servers logged of them (evidence.pod_logs), bounded."""
+        if all(spec.kind != "kubernetes-service" for spec in self.loaded.matrix.targets.values()):
+            return  # nothing to read, and no Kubernetes module to import
+        from .targets.kubernetes.pod_logs import attach_pod_logs, cell_markers, wants_pod_logs
+
         wanted = wants_pod_logs(self.loaded.matrix)
         if not wanted:
             return

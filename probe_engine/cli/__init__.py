@@ -10,21 +10,43 @@ Exit status: 0 expectations met, 1 some unmet (or a wait timed out), 2 bad input
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 
 import click
 
 from .._version import __version__
-from .cleanup import cleanup
-from .completion import completion
-from .demo import demo
 from .guard import exit_past_lingering_threads
-from .render import render
-from .run import run
-from .serve import serve
-from .validate import schema, validate
-from .wait import wait
+
+# Each command's module ("module:function"), imported when the command is asked for: `run`
+# never loads serve's, cleanup's or the demo's option machinery (click's lazy-group pattern).
+COMMANDS = {
+    "run": ".run:run",
+    "validate": ".validate:validate",
+    "schema": ".validate:schema",
+    "render": ".render:render",
+    "wait": ".wait:wait",
+    "serve": ".serve:serve",
+    "cleanup": ".cleanup:cleanup",
+    "demo": ".demo:demo",
+    "completion": ".completion:completion",
+}
+
+
+class _LazyGroup(click.Group):
+    """The commands of COMMANDS, each module imported on first use (help lists them all)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, name = COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module, __name__), name)
+            assert isinstance(command, click.Command), cmd_name
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
 
 def _show_version(context: click.Context, _parameter: click.Parameter, value: bool) -> None:
@@ -43,7 +65,10 @@ def _show_version(context: click.Context, _parameter: click.Parameter, value: bo
     context.exit()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "-V",
     "--version",
@@ -55,10 +80,6 @@ def _show_version(context: click.Context, _parameter: click.Parameter, value: bo
 )
 def cli() -> None:
     """From where can what be reached, and if not, exactly why not."""
-
-
-for _command in (run, validate, schema, render, wait, serve, cleanup, demo, completion):
-    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
