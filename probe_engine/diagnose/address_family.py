@@ -11,28 +11,25 @@ from collections.abc import Iterable
 from ..agent.address import is_loopback
 from ..results import CellResult, CheckRecord, MatrixResult
 from .cause import Cause, cause
-from .cells import Hop, by_source, hops
+from .cells import Hop, hops, index
 
 RULE = "address-family"
 
 
-def _answers(cells: Iterable[CellResult]) -> list[tuple[CellResult, CheckRecord]]:
-    """Successful lookups (not of a proxy) with the cell that made them."""
-    return [
-        (cell, record)
-        for cell in cells
-        for record in cell.checks
-        if record.name == "dns" and record.status == "ok" and record.addresses
-        if record.role != "proxy"
-    ]
+def _answers(
+    lookups: Iterable[tuple[CellResult, CheckRecord]],
+) -> list[tuple[CellResult, CheckRecord]]:
+    """Successful lookups (not of a proxy: the index keeps no other) with their cells."""
+    return [(c, record) for c, record in lookups if record.status == "ok" and record.addresses]
 
 
 def address_family(result: MatrixResult) -> list[Cause]:
     found = []
-    for row, cells in by_source(result).items():
-        if len({h.family for cell in cells for h in hops(cell)} & {"ipv4", "ipv6"}) < 2:
+    cells_of = index(result)
+    for row, cells in cells_of.rows.items():
+        if len(cells_of.families[row] & {"ipv4", "ipv6"}) < 2:
             continue  # one family in the whole row (a scan of one address): nothing to compare
-        answers = _answers(cells)
+        answers = _answers(cells_of.lookups.get(row, []))
         tried: dict[int | None, list[tuple[CellResult, Hop]]] = {}
         for cell in cells:
             for hop in hops(cell):

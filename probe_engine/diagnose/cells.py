@@ -1,9 +1,10 @@
 """Reading cells: grouped by row or column, the check that decided a cell, the addresses it
 tried, the rows that fail as a whole.
 
-Every rule reads the same cells again: what is read per cell (the deciding check, the
-addresses tried) and the groupings are kept for one diagnosis (`fresh()` starts one), so
-10,000 cells cost a few passes, not one per rule (bench/diagnosis.py measures it).
+The groupings come from the run's index (index.py: one pass over the cells, shared by every
+rule); what is made per cell (its hops) is made only for the cells a rule reads, and kept for
+one diagnosis (`fresh()` starts one), so 10,000 cells cost one pass, not one per rule
+(bench/diagnosis.py measures it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 from ..agent.address import family_of
 from ..results import CellResult, CheckRecord, MatrixResult, SourceInfo, TargetInfo
 from ..status import FAILED
+from .index import Index, build
 
 # What was read, by what and by id of the object read, with the object itself: holding it
 # keeps its id from being reused. Valid for one diagnosis (diagnose() calls fresh() before
@@ -36,40 +38,28 @@ def kept(what: str, thing: object, read: Any) -> Any:
     return found[1]
 
 
-def _columns(result: MatrixResult) -> dict[str, list[CellResult]]:
-    groups: dict[str, list[CellResult]] = defaultdict(list)
-    for cell in result.cells:
-        groups[cell.target].append(cell)
-    return dict(groups)
-
-
-def _rows(result: MatrixResult) -> dict[str, list[CellResult]]:
-    groups: dict[str, list[CellResult]] = defaultdict(list)
-    for cell in result.cells:
-        groups[cell.source].append(cell)
-    return dict(groups)
+def index(result: MatrixResult) -> Index:
+    """The run's cells, grouped and counted in one pass (index.py), once per diagnosis."""
+    found: Index = kept("index", result, build)
+    return found
 
 
 def by_target(result: MatrixResult) -> dict[str, list[CellResult]]:
     """The cells of each column (read, never changed, by the rules)."""
-    found: dict[str, list[CellResult]] = kept("by_target", result, _columns)
-    return found
+    return index(result).columns
 
 
 def by_source(result: MatrixResult) -> dict[str, list[CellResult]]:
     """The cells of each row (read, never changed, by the rules)."""
-    found: dict[str, list[CellResult]] = kept("by_source", result, _rows)
-    return found
+    return index(result).rows
 
 
 def source_info(result: MatrixResult, row: str) -> SourceInfo | None:
-    infos: dict[str, SourceInfo] = kept("sources", result, lambda r: {s.name: s for s in r.sources})
-    return infos.get(row)
+    return index(result).sources.get(row)
 
 
 def target_info(result: MatrixResult, column: str) -> TargetInfo | None:
-    infos: dict[str, TargetInfo] = kept("targets", result, lambda r: {t.name: t for t in r.targets})
-    return infos.get(column)
+    return index(result).targets.get(column)
 
 
 def first_failure(cell: CellResult) -> CheckRecord | None:
@@ -105,19 +95,20 @@ def hops(cell: CellResult) -> list[Hop]:
 
 
 def _hops(cell: CellResult) -> list[Hop]:
-    found = [
-        Hop(
-            r.address,
-            r.port,
-            r.family or family_of(r.address),
-            r.status,
-            r.errno_name,
-            r.source_address,
-        )
-        for r in cell.checks
-        if r.name == "tcp" and r.address and r.role != "proxy"
-    ]
-    return found
+    return [as_hop(r) for r in cell.checks if r.name == "tcp" and r.address and r.role != "proxy"]
+
+
+def as_hop(record: CheckRecord) -> Hop:
+    """The hop of a tcp record to an address (not the proxy's)."""
+    assert record.address
+    return Hop(
+        record.address,
+        record.port,
+        record.family or family_of(record.address),
+        record.status,
+        record.errno_name,
+        record.source_address,
+    )
 
 
 def host_of(cell: CellResult, info: TargetInfo | None) -> str:
@@ -145,32 +136,33 @@ def down_rows(result: MatrixResult) -> dict[str, DownRow]:
 
 
 def _down_rows(result: MatrixResult) -> dict[str, DownRow]:
-    columns = by_target(result)
-    infos = {s.name: s for s in result.sources}
+    found = index(result)
     down: dict[str, DownRow] = {}
-    for row, cells in by_source(result).items():
-        probed = [c for c in cells if c.status not in ("cancelled", "target-error")]
+    for row, cells in found.rows.items():
+        # From the row's status counts: its cells are listed only for the rows that are down.
+        counts = found.row_statuses[row]
+        probed = len(cells) - counts.get("cancelled", 0) - counts.get("target-error", 0)
         if not probed:
             continue
-        info = infos.get(row)
+        info = found.sources.get(row)
         could_not_run = info is not None and info.status == "error"
-        if all(c.status == "source-error" for c in probed) or (
-            could_not_run and not any(c.status == "ok" for c in probed)
-        ):
-            down[row] = DownRow(row, probed, True, {})
+        source_errors, ok = counts.get("source-error", 0), counts.get("ok", 0)
+        if source_errors == probed or (could_not_run and not ok):
+            cut = [c for c in cells if c.status not in ("cancelled", "target-error")]
+            down[row] = DownRow(row, cut, True, {})
             continue
         # A cell that could not run there (a local-only tunnel, say) proves nothing either way.
-        probed = [c for c in probed if c.status != "source-error"]
-        if len(probed) < 2 or not all(c.status in FAILED for c in probed):
-            continue
+        if probed - source_errors < 2 or ok:
+            continue  # the rest are ok or failed: one ok cell and the row works
+        failed = [c for c in cells if c.status in FAILED]
         contrast: dict[str, CellResult] = {}
-        for cell in probed:
-            ok = [o for o in columns[cell.target] if o.status == "ok" and o.source != row]
-            siblings = [o for o in ok if o.source_name == cell.source_name]
-            if ok:
-                contrast[cell.target] = (siblings or ok)[0]
+        for cell in failed:
+            others = [o for o in found.ok_columns.get(cell.target, []) if o.source != row]
+            siblings = [o for o in others if o.source_name == cell.source_name]
+            if others:
+                contrast[cell.target] = (siblings or others)[0]
         if contrast:
-            down[row] = DownRow(row, probed, False, contrast)
+            down[row] = DownRow(row, failed, False, contrast)
     return down
 
 

@@ -23,7 +23,7 @@ from ..facts import ServiceFacts
 from ..results import CellResult, MatrixResult, TargetInfo
 from ..status import FAILED
 from .cause import Cause, cause
-from .cells import by_target, hops, source_info
+from .cells import by_target, hops, index, source_info
 from .facts import is_service, route_for, row_facts, service_facts_of, service_name
 
 RULE = "cluster-address"
@@ -80,9 +80,7 @@ def _address_port(cell: CellResult, info: TargetInfo | None) -> tuple[str | None
 def _ok_at(result: MatrixResult) -> dict[tuple[str, int], list[CellResult]]:
     """The cells that connected to each address:port (any column, any row)."""
     found: dict[tuple[str, int], list[CellResult]] = {}
-    for cell in result.cells:
-        if cell.status != "ok":
-            continue
+    for cell in index(result).by_status.get("ok", []):
         for hop in hops(cell):
             if hop.status == "ok" and hop.port is not None:
                 found.setdefault((hop.address, hop.port), []).append(cell)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..results import CellResult, MatrixResult
 from .cause import Cause, cause
+from .cells import index
 
 RULE = "cut-short"
 
@@ -20,8 +21,8 @@ def _phase(cell: CellResult) -> str | None:
 def cut_short(result: MatrixResult) -> list[Cause]:
     """One cause per phase the cut cells were in."""
     by_phase: dict[str, list[CellResult]] = {}
-    for cell in result.cells:
-        phase = _phase(cell) if cell.status == "cancelled" else None
+    for cell in index(result).by_status.get("cancelled", []):
+        phase = _phase(cell)
         if phase is not None:
             by_phase.setdefault(phase, []).append(cell)
     found = []

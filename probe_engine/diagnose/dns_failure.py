@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..results import CellResult, CheckRecord, MatrixResult
 from .cause import Cause, cause
-from .cells import by_target, first_failure
+from .cells import first_failure, index
 
 RULE = "dns-failure"
 
@@ -14,7 +14,17 @@ RULE = "dns-failure"
 def dns_failure(result: MatrixResult) -> list[Cause]:
     """One cause per column and failure reason, for lookups no broader rule explained."""
     found = []
-    for column, cells in by_target(result).items():
+    cells_of = index(result)
+    # A lookup decided only cells that made one (the index keeps each row's) and failed.
+    looked_up = {
+        cell.target
+        for lookups in cells_of.lookups.values()
+        for cell, _record in lookups
+        if cell.status != "ok"
+    }
+    for column, cells in cells_of.columns.items():
+        if column not in looked_up:
+            continue
         groups: dict[str, list[tuple[CellResult, CheckRecord]]] = {}
         for cell in cells:
             failed = first_failure(cell)

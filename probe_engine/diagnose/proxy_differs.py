@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..results import CellResult, MatrixResult
 from ..status import FAILED
 from .cause import Cause, cause
-from .cells import by_target, source_info, target_info
+from .cells import index, source_info, target_info
 from .no_proxy import no_proxy_fix, no_proxy_note
 
 RULE = "proxy-differs"
@@ -16,8 +16,13 @@ RULE = "proxy-differs"
 def proxy_differs(result: MatrixResult) -> list[Cause]:
     """One cause per failing source and proxy, listing every target it affects."""
     groups: dict[tuple[str, str | None], list[tuple[CellResult, CellResult | None]]] = {}
-    for _target, cells in by_target(result).items():
-        direct = [c for c in cells if c.status == "ok" and not (c.proxy and c.proxy.used)]
+    cells_of = index(result)
+    stopped = {c.target for c in cells_of.proxied if c.status in FAILED}  # at their proxy
+    for column, cells in cells_of.columns.items():
+        if column not in stopped:
+            continue
+        ok = cells_of.ok_columns.get(column, [])
+        direct = [c for c in ok if not (c.proxy and c.proxy.used)]
         for failed in cells:
             if failed.status in FAILED and failed.proxy and failed.proxy.used:
                 key = (failed.source, failed.proxy.url)

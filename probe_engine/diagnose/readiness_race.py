@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from ..agent.address import hostport
 from ..results import CellResult, MatrixResult
 from .cause import Cause, cause
-from .cells import Hop, hops
+from .cells import Hop, as_hop, hops, index
 from .facts import row_facts
+from .index import REACHED, REFUSED
 
 RULE = "readiness-race"
 
@@ -45,18 +46,26 @@ def _views(result: MatrixResult) -> dict[str, str]:
 
 
 def readiness_race(result: MatrixResult) -> list[Cause]:
-    found = []
+    cells = index(result)
+    # A race inside a cell needs two connects; across cells, an address:port both refused
+    # and reached (the index says which): without either, no cell is read (a scan's case).
+    retried = [c for c in cells.retried if not (c.proxy is not None and c.proxy.used)]
+    in_cells = [race for c in retried if (race := _in_cell(c)) is not None]
+    raced = {key for key, how in cells.tcp_outcomes.items() if how == REACHED | REFUSED}
+    if not raced:
+        return in_cells
+    explained = {id(c.failing[0]) for c in in_cells}
+    found = list(in_cells)
     attempts: dict[tuple[str, str, int | None], list[tuple[CellResult, Hop]]] = {}
     views = _views(result)
     for cell in result.cells:
-        if cell.proxy is not None and cell.proxy.used:
+        if (cell.proxy is not None and cell.proxy.used) or id(cell) in explained:
             continue
-        in_cell = _in_cell(cell)
-        if in_cell is not None:
-            found.append(in_cell)
-            continue
-        for hop in hops(cell):
-            if hop.status in ("ok", "refused"):
+        for record in cell.checks:  # its hops, made only for the addresses that raced
+            if record.status in ("ok", "refused") and (record.address, record.port) in raced:
+                if record.name != "tcp" or record.role == "proxy":
+                    continue
+                hop = as_hop(record)
                 key = (views.get(cell.source, f"row:{cell.source}"), hop.address, hop.port)
                 attempts.setdefault(key, []).append((cell, hop))
     for (_view_key, address, port), tried in attempts.items():

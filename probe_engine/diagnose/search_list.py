@@ -3,29 +3,20 @@ search list (or ndots) does not complete the short name."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from ..results import CellResult, CheckRecord, MatrixResult
 from .cause import Cause, cause
-from .cells import asked_names, by_source, source_info
+from .cells import asked_names, index, source_info
 from .facts import row_facts
 
 RULE = "search-list"
 
 
-def _lookups(cells: Iterable[CellResult]) -> list[tuple[CellResult, CheckRecord]]:
-    return [
-        (cell, record)
-        for cell in cells
-        for record in cell.checks
-        if record.name == "dns" and record.host and record.role != "proxy"
-    ]
-
-
 def search_list(result: MatrixResult) -> list[Cause]:
     found = []
-    for row, cells in by_source(result).items():
-        lookups = _lookups(cells)
+    # Each row's lookups (not of a proxy), from the index: no pass over a scan's cells.
+    cells = index(result)
+    for row in cells.rows:
+        lookups = [(cell, record) for cell, record in cells.lookups.get(row, []) if record.host]
         oks = [(c, r) for c, r in lookups if r.status == "ok"]
         for cell, record in lookups:
             if record.status == "ok" or record.reason not in ("nxdomain", "no-address"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..results import CellResult, MatrixResult, SourceInfo
 from ..status import FAILED
 from .cause import Cause, cause
-from .cells import by_target, source_info
+from .cells import index, source_info
 from .differences import compare
 
 RULE = "source-differs"
@@ -32,11 +32,12 @@ def _reference(failed: CellResult, ok: list[CellResult], infos: dict[str, Source
 
 def source_differs(result: MatrixResult) -> list[Cause]:
     """One cause per failing row and the working row it is compared with."""
-    infos = {s.name: s for s in result.sources}
+    infos = index(result).sources
     # failing row -> [(its failed cell, the ok cells of that cell's column)]
     failing: dict[str, list[tuple[CellResult, list[CellResult]]]] = {}
-    for _column, cells in by_target(result).items():
-        ok = [c for c in cells if c.status == "ok"]
+    cells_of = index(result)
+    for column, cells in cells_of.columns.items():
+        ok = cells_of.ok_columns.get(column)
         if not ok:
             continue
         for cell in cells:

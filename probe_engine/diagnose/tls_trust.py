@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..results import CellResult, MatrixResult, TlsInfo
 from .cause import Cause, cause
-from .cells import by_target
+from .cells import index
 
 RULE = "tls-trust"
 
@@ -39,8 +39,12 @@ def bundle(tls: TlsInfo) -> str | None:
 def tls_trust(result: MatrixResult) -> list[Cause]:
     """One cause per failing source, naming the CAs on both sides."""
     groups: dict[str, list[tuple[CellResult, CellResult]]] = {}
-    for _target, cells in by_target(result).items():
-        trusted = [c for c in cells if c.status == "ok" and c.tls and c.tls.verify]
+    cells_of = index(result)
+    refused = cells_of.columns_of_status("tls-error")
+    for column, cells in cells_of.columns.items():
+        if column not in refused or column not in cells_of.ok_columns:
+            continue  # a chain refused where another source's client verified it, or nothing
+        trusted = [c for c in cells_of.ok_columns[column] if c.tls and c.tls.verify]
         for cell in cells:
             if trusted and _refused_chain(cell):
                 assert cell.tls is not None

@@ -1,0 +1,43 @@
+"""Rule "dns-failure": what a failed lookup means: NXDOMAIN (the name does not exist), no answer
+(EAI_AGAIN: the resolver is unreachable), or no address of the asked family. A fallback: the
+broader rules usually explain these cells first."""
+
+from __future__ import annotations
+
+from probe_engine.diagnose.cause import Cause, cause
+from probe_engine.diagnose.cells import first_failure
+from probe_engine.results import CellResult, CheckRecord, MatrixResult
+
+from .grouping import by_target
+
+RULE = "dns-failure"
+
+
+def dns_failure(result: MatrixResult) -> list[Cause]:
+    """One cause per column and failure reason, for lookups no broader rule explained."""
+    found = []
+    for column, cells in by_target(result).items():
+        groups: dict[str, list[tuple[CellResult, CheckRecord]]] = {}
+        for cell in cells:
+            failed = first_failure(cell)
+            if failed is not None and failed.name == "dns" and failed.role != "proxy":
+                groups.setdefault(failed.reason or failed.status, []).append((cell, failed))
+        probed = [c.source for c in cells if c.status not in ("source-error", "cancelled")]
+        for reason, items in groups.items():
+            record = items[0][1]
+            found.append(
+                cause(
+                    RULE,
+                    column,
+                    [c for c, _ in items],
+                    facts={
+                        "name": record.host,
+                        "reason": reason,
+                        "code": record.errno_name or reason,
+                        "resolver": record.resolver,
+                    },
+                    record=record,
+                    probed=probed,
+                )
+            )
+    return found
