@@ -226,10 +226,29 @@ class _Run:
         collector.finish_held()
 
     async def _server_side(self) -> None:
-        """After the probes: what the servers logged of them (evidence.pod_logs), bounded."""
-        if all(spec.kind != "kubernetes-service" for spec in self.loaded.matrix.targets.values()):
-            return  # nothing to read, and no Kubernetes module to import
-        from .targets.kubernetes.pod_logs import attach_pod_logs, cell_markers, wants_pod_logs
+        """After the probes: what the servers logged of them (evidence.pod_logs on Services,
+        evidence.container_logs on http targets), bounded. Their modules are imported only
+        for a matrix that asks."""
+        matrix = self.loaded.matrix
+        targets = matrix.targets.values()
+        with anyio.move_on_after(SERVER_SIDE_S):
+            if any(spec.kind == "kubernetes-service" and spec.evidence for spec in targets):
+                await self._pod_logs()
+            if any(spec.kind == "http" and spec.evidence for spec in targets):
+                from .targets.docker_logs import attach_container_logs
+                from .targets.server_logs import cell_markers
+
+                await attach_container_logs(
+                    matrix,
+                    self.context.docker,
+                    time.monotonic() - self.started,
+                    cell_markers(self.cells, self.run_id),
+                    self.collector.results,
+                )
+
+    async def _pod_logs(self) -> None:
+        from .targets.kubernetes.pod_logs import attach_pod_logs, wants_pod_logs
+        from .targets.server_logs import cell_markers
 
         wanted = wants_pod_logs(self.loaded.matrix)
         if not wanted:
@@ -238,14 +257,13 @@ class _Run:
             kube = await self.context.kube.client()
         except KubeError:
             return  # the columns already say why the cluster could not be reached
-        with anyio.move_on_after(SERVER_SIDE_S):
-            await attach_pod_logs(
-                kube,
-                time.monotonic() - self.started,
-                [c for name in wanted for c in self.columns.get(name, [])],
-                cell_markers(self.cells, self.run_id),
-                self.collector.results,
-            )
+        await attach_pod_logs(
+            kube,
+            time.monotonic() - self.started,
+            [c for name in wanted for c in self.columns.get(name, [])],
+            cell_markers(self.cells, self.run_id),
+            self.collector.results,
+        )
 
     def _batches(self) -> dict[str, list[CellRequest]]:
         """The cells each source runs; the others are answered without probing."""

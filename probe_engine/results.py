@@ -117,17 +117,25 @@ class TlsInfo(ResultModel):
 
 class ServerLog(ResultModel):
     """What the target's servers logged of this cell's request (kubernetes-service targets
-    with evidence.pod_logs): the lines carrying its User-Agent marker, or that none did."""
+    with evidence.pod_logs, http targets with evidence.container_logs): the lines carrying its
+    User-Agent marker, or that none did."""
 
     marker: str = Field(description="What was searched for: run=RUN_ID cell=N")
-    pods: list[str] = Field(description="The backend pods whose logs were read")
+    pods: list[str] = Field(
+        description="The backend pods whose logs were read (none for containers)"
+    )
+    containers: list[str] | None = Field(
+        None, description="The Docker containers whose logs were read (evidence.container_logs)"
+    )
     lines: list[dict[str, str]] = Field(
         default_factory=list,
-        description="The first few matching lines: {pod, line} (line as logged, with the "
-        "kubelet's timestamp; credentials redacted)",
+        description="The first few matching lines: {pod, line} or {container, line} (line as "
+        "logged, with the kubelet's or Docker's timestamp; credentials redacted)",
     )
     matched: int = Field(0, description="How many lines matched in all")
-    errors: dict[str, str] | None = Field(None, description="Pods whose log could not be read")
+    errors: dict[str, str] | None = Field(
+        None, description="Pods (or containers) whose log could not be read"
+    )
     summary: str = Field(description="In words: which pod logged the request, or that none did")
 
 

@@ -38,6 +38,8 @@ NOT_FOR_A_LOCAL_TCP_RUN = (
     "probe_engine.integrations",
     # other source and target kinds
     "probe_engine.targets.kubernetes",
+    "probe_engine.targets.server_logs",
+    "probe_engine.targets.docker_logs",
     "probe_engine.sources.docker",
     "probe_engine.sources.kubernetes",
     "probe_engine.sources.netns",

@@ -21,7 +21,7 @@ from kubernetes_asyncio import client, config
 
 from probe_engine.reports.html_report import render_html
 from probe_engine.reports.markdown_report import render_markdown
-from probe_engine.targets.kubernetes.pod_logs import PodLogs, server_log
+from probe_engine.targets.server_logs import PodLogs, server_log
 from tests.conftest import cell, run_text
 from tests.kubelab import apiserver as kl
 from tests.kubelab.apiserver.kubelet import NodeRuntime

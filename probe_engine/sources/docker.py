@@ -96,6 +96,33 @@ def daemon_url(
     return f"unix://{DEFAULT_SOCKETS[0]}", "the default socket"
 
 
+class DockerHostError(Exception):
+    """The daemon to use cannot even be addressed (a broken context, a malformed host)."""
+
+
+def connect(host: str | None, run: DockerOverrides | None) -> tuple[Any, str, str]:
+    """An aiodocker client for the daemon `docker` would use (see daemon_url), the URL it
+    talks to (for messages) and where that choice came from."""
+    import aiodocker
+    import aiohttp
+
+    chosen: str | None = host
+    try:
+        chosen, origin = daemon_url(host, os.environ, run)
+        client = aiodocker.Docker(
+            url=chosen,
+            timeout=aiohttp.ClientTimeout(total=API_TIMEOUT, sock_connect=CONNECT_TIMEOUT),
+        )
+    except (DockerContextError, aiodocker.DockerError) as exc:  # the context's own files
+        raise DockerHostError(f"cannot use the current Docker context: {exc}") from exc
+    except (ValueError, OSError) as exc:
+        raise DockerHostError(f"cannot use Docker host {redact(str(chosen))}: {exc}") from exc
+    # What aiodocker resolved when given none: its own "Cannot connect" messages name
+    # `_connection_info` (docker_host is rewritten to unix://localhost for sockets).
+    url = chosen or str(getattr(client, "_connection_info", client.docker_host))
+    return client, url, origin
+
+
 def describe_api_error(exc: BaseException, url: str, origin: str) -> str:
     """A Docker API failure in a user's words, the daemon's own message kept."""
     import aiodocker
@@ -187,24 +214,11 @@ class DockerSource(Source):
         except MissingExtra as exc:
             self.fail_row(sink, batch, str(exc))
             return
-        import aiodocker
-        import aiohttp
-
         try:
-            chosen, origin = daemon_url(self.spec.host, os.environ, self.settings.context.docker)
-            client = aiodocker.Docker(
-                url=chosen,
-                timeout=aiohttp.ClientTimeout(total=API_TIMEOUT, sock_connect=CONNECT_TIMEOUT),
-            )
-        except (DockerContextError, aiodocker.DockerError) as exc:  # the context's own files
-            self.fail_row(sink, batch, f"cannot use the current Docker context: {exc}")
+            client, url, origin = connect(self.spec.host, self.settings.context.docker)
+        except DockerHostError as exc:
+            self.fail_row(sink, batch, str(exc))
             return
-        except (ValueError, OSError) as exc:
-            self.fail_row(sink, batch, f"cannot use Docker host {redact(str(chosen))}: {exc}")
-            return
-        # What aiodocker resolved when given none: its own "Cannot connect" messages name
-        # `_connection_info` (docker_host is rewritten to unix://localhost for sockets).
-        url = chosen or str(getattr(client, "_connection_info", client.docker_host))
         try:
             try:
                 infos = await self._containers(client, url, origin)

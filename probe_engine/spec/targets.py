@@ -29,6 +29,7 @@ from .common import (
     Headers,
     Host,
     HttpStatus,
+    Name,
     Ndots,
     Port,
     SpecModel,
@@ -173,6 +174,29 @@ class TcpTargetSpec(TargetOptions):
         return [self.port] if self.port is not None else expand_ports(list(self.ports or []))
 
 
+class HttpEvidenceSpec(SpecModel):
+    """What to read from the server's side after the run, for a server run by Docker."""
+
+    container_logs: list[Name] = Field(
+        description="Docker containers (names or ids) serving this URL: their logs for the "
+        "run's time are read and each cell gets the lines carrying its User-Agent marker.",
+        json_schema_extra={"minItems": 1},
+    )
+    docker_host: str | None = Field(
+        None,
+        description="The Docker daemon running them (default: as `docker` does: DOCKER_HOST, "
+        "the current context, the local socket).",
+        examples=["unix:///var/run/docker.sock"],
+    )
+
+    @field_validator("container_logs")
+    @classmethod
+    def _some(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one container")
+        return list(dict.fromkeys(value))
+
+
 class HttpTargetSpec(TargetOptions):
     """A URL; its host is resolved and connected to, then one request is sent."""
 
@@ -190,6 +214,9 @@ class HttpTargetSpec(TargetOptions):
     verify_tls: Flag = Field(True, description="Check the server's certificate (https).")
     family: Family = Field("any", description="Address family to connect with.")
     bind: BindSpec | None = Field(None, description="A chosen source address or interface.")
+    evidence: HttpEvidenceSpec | None = Field(
+        None, description="The server's side: what its Docker containers logged of each request."
+    )
 
     @field_validator("url")
     @classmethod

@@ -41,6 +41,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
     def log_message(self, *args):
         pass
+    def log_request(self, code="-", size="-"):
+        # An access log with the User-Agent, as nginx's combined format has it.
+        agent = self.headers.get("User-Agent", "-")
+        line = '%s - "%s" %s "%s"\n' % (self.client_address[0], self.requestline, code, agent)
+        sys.stdout.write(line)  # one write: one log record
 
 # blackhole: an accept queue of one, filled by our own connection: SYNs to it are dropped,
 # so a connect from elsewhere times out (no iptables needed)

@@ -5,33 +5,16 @@ backend logged it: the classic sign that the connection never reached the applic
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 
 import anyio
 
-from ...agent.proxy import redact
 from ...kube import KubeClient, explain
-from ...model import CellRequest, Column
-from ...results import CellResult, ServerLog
+from ...model import Column
+from ...results import CellResult
 from ...spec import Matrix
 from ...spec.targets import KubernetesServiceSpec
-
-LIMIT_BYTES = 2 * 1024 * 1024  # read at most this much of one pod's log
-LINES_PER_CELL = 3  # matching lines attached to a cell (all are counted)
-LINE_CHARS = 400  # a longer line is cut
-SINCE_MARGIN_S = 5  # the window starts this long before the run (clocks differ a little)
-MARKER = re.compile(r"run=\S+ cell=\d+")
-
-
-@dataclass
-class PodLogs:
-    """The logs read, by (namespace, pod): their lines, or why they could not be read."""
-
-    lines: dict[tuple[str, str], list[str]] = field(default_factory=dict)
-    errors: dict[tuple[str, str], str] = field(default_factory=dict)
+from ..server_logs import LIMIT_BYTES, PodLogs, server_log, since_seconds
 
 
 def wants_pod_logs(matrix: Matrix) -> set[str]:
@@ -83,66 +66,6 @@ async def read_logs(
         for namespace, name in sorted(set(pods)):
             group.start_soon(read, namespace, name)
     return logs
-
-
-def cell_markers(cells: Iterable[CellRequest], run_id: str) -> dict[tuple[str, str], str]:
-    """`run=ID cell=N` of every http cell sending this run's marker, by (source, column): from
-    the request itself, so a cell whose connection failed before any HTTP has one too."""
-    found: dict[tuple[str, str], str] = {}
-    for request in cells:
-        plan = request.column.plan
-        headers = (plan.get("headers") if plan is not None else None) or {}
-        agent = next((v for k, v in headers.items() if k.lower() == "user-agent"), "")
-        marker = MARKER.search(agent)
-        if marker and marker.group(0).startswith(f"run={run_id} "):
-            found[(request.source, request.column.name)] = marker.group(0)
-    return found
-
-
-def server_log(marker: str, namespace: str, pods: Sequence[str], logs: PodLogs) -> ServerLog:
-    """What the pods logged of the request marked `marker` (followed by a non-digit: cell=1
-    is not cell=12)."""
-    pattern = re.compile(re.escape(marker) + r"(?!\d)")
-    lines: list[dict[str, str]] = []
-    matched = 0
-    reached: list[str] = []
-    errors = {pod: logs.errors[(namespace, pod)] for pod in pods if (namespace, pod) in logs.errors}
-    for pod in pods:
-        for line in logs.lines.get((namespace, pod), []):
-            if pattern.search(line):
-                matched += 1
-                if pod not in reached:
-                    reached.append(pod)
-                if len(lines) < LINES_PER_CELL:
-                    lines.append({"pod": pod, "line": redact(line)[:LINE_CHARS]})
-    read = [pod for pod in pods if pod not in errors]
-    if reached:
-        summary = f"the request reached {_pods(reached)} (its log: {lines[0]['line']})"
-    elif not pods:
-        summary = "no backend pod to read: the Service's endpoints name no pod"
-    elif not read:
-        summary = f"the logs of {_pods(pods)} could not be read"
-    else:
-        summary = f"no request seen in the logs of {_pods(read)}"
-        if errors:
-            summary += f" ({_pods(list(errors))} could not be read)"
-    return ServerLog(
-        marker=marker,
-        pods=list(pods),
-        lines=lines,
-        matched=matched,
-        errors=errors or None,
-        summary=summary,
-    )
-
-
-def _pods(names: Sequence[str]) -> str:
-    return ("pod " if len(names) == 1 else "pods ") + ", ".join(names)
-
-
-def since_seconds(run_seconds: float) -> int:
-    """The log window: the run's length and a margin, whole seconds (the API's unit)."""
-    return math.ceil(run_seconds) + SINCE_MARGIN_S
 
 
 async def attach_pod_logs(
