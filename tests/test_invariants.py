@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from probe_engine.demo.fixtures import LoopbackLab
-from probe_engine.invariants import broken_invariants
+from probe_engine.invariants import broken_invariants, every_broken_invariant
 from probe_engine.results import CellResult
+from probe_engine.status import STATUSES
 
 from .conftest import cell, run_text
 
@@ -186,6 +187,25 @@ def test_true_results_break_no_invariant(plan: dict[str, Any], answer: CellResul
 def test_forged_results_are_named(plan: dict[str, Any], answer: CellResult, words: str) -> None:
     broken = broken_invariants(answer, plan)
     assert any(words in problem for problem in broken), broken
+
+
+@pytest.mark.parametrize("cell_status", sorted(STATUSES))
+def test_the_one_check_tcp_shortcut_gives_the_full_verdicts(cell_status: str) -> None:
+    """broken_invariants answers a tcp cell of one check in a few comparisons (a scan's bulk):
+    for every status of the cell and of its check, and each check name, the same verdicts as
+    every rule asked in full."""
+    plans: list[Any] = [TCP, {**TCP, "host": "127.0.0.1"}, {**TCP, "addresses": ["10.0.0.2"]}]
+    for check_status in sorted(STATUSES):
+        for name in ("tcp", "dns", "http", "icmp"):
+            for check in (
+                {**CONNECTED, "name": name, "status": check_status},
+                {**CONNECTED, "name": name, "status": check_status, "port": 9},
+                {"name": name, "status": check_status},
+            ):
+                answer = result(cell_status, [check])
+                for plan in plans:
+                    full = every_broken_invariant(answer, plan)
+                    assert broken_invariants(answer, plan) == full, (answer, plan)
 
 
 FAKE_AGENT = """#!{python}
