@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from .agent.plans import Plan
@@ -70,17 +71,30 @@ class Selection:
 
 
 def _matches(pattern: str, *names: str) -> bool:
-    return pattern == "*" or any(fnmatch.fnmatchcase(name, pattern) for name in names)
+    match = _glob(pattern)
+    return any(match(name) for name in names)
+
+
+@functools.lru_cache(maxsize=4096)
+def _glob(pattern: str) -> Callable[[str], object]:
+    """fnmatch.fnmatchcase(NAME, pattern) as a function of NAME, made once per pattern: a
+    matrix's patterns are asked of every cell (a scan has thousands)."""
+    if pattern == "*":
+        return lambda name: True
+    if not any(c in pattern for c in "*?["):
+        return pattern.__eq__
+    return re.compile(fnmatch.translate(pattern)).match
 
 
 def pattern_matches(
     pattern: CellPattern, source: str, column: Column, row: str | None = None
 ) -> bool:
     """A pattern names a source (or a row source/instance) and a target (or a column)."""
-    sources = (source, row) if row else (source,)
-    return _matches(pattern.source, *sources) and _matches(
-        pattern.target, column.target_name, column.name
-    )
+    by_source = _glob(pattern.source)
+    if not (by_source(source) or (row and by_source(row))):
+        return False
+    by_target = _glob(pattern.target)
+    return bool(by_target(column.target_name) or by_target(column.name))
 
 
 BINDABLE = frozenset({"tcp", "http", "icmp", "udp"})
@@ -118,21 +132,21 @@ def expand(
     """Every cell to run, in matrix order (sources, then columns). With `marker` ("probe-engine/
     0.1 run=ID"), each http cell's User-Agent is the marker and its cell number."""
     cells: list[CellRequest] = []
+    kept, excluded = matrix.cells, matrix.exclude
+    selected = bool(selection.sources or selection.targets)
     for source, spec in matrix.sources.items():
         bind = getattr(spec, "bind", None)
         for target in matrix.targets:
             for listed in columns.get(target, ()):
                 column = with_source_bind(listed, bind.plan()) if bind is not None else listed
-                if matrix.cells is not None and not any(
-                    pattern_matches(p, source, column) for p in matrix.cells
-                ):
+                if kept is not None and not any(pattern_matches(p, source, column) for p in kept):
                     continue
-                if any(pattern_matches(p, source, column) for p in matrix.exclude):
+                if excluded and any(pattern_matches(p, source, column) for p in excluded):
                     continue
-                if not selection.admits(source, column):
+                if selected and not selection.admits(source, column):
                     continue
                 cell_timeout = timeout or column.timeout or matrix.defaults.timeout
-                if marker is not None:
+                if marker is not None and column.plan is not None and column.plan["kind"] == "http":
                     column = with_marker(column, f"{marker} cell={len(cells)}")
                 cells.append(CellRequest(len(cells), source, column, cell_timeout))
     return cells
