@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
 
 from ._version import __version__
 from .agent.proxy import redact, strip_credentials
@@ -52,15 +55,18 @@ def assemble(run: RunRecord) -> MatrixResult:
     results = {**run.results, **_cancelled(run, rows_by_source)}
     infos = _source_infos(run, rows_by_source)
     used_columns = {r.column.name for r in run.cells}
-    targets = [_target_info(c) for cs in run.columns.values() for c in cs if c.name in used_columns]
+    targets = _target_infos(
+        [c for cs in run.columns.values() for c in cs if c.name in used_columns]
+    )
     column_by_name = {c.name: c for cs in run.columns.values() for c in cs}
     order = {info.name: index for index, info in enumerate(infos)}
+    last = len(order)
     column_order = {t.name: index for index, t in enumerate(targets)}
     judged = [
         _judge(matrix, cell, column_by_name[cell.target])
         for cell in sorted(
             results.values(),
-            key=lambda c: (order.get(c.source, len(order)), column_order.get(c.target, 0)),
+            key=lambda c: (order.get(c.source, last), column_order.get(c.target, 0)),
         )
     ]
     result = MatrixResult(
@@ -119,15 +125,19 @@ def _cancelled(
         else "the run's deadline passed before this cell finished"
     )
     found: dict[tuple[str, str], CellResult] = {}
+    results = run.results
+    cut = {key for key, cell in results.items() if cell.status == "cancelled" and cell.checks}
     for request in run.cells:
-        for row in rows_by_source[request.source] or [request.source]:
-            key = (row, request.column.name)
-            answered = run.results.get(key)
-            if answered is None and key not in found:
+        column = request.column.name
+        for row in rows_by_source[request.source] or (request.source,):
+            key = (row, column)
+            if key in results:
+                if key in cut:
+                    answered = results[key]
+                    said = f"{reason}: {answered.message}" if answered.message else reason
+                    found[key] = answered.model_copy(update={"message": said})
+            elif key not in found:
                 found[key] = failed_result(row, request.source, request, "cancelled", reason)
-            elif answered is not None and answered.status == "cancelled" and answered.checks:
-                said = f"{reason}: {answered.message}" if answered.message else reason
-                found[key] = answered.model_copy(update={"message": said})
     return found
 
 
@@ -147,6 +157,8 @@ def _source_infos(run: RunRecord, rows_by_source: Mapping[str, list[str]]) -> li
 
 
 def _judge(matrix: Matrix, cell: CellResult, column: Column) -> CellResult:
+    if cell.expected is not None:
+        return cell  # judged as the source made it (sources.base.make_results)
     expected = expectation_for(matrix, cell.source_name, cell.source, column)
     if expected is None:
         return cell
@@ -155,13 +167,11 @@ def _judge(matrix: Matrix, cell: CellResult, column: Column) -> CellResult:
 
 def _summary(judged: Sequence[CellResult], interrupted: bool) -> Summary:
     by_status: dict[str, int] = {}
+    met: dict[bool | None, int] = {True: 0, False: 0, None: 0}
     for cell in judged:
         by_status[cell.status] = by_status.get(cell.status, 0) + 1
-    expectations = Expectations(
-        met=sum(1 for c in judged if c.met is True),
-        unmet=sum(1 for c in judged if c.met is False),
-        none=sum(1 for c in judged if c.met is None),
-    )
+        met[cell.met] += 1
+    expectations = Expectations(met=met[True], unmet=met[False], none=met[None])
     incomplete = by_status.get("cancelled", 0)
     return Summary(
         total=len(judged),
@@ -172,19 +182,27 @@ def _summary(judged: Sequence[CellResult], interrupted: bool) -> Summary:
     )
 
 
-def _target_info(column: Column) -> TargetInfo:
-    """A column as report.json tells it: in words (endpoint), and as data (host, port...)."""
+_TARGET_INFOS = TypeAdapter(list[TargetInfo])
+
+
+def _target_infos(columns: Sequence[Column]) -> list[TargetInfo]:
+    """The columns as report.json tells them: in words (endpoint), and as data (host,
+    port...); validated in one call (a scan has thousands)."""
+    return _TARGET_INFOS.validate_python([_target_data(c) for c in columns])
+
+
+def _target_data(column: Column) -> dict[str, Any]:
     plan = column.plan
     url = plan.get("url") if plan else None
-    return TargetInfo(
-        name=column.name,
-        target_name=column.target_name,
-        kind=column.kind,
-        endpoint=column.endpoint,
-        via=column.via,
-        facts=dict(column.facts),
-        host=plan["host"] if plan else None,
-        port=plan.get("port") if plan else None,
-        addresses=plan.get("addresses") if plan else None,
-        url=redact(strip_credentials(url)) if url else None,
-    )
+    return {
+        "name": column.name,
+        "target_name": column.target_name,
+        "kind": column.kind,
+        "endpoint": column.endpoint,
+        "via": column.via,
+        "facts": dict(column.facts),
+        "host": plan["host"] if plan else None,
+        "port": plan.get("port") if plan else None,
+        "addresses": plan.get("addresses") if plan else None,
+        "url": redact(strip_credentials(url)) if url else None,
+    }

@@ -123,7 +123,9 @@ class _Collector:
         )
         log.error("cell %s x %s: %s", result.source, result.target, message)
         self.faults.append(f"{result.source} x {result.target}: {message}")
-        return result.model_copy(update={"status": "source-error", "message": message})
+        # Judged again as the source-error it now is, by assemble.
+        update = {"status": "source-error", "message": message, "expected": None, "met": None}
+        return result.model_copy(update=update)
 
     def finish_held(self) -> None:
         """Held cells of sources that reported no row at all."""

@@ -21,7 +21,9 @@ from ..agent.proxy import redact
 from ..agent.records import CellOutcome
 from ..compat import UTC
 from ..model import CellRequest, RunContext
+from ..plan import expectation_for
 from ..results import CellResult, SourceInfo
+from ..spec import Matrix
 from ..status import Status
 
 
@@ -103,17 +105,18 @@ class Source(AsyncResource):
 
 
 def _cell_data(
-    row: str, source_name: str, request: CellRequest, data: CellOutcome
+    row: str, source_name: str, request: CellRequest, data: CellOutcome, matrix: Matrix | None
 ) -> dict[str, Any]:
     started = data.get("started_at")
     column = request.column
-    return {
+    status = data.get("status", "source-error")
+    cell = {
         "source": row,
         "source_name": source_name,
         "target": column.name,
         "target_name": column.target_name,
         "endpoint": column.endpoint,
-        "status": data.get("status", "source-error"),
+        "status": status,
         "duration_ms": data.get("duration_ms") or 0.0,
         "started_at": datetime.fromtimestamp(started, UTC) if started else datetime.now(UTC),
         "proxy": data.get("proxy"),
@@ -122,6 +125,13 @@ def _cell_data(
         "message": data.get("message"),
         "tool": data.get("tool") or "agent",
     }
+    if matrix is not None and matrix.expect:
+        # Judged as it is made, not by a copy later (assemble judges the cells made without
+        # `matrix`, and those the engine answers itself).
+        expected = expectation_for(matrix, source_name, row, column)
+        if expected is not None:
+            cell["expected"], cell["met"] = list(expected), status in expected
+    return cell
 
 
 def make_result(
@@ -129,9 +139,11 @@ def make_result(
     source_name: str,
     request: CellRequest,
     data: CellOutcome,
+    matrix: Matrix | None = None,
 ) -> CellResult:
-    """A CellResult from an agent- or tool-shaped dict."""
-    return CellResult.model_validate(_cell_data(row, source_name, request, data))
+    """A CellResult from an agent- or tool-shaped dict; with `matrix`, judged against its
+    expectation."""
+    return CellResult.model_validate(_cell_data(row, source_name, request, data, matrix))
 
 
 _CELL_LIST = TypeAdapter(list[CellResult])
@@ -141,9 +153,12 @@ def make_results(
     row: str,
     source_name: str,
     pairs: Iterable[tuple[CellRequest, CellOutcome]],
+    matrix: Matrix | None = None,
 ) -> list[CellResult]:
-    """make_result for a batch, validated in one call (a third cheaper per cell)."""
-    return _CELL_LIST.validate_python([_cell_data(row, source_name, r, d) for r, d in pairs])
+    """make_result for a batch, validated in one call (a third cheaper per cell); with
+    `matrix`, each judged against its expectation."""
+    cells = [_cell_data(row, source_name, r, d, matrix) for r, d in pairs]
+    return _CELL_LIST.validate_python(cells)
 
 
 def failed_result(

@@ -29,6 +29,7 @@ class LocalSource(Source):
         send, receive = anyio.create_memory_object_stream[list[CellOutcome]](math.inf)
         stop = threading.Event()
         request = self.agent_request(batch)
+        matrix = self.settings.context.matrix
 
         # Results the runner gives once the run is cut (each cell in flight with the phases it
         # finished and the one it was in): no event loop to hand them to any more.
@@ -61,7 +62,7 @@ class LocalSource(Source):
 
         def report(results: list[CellOutcome]) -> None:
             pairs = ((by_id[data["id"]], data) for data in results)
-            for result in make_results(self.name, self.name, pairs):
+            for result in make_results(self.name, self.name, pairs, matrix):
                 sink.result(result)
 
         try:

@@ -138,7 +138,8 @@ class RemoteRow:
 
     def report(self, request: CellRequest, data: CellOutcome) -> None:
         """One cell's answer, agent-shaped."""
-        self.sink.result(make_result(self.row, self.source.name, request, data))
+        matrix = self.source.settings.context.matrix
+        self.sink.result(make_result(self.row, self.source.name, request, data, matrix))
 
     def fail(self, message: str, whole_row: bool = True) -> None:
         """Unanswered cells become source-error; `whole_row`: the row itself failed."""
