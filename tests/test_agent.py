@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import shutil
@@ -66,8 +67,9 @@ def test_the_agent_runs_from_stdin_in_a_bare_interpreter(loopback: LoopbackLab) 
     )
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]
-    assert lines[0]["type"] == "hello"
-    assert lines[0]["facts"]["python"].count(".") == 2
+    assert lines[0] == {"type": "ready", "magic": importlib.util.MAGIC_NUMBER.hex()}
+    assert lines[1]["type"] == "hello"
+    assert lines[1]["facts"]["python"].count(".") == 2
     results = {line["id"]: line for line in lines if line["type"] == "result"}
     assert results[1]["status"] == "ok"
     assert results[2]["checks"][0]["errno_name"] == "ECONNREFUSED"
@@ -277,3 +279,97 @@ def test_the_agent_runs_on_every_python_it_claims(version: str, loopback: Loopba
     assert results[1]["checks"][0]["errno_name"] == "ECONNREFUSED"
     assert results[2]["status"] == "ok"
     assert results[3]["checks"][0]["errno_name"] == "NXDOMAIN"
+
+
+def _normalized(stdout: bytes) -> list[dict[str, object]]:
+    """The agent's lines without what differs from one run to the next (pids, times)."""
+    varying = {"pid", "duration_ms", "started_at", "wall_s", "timings"}
+
+    def strip(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in varying}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    return sorted((strip(line) for line in lines), key=json.dumps)  # type: ignore[no-any-return]
+
+
+def test_an_interpreter_of_the_same_magic_is_sent_code_any_other_the_sources(
+    loopback: LoopbackLab,
+) -> None:
+    """The agent's modules travel as this interpreter's compiled code to a Python whose ready
+    line names the same bytecode magic number (it compiles nothing), else as source; either
+    runs the batch."""
+    from probe_engine.agent.ship import MAGIC
+
+    request = {
+        "timeout": 1.0,
+        "cells": [
+            {"id": 1, "plan": {"kind": "tcp", "host": "127.0.0.1", "port": loopback.closed_port}}
+        ],
+    }
+    for magic, sent in ((MAGIC, b'{"code":'), ("0d0d0a", b'{"source":'), (None, b'{"source":')):
+        payload = agent_payload(request, magic)
+        assert payload.startswith(sent)
+        run = subprocess.run(
+            agent_command(sys.executable),
+            input=payload,
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )
+        assert run.returncode == 0, (magic, run.stderr.decode())
+        result = next(json.loads(line) for line in run.stdout.splitlines() if b'"result"' in line)
+        assert result["checks"][0]["errno_name"] == "ECONNREFUSED"
+
+
+def test_shipped_compiled_or_as_source_the_agent_sees_the_same_place(
+    loopback: LoopbackLab,
+) -> None:
+    """Fidelity: in a virtual environment with .pth files and its own requests and httpx, the
+    agent loaded from shipped code says what it says compiled from source: the same facts
+    (interpreter, proxy variables, routes), the same clients and versions, the same answers."""
+    from probe_engine.agent.ship import MAGIC
+
+    python = Path(__file__).resolve().parents[1] / ".venv-nosocks" / "bin" / "python"
+    require(python.exists(), f"{python} is missing (scripts/setup makes it)")
+    site = subprocess.run(
+        [str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert list(Path(site).glob("*.pth")), f"no .pth file in {site}"
+    url = f"http://127.0.0.1:{loopback.http_port}/health"
+    cells = [
+        {"id": 1, "plan": {"kind": "tcp", "host": "127.0.0.1", "port": loopback.closed_port}},
+        {
+            "id": 2,
+            "plan": {"kind": "http", "url": url, "host": "127.0.0.1", "port": loopback.http_port},
+        },
+    ]
+    outputs = []
+    for client in ("requests", "httpx"):
+        request = {"timeout": 2.0, "http_client": client, "cells": cells}
+        seen = []
+        for magic in (MAGIC, None):
+            run = subprocess.run(
+                agent_command(str(python)),
+                input=agent_payload(request, magic),
+                capture_output=True,
+                timeout=30,
+                check=False,
+                env={**os.environ, "NO_PROXY": "*", "HTTP_PROXY": "http://127.0.0.1:9"},
+            )
+            assert run.returncode == 0, run.stderr.decode()
+            seen.append(_normalized(run.stdout))
+        assert seen[0] == seen[1]
+        outputs.append(seen[0])
+    labels = [
+        next(line for line in output if line.get("id") == 2)["checks"][-1]["client"]  # type: ignore[index]
+        for output in outputs
+    ]
+    assert labels[0].startswith("requests "), labels
+    assert labels[1].startswith("httpx "), labels

@@ -211,6 +211,7 @@ def test_the_one_check_tcp_shortcut_gives_the_full_verdicts(cell_status: str) ->
 FAKE_AGENT = """#!{python}
 # Speaks the agent's protocol, and lies: every cell is ok after a lookup alone.
 import json, sys
+print('{{"type": "ready", "magic": "none"}}', flush=True)  # then its modules come, as source
 sys.stdin.readline()  # the modules
 batch = json.loads(sys.stdin.readline())
 print(json.dumps({{"type": "hello", "facts": {{}}}}))

@@ -1244,7 +1244,8 @@ def _hanging_listener() -> Any:
 
 
 def _hello_size(server: kl.ApiServer, text: str, pod: str) -> int:
-    """Bytes of the agent's first line in this pod, as the API server counts them."""
+    """Bytes of the agent's lines in this pod up to its hello (its ready line, then the
+    hello), as the API server counts them."""
     from probe_engine.agent.ship import agent_command, agent_payload
 
     loaded = load_matrix_text(text, "k.yaml", {})
@@ -1259,7 +1260,8 @@ def _hello_size(server: kl.ApiServer, text: str, pod: str) -> int:
                 await channel.receive(lines.append)
         finally:
             await kube.aclose()
-        return len(lines[0]) + 1
+        hello = next(i for i, line in enumerate(lines) if b'"hello"' in line)
+        return sum(len(line) + 1 for line in lines[: hello + 1])
 
     size = anyio.run(main)
     server.execs.clear()

@@ -67,6 +67,7 @@ def test_an_agent_killed_before_answering_fails_its_row_and_keeps_its_hello(
     fake = tmp_path / "python3"
     fake.write_text(
         "#!/bin/sh\n"
+        'echo \'{"type":"ready","magic":"none"}\'\n'
         "read -r modules; read -r batch\n"
         'printf \'{"type":"hello","facts":{"pid":%s,"hostname":"fake"}}\\n\' $$\n'
         "kill -9 $$\n"

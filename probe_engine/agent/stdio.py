@@ -1,6 +1,7 @@
 """The agent's wire: a JSON batch on stdin, JSON lines on stdout as cells finish.
 
-Lines out: {"type": "hello", "facts": {...}}, then {"type": "result", ...} per cell, then
+Lines out (after the bootstrap's {"type": "ready", "magic": ...}, see ship.py):
+{"type": "hello", "facts": {...}}, then {"type": "result", ...} per cell, then
 {"type": "done", "stats": {...}}. Standard library only and Python 3.8 compatible.
 """
 

@@ -166,6 +166,8 @@ class Channel(AsyncResource):
 
     #: Where the program runs, for messages ("container pe-scheduler"); "" for this machine.
     where: str = ""
+    #: Its stdin travels with the command (`input`, read by open()), not through send().
+    carries_input: bool = False
 
     def __init__(self, command: Sequence[str]) -> None:
         self.command = list(command)

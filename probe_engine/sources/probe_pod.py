@@ -269,6 +269,8 @@ class ProbePodChannel(Channel):
     """`command` as the only container of a new pod on `node`, made as `run` says; `facts`
     (the row's) get the pod's name, address and timings."""
 
+    carries_input = True  # in the pod's spec: the agent gets its sources without asking
+
     def __init__(
         self,
         run: PodRun,

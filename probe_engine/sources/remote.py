@@ -18,7 +18,8 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, Optional
 
 import anyio
 import anyio.lowlevel
@@ -43,6 +44,8 @@ EVIDENCE = 600  # characters of stderr (or stray output) kept in a failure messa
 NOT_FOUND_WORDS = ("executable file not found", "no such file or directory", "not found in $path")
 
 OpenChannel = Callable[[Sequence[str]], Channel]
+# A program's whole stdin, made for the far end's bytecode magic number (None: unknown).
+Payload = Callable[[Optional[str]], bytes]
 
 
 @dataclass
@@ -194,8 +197,10 @@ class RemoteRow:
             self.emit()
 
         session = AgentSession(self.batch, self.report, python, hello)
-        payload = agent_payload(self.source.agent_request(self.batch))
-        ended = await self._exchange(agent_command(python), payload, session)
+        request = self.source.agent_request(self.batch)
+        ended = await self._exchange(
+            agent_command(python), partial(agent_payload, request), session
+        )
         if ended is None:
             return None
         if session.complete:
@@ -222,7 +227,7 @@ class RemoteRow:
         command, payload = prober_launch(
             tool, self.source.settings.concurrency, self.batch, loader=self.place.short_commands
         )
-        ended = await self._exchange(command, payload, session)
+        ended = await self._exchange(command, lambda _magic: payload, session)
         if ended is None:
             return
         where = ended.channel.in_place()
@@ -292,12 +297,17 @@ class RemoteRow:
 
     # --- one exec -----------------------------------------------------------------------------
 
-    async def _exchange(self, command: list[str], payload: bytes, session: Session) -> Ended | None:
+    async def _exchange(
+        self, command: list[str], payload: Payload, session: Session
+    ) -> Ended | None:
         """Start `command` in the place, give it `payload`, feed its lines to `session` within
         the budget; stop what it leaves behind if cut short. None if it did not start (the row
-        has failed then)."""
+        has failed then). The agent is sent its input once its bootstrap says it is ready,
+        for its magic number, unless the input travels with the command (a probe pod's)."""
         channel = self.place.open(command)
-        channel.input = payload
+        handshake = isinstance(session, AgentSession) and not channel.carries_input
+        if not handshake:
+            channel.input = payload(None)
         begun = time.monotonic()
         try:
             await channel.open()
@@ -309,7 +319,7 @@ class RemoteRow:
         try:
             with anyio.move_on_after(self.budget) as scope:
                 async with anyio.create_task_group() as group:
-                    group.start_soon(channel.send, payload)
+                    group.start_soon(_send, channel, session if handshake else None, payload)
                     await channel.receive(session.feed)
                     group.cancel_scope.cancel()  # stdin may still be in flight if it died
             cut_short = scope.cancelled_caught
@@ -362,6 +372,15 @@ class RemoteRow:
         if evidence:
             sentence += ("; stderr: " if labelled else ": ") + evidence[-EVIDENCE:]
         return sentence
+
+
+async def _send(channel: Channel, session: Session | None, payload: Payload) -> None:
+    """The program's input: at once, or when the agent of `session` is ready, for it."""
+    if isinstance(session, AgentSession):
+        await session.ready.wait()
+        await channel.send(payload(session.magic))
+    else:
+        await channel.send(channel.input)
 
 
 async def _last_words(channel: Channel, session: Session) -> None:

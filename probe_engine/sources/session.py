@@ -13,6 +13,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import cast
 
+import anyio
+
 from ..agent.facts import PlaceFacts
 from ..agent.proxy import redact
 from ..agent.records import CellOutcome
@@ -67,7 +69,8 @@ class Session(abc.ABC):
 
 
 class AgentSession(Session):
-    """The agent's JSON lines: hello (its facts, to `on_hello`), one result per cell, done."""
+    """The agent's JSON lines: ready (its bytecode's magic number: the runner sends its
+    modules then), hello (its facts, to `on_hello`), one result per cell, done."""
 
     program = "the agent"
 
@@ -82,6 +85,8 @@ class AgentSession(Session):
         self.python = python
         self.on_hello = on_hello
         self.by_id = {r.id: r for r in batch}
+        self.ready = anyio.Event()  # its bootstrap runs and waits for its modules
+        self.magic: str | None = None
 
     def feed(self, line: bytes) -> None:
         text = line.strip()
@@ -93,7 +98,11 @@ class AgentSession(Session):
             self.keep_noise(text.decode(errors="replace"))
             return
         kind = message.get("type")
-        if kind == "result":
+        if kind == "ready":
+            magic = message.get("magic")
+            self.magic = magic if isinstance(magic, str) else None
+            self.ready.set()
+        elif kind == "result":
             request = self.by_id.get(message.get("id"))
             if request is not None:
                 self.answer(request, message)
