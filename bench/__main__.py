@@ -1,11 +1,11 @@
 """`python -m bench`: run every measurement of bench/run.py and print the table.
 
 `python -m bench --all [--huge]` runs every figure the project states, one after the other:
-bench/run.py, bench/netlab.py (the namespace lab's set-up; root), bench/scan.py (the command
-line against nmap, one-cell runs, 10,000 cells' reports in Chromium; --huge adds 100,000
-cells), bench/hostile.py and bench/docker_vs_local.py (root and Docker's packages; it says so
-and goes on without them). Each prints its table and
-writes its results file; the exit status is the worst of theirs.
+bench/run.py, bench/agent.py (the agent's loop against a bare connect_ex loop), bench/netlab.py
+(the namespace lab's set-up; root), bench/scan.py (the command line against nmap, one-cell
+runs, 10,000 cells' reports in Chromium; --huge adds 100,000 cells), bench/hostile.py and
+bench/docker_vs_local.py (root and Docker's packages; it says so and goes on without them).
+Each prints its table and writes its results file; the exit status is the worst of theirs.
 """
 
 import sys
@@ -14,10 +14,11 @@ from . import run
 
 arguments = sys.argv[1:]
 if "--all" in arguments:
-    from . import docker_vs_local, hostile, netlab, scan
+    from . import agent, docker_vs_local, hostile, netlab, scan
 
     statuses = [
         run.main([]),
+        agent.main([]),
         netlab.main([]),
         scan.main(["--huge"] if "--huge" in arguments else []),
         hostile.main([]),

@@ -19,6 +19,10 @@ from .facts import gather
 from .records import CellOutcome
 from .runner import run_batch
 
+# One encoder for every line: json.dumps with separators builds a new one at each call (a
+# fifth of a scan cell's line: 5000 lines 73 -> 59 ms here).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
 
 def main() -> None:
     request = json.loads(sys.stdin.readline())
@@ -27,7 +31,7 @@ def main() -> None:
 
     def write(message: Mapping[str, object]) -> None:
         with lock:
-            out.write(json.dumps(message, separators=(",", ":")) + "\n")
+            out.write(_encode(message) + "\n")
             out.flush()
 
     # verify_tls: false is asked for; urllib3's warning about it would only be noise on stderr.
@@ -38,12 +42,7 @@ def main() -> None:
 
     def emit(results: list[CellOutcome]) -> None:
         with lock:
-            out.write(
-                "".join(
-                    json.dumps(dict(r, type="result"), separators=(",", ":")) + "\n"
-                    for r in results
-                )
-            )
+            out.write("".join(_encode(dict(r, type="result")) + "\n" for r in results))
             out.flush()
 
     stats = run_batch(request, emit, stop)
