@@ -456,12 +456,12 @@ def memory(bench: Bench) -> None:
 # --- 6. speed-ups (probe_engine/speedups.py) ---------------------------------------------
 
 # The CLI in a fresh process, the collector's time summed through gc.callbacks; "off" runs it
-# with speedups.frozen_heap replaced by a context that does nothing.
+# with speedups.frozen_heap replaced by a context that does nothing (nor pauses the collector).
 _COLLECTOR = """
 import contextlib, gc, sys, time
 import probe_engine.speedups as speedups
 if sys.argv[2] == "off":
-    speedups.frozen_heap = contextlib.nullcontext
+    speedups.frozen_heap = lambda **_: contextlib.nullcontext()
 spent = [0.0, 0.0]
 def watch(phase, info):
     if phase == "start":

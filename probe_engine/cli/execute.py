@@ -39,7 +39,8 @@ def execute(loaded: LoadedMatrix, options: RunOptions, shown: Shown) -> int:
     from ..speedups import frozen_heap
 
     console = _console(stderr=output == "json") if _needs_rich(shown) else None
-    with frozen_heap():  # the run, then its reports: thousands of objects made, none freed
+    # The run, then its reports: thousands of objects made, none freed, then the process ends.
+    with frozen_heap(pause_collector=True):
         if console is not None and shown.progress and console.is_terminal:
             from ..reports.terminal import LiveProgress
 
