@@ -5,6 +5,7 @@ and rendered by the engine, against the same run's results made into a report th
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,6 +16,7 @@ from probe_engine import engine
 from probe_engine.assemble import RunRecord
 from probe_engine.demo.fixtures import LoopbackLab
 from probe_engine.plan import expectation_for
+from probe_engine.reports import json_report, write_reports
 from probe_engine.reports.json_report import render_json
 from probe_engine.results import (
     CellResult,
@@ -165,3 +167,24 @@ def test_report_json_read_back_renders_the_same_bytes(
     """`probe-engine render` reads report.json into the same model: the same bytes again."""
     data = render_json(record[1])
     assert render_json(MatrixResult.model_validate_json(data)) == data
+
+
+@pytest.mark.parametrize("per_chunk", [1, 3, 1000])
+def test_report_json_streamed_in_pieces_is_the_same_bytes(
+    record: tuple[RunRecord, MatrixResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    per_chunk: int,
+) -> None:
+    """write_reports streams report.json in pieces (a thousand cells each): the file is
+    render_json's bytes, whatever the pieces' size, with keys of a newer writer (kept after
+    the cells) and without cells."""
+    result = record[1]
+    monkeypatch.setattr(json_report, "CELLS_PER_CHUNK", per_chunk)
+    newer = MatrixResult.model_validate({**result.model_dump(), "from_a_newer_writer": {"n": [1]}})
+    empty = result.model_copy(update={"cells": []})
+    for index, one in enumerate([result, newer, empty]):
+        written = write_reports(one, tmp_path / str(index), ["json", "markdown"])
+        assert written[0].read_bytes() == render_json(one)
+    pieces = list(json_report.json_chunks(result))
+    assert len(pieces) == 2 + -(-len(result.cells) // per_chunk)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ReportError
-from .atomic import check_writable, write_all_atomic
+from .atomic import Data, check_writable, write_all_atomic
 
 if TYPE_CHECKING:
     from ..results import MatrixResult
@@ -18,21 +18,30 @@ Renderer = Callable[["MatrixResult"], bytes]
 
 class _Renderer:
     """A format's renderer, imported when first called: a run writing report.json alone never
-    pays for Jinja (html), ElementTree (junit) or prometheus_client."""
+    pays for Jinja (html), ElementTree (junit) or prometheus_client. With `pieces`, the name of
+    a function giving the same bytes in pieces, which write_reports streams to the file."""
 
-    __slots__ = ("function", "module")
+    __slots__ = ("function", "module", "pieces")
 
-    def __init__(self, module: str, function: str) -> None:
-        self.module, self.function = module, function
+    def __init__(self, module: str, function: str, pieces: str | None = None) -> None:
+        self.module, self.function, self.pieces = module, function, pieces
 
     def __call__(self, result: MatrixResult) -> bytes:
         render: Renderer = getattr(importlib.import_module(self.module, __name__), self.function)
         return render(result)
 
+    def streamed(self, result: MatrixResult) -> Iterator[bytes]:
+        """The file in pieces, rendered as they are written."""
+        if self.pieces is None:
+            yield self(result)
+            return
+        module = importlib.import_module(self.module, __name__)
+        yield from getattr(module, self.pieces)(result)
+
 
 # format -> (renderer, file extension)
 REPORTERS: dict[str, tuple[Renderer, str]] = {
-    "json": (_Renderer(".json_report", "render_json"), "json"),
+    "json": (_Renderer(".json_report", "render_json", pieces="json_chunks"), "json"),
     "html": (_Renderer(".html_report", "render_html"), "html"),
     "junit": (_Renderer(".junit_report", "render_junit"), "xml"),
     "markdown": (_Renderer(".markdown_report", "render_markdown"), "md"),
@@ -69,15 +78,21 @@ def write_reports(
     result: MatrixResult, out_dir: Path, formats: Iterable[str], basename: str = "report"
 ) -> list[Path]:
     """Render every format first, then write them all atomically: a failing renderer, or a
-    failure while writing, leaves the reports of the previous run as they were."""
+    failure while writing, leaves the reports of the previous run as they were. report.json
+    is rendered as it is written (in pieces: never whole in memory), before any is renamed."""
     chosen = list(dict.fromkeys(formats))
     unknown = [f for f in chosen if f not in REPORTERS]
     if unknown:
         raise ReportError(f"unknown report format {', '.join(unknown)}")
     check_formats(chosen)
-    rendered = [
-        (out_dir / f"{basename}.{REPORTERS[f][1]}", REPORTERS[f][0](result)) for f in chosen
-    ]
+    rendered: list[tuple[Path, Data]] = []
+    for name in chosen:
+        render, extension = REPORTERS[name]
+        path = out_dir / f"{basename}.{extension}"
+        if isinstance(render, _Renderer) and render.pieces is not None:
+            rendered.append((path, render.streamed(result)))
+        else:
+            rendered.append((path, render(result)))
     write_all_atomic(rendered)
     return [path for path, _data in rendered]
 

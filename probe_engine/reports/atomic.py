@@ -5,19 +5,27 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Union
 
 from ..errors import ReportError
 
+# A file's bytes, or its pieces in order (written as they come).
+Data = Union[bytes, Iterable[bytes]]
 
-def _stage(path: Path, data: bytes) -> str:
+
+def _stage(path: Path, data: Data) -> str:
     """Write `data` to a temporary file beside `path`, on disk; the temporary's name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                for piece in data:
+                    handle.write(piece)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o644)
@@ -38,7 +46,7 @@ def _sync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def write_all_atomic(files: Sequence[tuple[Path, bytes]]) -> None:
+def write_all_atomic(files: Sequence[tuple[Path, Data]]) -> None:
     """Write every file, or none: all are staged as temporaries first, then renamed in place.
 
     A failure while staging (disk full, no permission) leaves every old file as it was and no
