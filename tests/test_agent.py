@@ -103,6 +103,54 @@ def test_a_tcp_only_batch_imports_no_http_client(loopback: LoopbackLab) -> None:
     assert imported == []
 
 
+# The shipped agent, telling at its exit which modules it had imported.
+TELL_MODULES = BOOTSTRAP.replace(
+    "pe_agent.stdio.main()",
+    "import os\n"
+    "_exit = os._exit\n"
+    "def tell(code):\n"
+    "    sys.stdout.write(json.dumps({'type': 'modules', 'modules': sorted(sys.modules)}) + '\\n')\n"
+    "    sys.stdout.flush()\n"
+    "    _exit(code)\n"
+    "os._exit = tell\n"
+    "pe_agent.stdio.main()",
+)
+
+
+def test_a_tcp_only_batch_imports_little_at_the_far_end(loopback: LoopbackLab) -> None:
+    """Shipped, the agent's start is mostly imports: a tcp batch leaves the ping binary's
+    (subprocess, shutil), the nameserver query's and ping's (random), the proxies' (urllib.parse)
+    and the HTTP clients' modules alone, and never loads the HTTP modules it was sent."""
+    request = {
+        "timeout": 1.0,
+        "cells": [
+            {"id": 1, "plan": {"kind": "tcp", "host": "127.0.0.1", "port": loopback.http_port}},
+            {"id": 2, "plan": {"kind": "tcp", "host": "127.0.0.1", "port": loopback.closed_port}},
+        ],
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", TELL_MODULES],
+        input=agent_payload(request),
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    told = next(json.loads(line) for line in run.stdout.splitlines() if b'"modules"' in line)
+    bare = subprocess.run(
+        [sys.executable, "-c", "import sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    added = set(told["modules"]) - set(bare)
+    assert "pe_agent.tcp" in added  # it ran
+    unwanted = {"subprocess", "shutil", "random", "urllib.parse", "requests", "httpx", "ssl"}
+    unwanted |= {"http.client", "urllib.request"}
+    unwanted |= {f"pe_agent.{name}" for name in ("http", "clients", "tls", "proxy_rules")}
+    assert added & unwanted == set()
+
+
 def test_without_requests_the_agent_falls_back_to_http_client_and_says_so(
     loopback: LoopbackLab,
 ) -> None:

@@ -8,7 +8,6 @@ small standard-library query (A/AAAA over UDP) where it is not, as inside a cont
 from __future__ import annotations
 
 import functools
-import random
 import socket
 import struct
 import time
@@ -84,6 +83,8 @@ def _candidates(name: str, search: Sequence[str], ndots: int) -> list[str]:
 
 
 def _encode_query(qname: str, qtype: int) -> tuple[int, bytes]:
+    import random  # here: only a nameserver query needs it, not every batch
+
     ident = random.randint(0, 0xFFFF)
     header = struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0)  # recursion desired
     labels = b"".join(

@@ -18,12 +18,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import random
 import selectors
-import shutil
 import socket
 import struct
-import subprocess
 import time
 from typing import Any, Sequence
 
@@ -151,6 +148,8 @@ class Echoes:
         self.sock = sock
         self.method = method
         self.raw = method == "raw socket"
+        import random  # here: a batch without ping cells does not pay for the import
+
         self.ident = random.randint(1, 0xFFFF)
         self.sent: dict[int, float] = {}
         self.rtts: dict[int, float] = {}
@@ -317,6 +316,8 @@ def read_extended_error(ancillary: Sequence[tuple[int, int, bytes]]) -> tuple[An
 
 def ping_binary() -> str | None:
     """The place's own ping, if it has one."""
+    import shutil  # here, as subprocess below: a batch without ping cells does not import them
+
     return shutil.which("ping") or shutil.which("ping6")
 
 
@@ -328,6 +329,8 @@ def tool_name(path: str) -> str:
     if "busybox" in os.path.realpath(path):
         return "busybox ping"
     if path not in _TOOLS:
+        import subprocess
+
         name = "ping"
         try:
             proc = subprocess.run(
@@ -383,6 +386,8 @@ def binary_argv(path: str, tool: str, family: int, address: str, ask: Ask) -> li
 
 def run_binary(path: str, family: int, address: str, ask: Ask, reasons: Sequence[str]) -> Check:
     """One address pinged by the place's own ping, read by ping_output."""
+    import subprocess
+
     started = time.monotonic()
     tool = tool_name(path)
     argv = binary_argv(path, tool, family, address, ask)

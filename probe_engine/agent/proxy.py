@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # the rules import urllib.request: only an http cell pays for them
     from .proxy_rules import Verdict
@@ -105,6 +104,8 @@ def note_cgi(verdict: Verdict, env: Mapping[str, str], client: str) -> Verdict:
 
 def proxy_address(proxy_url: str) -> tuple[str, int, str]:
     """(host, port, scheme) of a proxy URL; curl and Python default the port to 1080/80."""
+    from urllib.parse import urlsplit  # here: a batch without proxies does not import it
+
     parts = urlsplit(proxy_url if "://" in proxy_url else "http://" + proxy_url)
     scheme = parts.scheme.lower()
     default = {"http": 80, "https": 443}.get(scheme, 1080)
@@ -112,6 +113,8 @@ def proxy_address(proxy_url: str) -> tuple[str, int, str]:
 
 
 def strip_credentials(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
     parts = urlsplit(url)
     if parts.password is None and parts.username is None:
         return url

@@ -19,6 +19,7 @@ import importlib.util
 import json
 import marshal
 import sys
+import threading
 import zlib
 from functools import lru_cache
 from importlib import resources
@@ -115,10 +116,19 @@ def compiled_code(name: str, path: Path, source: str) -> CodeType:
     return compile(source, filename, "exec", dont_inherit=True, optimize=0)
 
 
-@lru_cache(maxsize=2)
+_making = threading.Lock()  # rows start at once, and may make it in worker threads
+
+
 def modules_line(compiled: bool = False) -> bytes:
     """The agent's first stdin line, its modules as code for this interpreter's magic or as
-    source (made once per process)."""
+    source (made once per process: the code ~15-30 ms, as the import system's cache is read,
+    or compiled where it is missing or stale and PYTHONDONTWRITEBYTECODE is set)."""
+    with _making:
+        return _modules_line(compiled)
+
+
+@lru_cache(maxsize=2)
+def _modules_line(compiled: bool) -> bytes:
     return packed_modules(LEVEL, compiled)
 
 

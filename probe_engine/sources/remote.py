@@ -23,11 +23,12 @@ from typing import Any, Literal, Optional
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 
 from ..agent.facts import PlaceFacts
 from ..agent.proxy import redact
 from ..agent.records import CellOutcome
-from ..agent.ship import agent_command, agent_payload
+from ..agent.ship import agent_command, agent_payload, modules_line
 from ..model import CellRequest
 from ..results import SourceInfo
 from .base import Sink, Source, fail_batch, make_result
@@ -198,9 +199,13 @@ class RemoteRow:
 
         session = AgentSession(self.batch, self.report, python, hello)
         request = self.source.agent_request(self.batch)
-        ended = await self._exchange(
-            agent_command(python), partial(agent_payload, request), session
-        )
+        async with anyio.create_task_group() as group:
+            # The compiled modules are made while the place starts the program (a Python of
+            # this minor version asks for them), not after it asked.
+            group.start_soon(partial(anyio.to_thread.run_sync, modules_line, True))
+            ended = await self._exchange(
+                agent_command(python), partial(agent_payload, request), session
+            )
         if ended is None:
             return None
         if session.complete:
@@ -378,7 +383,7 @@ async def _send(channel: Channel, session: Session | None, payload: Payload) -> 
     """The program's input: at once, or when the agent of `session` is ready, for it."""
     if isinstance(session, AgentSession):
         await session.ready.wait()
-        await channel.send(payload(session.magic))
+        await channel.send(await anyio.to_thread.run_sync(payload, session.magic))
     else:
         await channel.send(channel.input)
 
