@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -146,6 +147,19 @@ async def floor_round(place: Place, samples: dict[str, list[float]]) -> None:
         for name, (command, payload) in floors(place).items():
             elapsed, _lines = await exec_once(place, command, payload)
             samples.setdefault(name, []).append(elapsed)
+
+
+def cpu_ms(command: Sequence[str], payload: bytes) -> float:
+    """CPU time (user + system) of `command` run here with `payload` on stdin: what a busy
+    machine's scheduling does not change much, unlike the wall."""
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert child.stdin is not None
+    child.stdin.write(payload)
+    child.stdin.close()
+    _pid, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 0, command
+    return (usage.ru_utime + usage.ru_stime) * 1000
 
 
 async def imported_modules(place: Place) -> dict[str, list[str]]:
@@ -355,7 +369,11 @@ def measure(places: Sequence[Place], loop: LoopbackLab, args: argparse.Namespace
         one_cell(place, loop)
         per[place.kind]["imports"] = anyio.run(imported_modules, place)
     by_status: dict[str, dict[str, int]] = {}
+    cpu: dict[str, list[float]] = {}
     for _round in range(args.repeats):
+        for name, (command, payload) in floors(process_place(loop)).items():
+            if name != "true":
+                cpu.setdefault(name, []).append(cpu_ms(command, payload))
         local["one_cell_s"].append(one_cell(None, loop)[0])
         seconds, by_status["local"] = many_cells(None, loop, args.cells)
         local["cells_s"].append(seconds)
@@ -368,6 +386,7 @@ def measure(places: Sequence[Place], loop: LoopbackLab, args: argparse.Namespace
                 mine["hello_ms"].append(hello)
             seconds, by_status[place.kind] = many_cells(place, loop, args.cells)
             mine["cells_s"].append(seconds)
+    raw["process_cpu_ms"] = {name: summary(xs) for name, xs in cpu.items()}
     raw["local"] = {
         "one_cell": summary(local["one_cell_s"]),
         "cells": summary(local["cells_s"]) | {"by_status": by_status["local"]},
@@ -400,6 +419,9 @@ def report(raw: dict[str, Any]) -> None:
     print("floors, exec to end of output (ms)".ljust(width) + "".join(f"{k:>16}" for k in places))
     for name in names:
         print(f"  {name:{width - 2}}" + "".join(ms(places[k]["floors_ms"][name]) for k in places))
+    print("\nthe same floors' CPU time (user + system) in a child of this interpreter (ms)")
+    for name, p in raw["process_cpu_ms"].items():
+        print(f"  {name:{width - 2}}{ms(p)}")
     local = raw["local"]
     print("\none ok cell".ljust(width + 1) + "".join(f"{k:>16}" for k in ("local", *places)))
     walls = [local["one_cell"]] + [places[k]["one_cell"] for k in places]
