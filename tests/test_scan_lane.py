@@ -22,42 +22,77 @@ import pytest
 
 from probe_engine.agent.runner import Runner
 from probe_engine.agent.ship import agent_command, agent_payload
-from probe_engine.demo.fixtures import LoopbackLab
+from probe_engine.demo.fixtures import FullBacklog
 
 from .conftest import require
 from .test_agent import _interpreter
 
 LOOPBACK = "127.0.0.1"
-OTHER_LOOPBACK = "127.0.0.2"  # nothing of ours binds it: our ports are closed there
+OTHER_LOOPBACK = "127.0.0.2"
+# Each port of ours is held on these too (bound, never listening), so that no other program
+# on this machine can listen there between two runs: a connect there is refused, always.
+EVERYWHERE = (
+    (socket.AF_INET, LOOPBACK),
+    (socket.AF_INET, OTHER_LOOPBACK),
+    (socket.AF_INET6, "::1"),
+)
 
 
 class Ports:
-    """Ports this test owns on loopback (bound, so nobody else can listen there while it
-    runs): listening ones that never accept (the handshake completes in the kernel's queue)
-    and bound ones that never listen (refused)."""
+    """Ports this test owns on loopback: listening ones that never accept (the handshake
+    completes in the kernel's queue), bound ones that never listen (refused), and a listener
+    whose accept queue is full (connects hang); each held on every loopback address."""
 
     def __init__(self) -> None:
         self.socks: list[socket.socket] = []
+        self.backlogs: list[FullBacklog] = []
         self.range: list[tuple[int, bool]] = []  # (port, open), in port order
         for index in range(40):
-            sock = self._bind(socket.AF_INET, LOOPBACK)
-            if index % 3 == 0:
-                sock.listen(64)
-            self.range.append((sock.getsockname()[1], index % 3 == 0))
+            is_open = index % 3 == 0
+            self.range.append((self._owned(socket.AF_INET, LOOPBACK, is_open), is_open))
         self.range.sort()
-        self.open6 = self._listening6()
-        self.closed6 = self._bind(socket.AF_INET6, "::1").getsockname()[1]
+        self.open6 = self._owned(socket.AF_INET6, "::1", listening=True)
+        self.closed6 = self._owned(socket.AF_INET6, "::1", listening=False)
+        self.backlog = self._full_backlog()
 
-    def _bind(self, family: int, address: str, port: int = 0) -> socket.socket:
-        sock = socket.socket(family)
-        sock.bind((address, port))
-        self.socks.append(sock)
-        return sock
+    def _owned(self, family: int, address: str, listening: bool) -> int:
+        """A port bound at `address` (listening or not) and held everywhere else."""
+        for _attempt in range(50):
+            sock = socket.socket(family)
+            sock.bind((address, 0))
+            if listening:
+                sock.listen(64)
+            port = int(sock.getsockname()[1])
+            if self._hold_elsewhere(port, (family, address)):
+                self.socks.append(sock)
+                return port
+            sock.close()
+        raise AssertionError("no loopback port free on every loopback address")
 
-    def _listening6(self) -> int:
-        sock = self._bind(socket.AF_INET6, "::1")
-        sock.listen(64)
-        return int(sock.getsockname()[1])
+    def _full_backlog(self) -> int:
+        for _attempt in range(50):
+            backlog = FullBacklog()
+            self.backlogs.append(backlog)
+            if self._hold_elsewhere(backlog.port, (socket.AF_INET, LOOPBACK)):
+                return backlog.port
+        raise AssertionError("no loopback port free on every loopback address")
+
+    def _hold_elsewhere(self, port: int, bound: tuple[int, str]) -> bool:
+        held = []
+        for family, address in EVERYWHERE:
+            if (family, address) == bound:
+                continue
+            sock = socket.socket(family)
+            try:
+                sock.bind((address, port))
+            except OSError:
+                sock.close()
+                for other in held:
+                    other.close()
+                return False
+            held.append(sock)
+        self.socks.extend(held)
+        return True
 
     @property
     def open4(self) -> int:
@@ -70,6 +105,8 @@ class Ports:
     def close(self) -> None:
         for sock in self.socks:
             sock.close()
+        for backlog in self.backlogs:
+            backlog.close()
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +162,11 @@ class Ran:
     def __init__(self, outcomes: list[dict[str, Any]], stats: dict[str, Any], lane: int) -> None:
         self.order = [o["id"] for o in outcomes]
         self.by_id = {o["id"]: untimed(o) for o in outcomes}
+        # Key order too, as the agent's JSON lines keep it (theirs also say "type").
+        self.keys = {
+            o["id"]: [[k for k in o if k != "type"]] + [list(c) for c in o["checks"]]
+            for o in outcomes
+        }
         self.stats = {k: v for k, v in stats.items() if k != "wall_s"}
         self.lane_cells = lane
 
@@ -165,11 +207,12 @@ def run(
 
 
 def test_the_lane_gives_the_records_of_the_runners_phases(
-    ports: Ports, loopback: LoopbackLab
+    ports: Ports,
 ) -> None:
-    cells = scan_batch(ports, loopback.backlog.port)
+    cells = scan_batch(ports, ports.backlog)
     lane, phases = run(cells, scan_lane=True), run(cells, scan_lane=False)
     assert lane.by_id == phases.by_id
+    assert lane.keys == phases.keys
     assert lane.stats == phases.stats
     assert lane.lane_cells == len(cells) - 1  # all but the chosen source's
     assert phases.lane_cells == 0
@@ -210,9 +253,9 @@ def test_the_lane_gives_the_records_of_the_runners_phases(
     assert extra[8]["checks"][0]["bind"] == LOOPBACK
 
 
-def test_the_lane_keeps_the_concurrency_limit(ports: Ports, loopback: LoopbackLab) -> None:
+def test_the_lane_keeps_the_concurrency_limit(ports: Ports) -> None:
     """One cell at a time: the closed port waits for the hanging connect's deadline, in both."""
-    cells = [tcp(1, LOOPBACK, loopback.backlog.port, timeout=0.2), tcp(2, LOOPBACK, ports.closed4)]
+    cells = [tcp(1, LOOPBACK, ports.backlog, timeout=0.2), tcp(2, LOOPBACK, ports.closed4)]
     lane = run(cells, scan_lane=True, concurrency=1)
     phases = run(cells, scan_lane=False, concurrency=1)
     assert lane.order == phases.order == [1, 2]
@@ -221,11 +264,11 @@ def test_the_lane_keeps_the_concurrency_limit(ports: Ports, loopback: LoopbackLa
 
 
 def test_a_batch_cut_short_reports_the_lanes_connects_in_flight(
-    ports: Ports, loopback: LoopbackLab
+    ports: Ports,
 ) -> None:
     """The run is stopped as soon as the first answers are out: the connects to the full
     backlog are still in flight, and say so (cancelled, connecting for how long)."""
-    backlog = loopback.backlog.port
+    backlog = ports.backlog
     cells = [
         tcp(1, LOOPBACK, backlog, timeout=20),
         tcp(2, LOOPBACK, ports.closed4),
@@ -246,13 +289,13 @@ def test_a_batch_cut_short_reports_the_lanes_connects_in_flight(
 
 
 def test_the_shipped_agent_on_python_3_8_gives_the_same_records(
-    ports: Ports, loopback: LoopbackLab
+    ports: Ports,
 ) -> None:
     """Containers bring old Pythons: the lane runs there as the phases run here."""
     python = _interpreter("3.8.18")
     require(python is not None, "no Python 3.8 on this machine (pyenv)")
     assert python is not None
-    cells = scan_batch(ports, loopback.backlog.port)
+    cells = scan_batch(ports, ports.backlog)
     phases = run(cells, scan_lane=False)
     command = agent_command(python)
     command[1:1] = ["-I", "-S"]
@@ -266,4 +309,5 @@ def test_the_shipped_agent_on_python_3_8_gives_the_same_records(
     (stats,) = [line["stats"] for line in lines if line["type"] == "done"]
     there = Ran(outcomes, stats, 0)
     assert there.by_id == phases.by_id
+    assert there.keys == phases.keys
     assert there.stats == phases.stats
