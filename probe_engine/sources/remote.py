@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Literal, Optional
 
 import anyio
@@ -28,7 +28,7 @@ import anyio.to_thread
 from ..agent.facts import PlaceFacts
 from ..agent.proxy import redact
 from ..agent.records import CellOutcome
-from ..agent.ship import agent_command, agent_payload, modules_line
+from ..agent.ship import MAGIC, agent_command, batch_line, modules_line
 from ..model import CellRequest
 from ..results import SourceInfo
 from .base import Sink, Source, fail_batch, make_result
@@ -199,13 +199,19 @@ class RemoteRow:
 
         session = AgentSession(self.batch, self.report, python, hello)
         request = self.source.agent_request(self.batch)
+        batch = lru_cache(maxsize=1)(partial(batch_line, request))
+
+        def payload(magic: str | None) -> bytes:
+            return modules_line(magic == MAGIC) + batch()
+
+        def prepare() -> None:
+            modules_line(True)  # what a Python of this minor version asks for
+            batch()
+
         async with anyio.create_task_group() as group:
-            # The compiled modules are made while the place starts the program (a Python of
-            # this minor version asks for them), not after it asked.
-            group.start_soon(partial(anyio.to_thread.run_sync, modules_line, True))
-            ended = await self._exchange(
-                agent_command(python), partial(agent_payload, request), session
-            )
+            # The input is made while the place starts the program, not after it asked.
+            group.start_soon(partial(anyio.to_thread.run_sync, prepare))
+            ended = await self._exchange(agent_command(python), payload, session)
         if ended is None:
             return None
         if session.complete:
