@@ -421,3 +421,29 @@ def test_shipped_compiled_or_as_source_the_agent_sees_the_same_place(
     ]
     assert labels[0].startswith("requests "), labels
     assert labels[1].startswith("httpx "), labels
+
+
+def test_a_process_source_on_another_python_is_sent_the_sources(loopback: LoopbackLab) -> None:
+    """Through the engine: a row whose interpreter says another bytecode magic in its ready
+    line (Python 3.8 here) gets the sources and answers as the row of this interpreter does,
+    which gets the compiled code."""
+    from .conftest import cell, run_text
+
+    python = _interpreter("3.8.18")
+    require(python is not None, "no Python 3.8 on this machine (pyenv)")
+    result = run_text(
+        f"""
+        sources:
+          old: {{kind: process, python: "{python}", inherit_env: false}}
+          same: {{kind: process, inherit_env: false}}
+        targets:
+          open: {{kind: tcp, host: 127.0.0.1, port: {loopback.http_port}}}
+          closed: {{kind: tcp, host: 127.0.0.1, port: {loopback.closed_port}}}
+        """
+    )
+    for row in ("old", "same"):
+        assert cell(result, row, "open").status == "ok"
+        assert cell(result, row, "closed").status == "refused"
+    pythons = {s.name: s.facts["python"] for s in result.sources}
+    assert pythons["old"] == "3.8.18"
+    assert pythons["same"] == ".".join(str(n) for n in sys.version_info[:3])
