@@ -187,4 +187,5 @@ def test_report_json_streamed_in_pieces_is_the_same_bytes(
         written = write_reports(one, tmp_path / str(index), ["json", "markdown"])
         assert written[0].read_bytes() == render_json(one)
     pieces = list(json_report.json_chunks(result))
-    assert len(pieces) == 2 + -(-len(result.cells) // per_chunk)
+    chunks = -(-len(result.cells) // per_chunk)
+    assert len([p for p in pieces if p != b","]) == 2 + chunks

@@ -34,7 +34,8 @@ def json_chunks(result: MatrixResult) -> Iterator[bytes]:
     cells = result.cells
     for start in range(0, len(cells), CELLS_PER_CHUNK):
         listed = _CELLS.dump_json(cells[start : start + CELLS_PER_CHUNK], indent=2)
+        if start:
+            yield b","
         # '[\n  {...},\n  {...}\n]' -> the same items one level deeper, without the brackets.
-        items = listed[1:-2].replace(b"\n", b"\n  ")
-        yield b"," + items if start else items
+        yield listed[1:-2].replace(b"\n", b"\n  ")
     yield b"\n  ]" + outside[at + len(_NO_CELLS) :] + b"\n"
