@@ -11,15 +11,16 @@ from pathlib import Path
 
 from probe_engine.demo.fixtures import LoopbackLab
 
-# Prints the run's exit status and every module loaded by then, as the last line of stdout.
+# Prints the run's exit status, every module loaded by then, and whether the cyclic collector
+# (paused while the run loads and runs) is back on, as the last line of stdout.
 RUN_AND_LIST_MODULES = """
-import json, sys
+import gc, json, sys
 from probe_engine.cli import main
 try:
     main(sys.argv[1:])
 except SystemExit as done:
     code = done.code
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+print(json.dumps({"code": code, "modules": sorted(sys.modules), "gc": gc.isenabled()}))
 """
 
 # Nothing of these serves a local source probing tcp ports into report.json.
@@ -89,6 +90,7 @@ def test_a_local_tcp_run_imports_only_what_it_uses(tmp_path: Path, loopback: Loo
     assert run.returncode == 0, run.stderr
     listed = json.loads(run.stdout.splitlines()[-1])
     assert listed["code"] == 0  # no expectation declared: the run itself went through
+    assert listed["gc"] is True
     report = json.loads((out / "report.json").read_text())
     assert [c["status"] for c in report["cells"]] == ["refused"]
     modules: list[str] = listed["modules"]

@@ -60,4 +60,10 @@ def run(  # noqa: PLR0913 - click hands every option over as a parameter
         check_out(shown.out, shown.formats, shown.basename)
         return execute(loaded, options, shown)
 
-    guard(action)
+    def paused() -> int:
+        from ..speedups import collector_paused
+
+        with collector_paused():  # its imports and the matrix; the run itself pauses it too
+            return action()
+
+    guard(paused)
