@@ -120,7 +120,6 @@ class KubeClient:
         context_namespace: str | None,
     ) -> None:
         from kubernetes_asyncio import client
-        from kubernetes_asyncio.stream import WsApiClient
 
         self.settings = settings
         self.configuration = configuration
@@ -130,11 +129,24 @@ class KubeClient:
         self.namespace = settings.namespace or context_namespace or "default"
         self.timeout = settings.timeout
         self.api = client.ApiClient(configuration)
-        self.ws = WsApiClient(configuration)
         self.core: Any = client.CoreV1Api(self.api)
         self.discovery: Any = client.DiscoveryV1Api(self.api)
         self.networking: Any = client.NetworkingV1Api(self.api)
-        self.ws_core: Any = client.CoreV1Api(self.ws)  # connect_* return ws_connect managers
+        # Made on first use (exec, port-forward): each client builds its own SSL context,
+        # tens of milliseconds that a run reading Services only should not pay.
+        self._ws: Any = None
+        self._ws_core: Any = None
+
+    @property
+    def ws_core(self) -> Any:
+        """CoreV1Api over the WebSocket client: its connect_* return ws_connect managers."""
+        if self._ws_core is None:
+            from kubernetes_asyncio import client
+            from kubernetes_asyncio.stream import WsApiClient
+
+            self._ws = WsApiClient(self.configuration)
+            self._ws_core = client.CoreV1Api(self._ws)
+        return self._ws_core
 
     def describe(self) -> dict[str, Any]:
         return {"api_server": self.server, "context": self.context_name, "config": self.origin}
@@ -183,7 +195,8 @@ class KubeClient:
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
-            await self.ws.close()
+            if self._ws is not None:
+                await self._ws.close()
             await self.api.close()
 
 
