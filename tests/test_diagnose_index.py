@@ -27,7 +27,8 @@ from probe_engine.diagnose import RULES, diagnose
 from probe_engine.diagnose.cause import Cause
 from probe_engine.diagnose.cells import down_rows, fresh
 from probe_engine.diagnose.findings import finding
-from probe_engine.results import MatrixResult
+from probe_engine.diagnose.index import Index, _read_connects, build
+from probe_engine.results import CellResult, MatrixResult
 
 from .conftest import require, run_text
 from .diagnosis_reference import REFERENCE, RESTRUCTURED
@@ -62,6 +63,8 @@ def _disagreements(result: MatrixResult, label: str, seen: set[str]) -> list[str
         r: (d.cells, d.could_not_run, d.contrast) for r, d in new_rows.items()
     }:
         problems.append(f"{label}: down_rows differ")
+    if _index_fields(build(result)) != _index_fields(build(result, in_bulk=False)):
+        problems.append(f"{label}: the index read in bulk differs from the one read cell by cell")
     for name in RESTRUCTURED:
         fresh()
         old, new = REFERENCE[name](result), RULES[name](result)
@@ -72,6 +75,30 @@ def _disagreements(result: MatrixResult, label: str, seen: set[str]) -> list[str
         if said != [finding(c, result).model_dump() for c in new]:
             problems.append(f"{label}: {name}'s findings are worded differently")
     return problems
+
+
+def _index_fields(index: Index) -> dict[str, Any]:
+    """An index as data, its cells by identity."""
+
+    def ids(cells: list[CellResult]) -> list[int]:
+        return [id(c) for c in cells]
+
+    return {
+        "columns": {k: ids(v) for k, v in index.columns.items()},
+        "rows": {k: ids(v) for k, v in index.rows.items()},
+        "ok": ids(index.ok),
+        "ok_columns": {k: ids(v) for k, v in index.ok_columns.items()},
+        "reached": index.reached,
+        "row_statuses": index.row_statuses,
+        "statuses": index.statuses,
+        "proxied": ids(index.proxied),
+        "lookups": {k: [(id(c), id(r)) for c, r in v] for k, v in index.lookups.items()},
+        "families": index.families,
+        "raced": index.raced,
+        "retried": ids(index.retried),
+        "kinds": index.kinds,
+        "via": index.via,
+    }
 
 
 def _reference_findings(result: MatrixResult, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
@@ -137,11 +164,13 @@ def test_a_scan_and_a_race_get_the_findings_of_the_rules_walking_every_cell(
                 "targets": {
                     "scan": {"kind": "tcp", "host": "127.0.0.1", "ports": [f"{low}-{low + 80}"]},
                     "closed": {"kind": "tcp", "host": "127.0.0.1", "port": lab.closed_port},
-                    "web": {"kind": "http", "url": f"http://localhost:{lab.http_port}/error"},
                 },
             }
         )
     )
+    # The scan's checks are read in bulk (one direct connect per cell); the comparison above
+    # holds that path to the one reading each cell.
+    assert _read_connects(build(scan, in_bulk=False))
     places = _places(lab)
     race = _race(lab)
     problems, seen = _compare({"scan": scan, "places": places, "race": race}, monkeypatch)
@@ -177,6 +206,7 @@ def _places(lab: LoopbackLab) -> MatrixResult:
                     "web": {"kind": "http", "url": f"http://127.0.0.1:{lab.http_port}/health"},
                     "web-name": {"kind": "tcp", "host": "localhost", "port": lab.http_port},
                     "web-v6": {"kind": "tcp", "host": "::1", "port": lab.http_port},
+                    "broken": {"kind": "http", "url": f"http://localhost:{lab.http_port}/error"},
                     "behind": behind,
                     "closed": {"kind": "tcp", "host": "127.0.0.1", "port": lab.closed_port},
                     "api": {"kind": "dns", "name": "api.demo.internal", "nameserver": nameserver},

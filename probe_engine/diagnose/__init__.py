@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..results import Finding, MatrixResult
+from ..results import CellResult, Finding, MatrixResult
 from .address_family import address_family
 from .cause import Cause
 from .cells import by_target, fresh
@@ -73,15 +73,22 @@ def diagnose(result: MatrixResult) -> list[Finding]:
     fresh()
     findings: list[Finding] = []
     explained: set[int] = set()  # the cells explained so far (by identity: one object each)
+    # The failing cells of the causes kept, counted into `explained` only when a later cause
+    # is checked against them (a scan's one cause has 10,000, and nothing after it).
+    pending: list[tuple[CellResult, ...]] = []
     for name, rule in RULES.items():
         try:
             found = rule(result)
             for cause in found:
-                failing = {id(c) for c in cause.failing if c.status != "ok"}
-                if failing and failing <= explained:
-                    continue
+                for cells in pending:
+                    explained.update(id(c) for c in cells if c.status != "ok")
+                pending.clear()
+                if explained:  # nothing explained yet: every cause is new
+                    failing = {id(c) for c in cause.failing if c.status != "ok"}
+                    if failing and failing <= explained:
+                        continue
                 findings.append(finding(cause, result))
-                explained |= failing
+                pending.append(cause.failing)
         except Exception as exc:  # a bug in one rule must not cost the run its report
             log.exception("diagnosis rule %s failed", name)
             findings.append(_rule_failed(name, exc))

@@ -48,9 +48,11 @@ def cause(  # noqa: PLR0913 -- a Cause's fields; those past `contrast` by keywor
 ) -> Cause:
     """A Cause, each cell once (in the order given); a contrasting cell that also fails here
     is failing, not contrast."""
-    failing_cells = _unique(failing)
-    seen = {id(c) for c in failing_cells}
-    contrast_cells = tuple(c for c in _unique(contrast) if id(c) not in seen)
+    failing_cells = _unique(list(failing))
+    contrast_cells = _unique(list(contrast))
+    if contrast_cells:
+        seen = {id(c) for c in failing_cells}
+        contrast_cells = tuple(c for c in contrast_cells if id(c) not in seen)
     return Cause(rule, subject, failing_cells, contrast_cells, dict(facts or {}), variant, context)
 
 
@@ -58,4 +60,4 @@ def _unique(cells: Iterable[CellResult]) -> tuple[CellResult, ...]:
     """Each cell once, in the order given. A run has one object per cell and rules cite the
     run's own objects, so identity is the cell's (source, target), and cheaper to compare
     over a scan's 10,000 cells (bench/diagnosis.py)."""
-    return tuple({id(c): c for c in cells}.values())
+    return tuple(dict(zip(map(id, cells), cells)).values())

@@ -24,7 +24,7 @@ from ..results import CellResult, MatrixResult, TargetInfo
 from ..status import FAILED
 from .cause import Cause, cause
 from .cells import by_target, hops, index, source_info
-from .facts import is_service, route_for, row_facts, service_facts_of, service_name
+from .facts import route_for, row_facts, service_facts_of, service_name
 
 RULE = "cluster-address"
 RAW_KINDS = ("tcp", "http")
@@ -51,9 +51,7 @@ def roles(result: MatrixResult) -> dict[str, list[Role]]:
             seen.add(key)
             found.setdefault(address, []).append(role)
 
-    for info in result.targets:
-        if not is_service(info):
-            continue
+    for info in index(result).services():
         facts = service_facts_of(info)
         name = service_name(info)
         for node in facts.get("nodes") or []:
@@ -80,7 +78,7 @@ def _address_port(cell: CellResult, info: TargetInfo | None) -> tuple[str | None
 def _ok_at(result: MatrixResult) -> dict[tuple[str, int], list[CellResult]]:
     """The cells that connected to each address:port (any column, any row)."""
     found: dict[tuple[str, int], list[CellResult]] = {}
-    for cell in index(result).by_status.get("ok", []):
+    for cell in index(result).ok:
         for hop in hops(cell):
             if hop.status == "ok" and hop.port is not None:
                 found.setdefault((hop.address, hop.port), []).append(cell)
@@ -92,7 +90,7 @@ def cluster_address(result: MatrixResult) -> list[Cause]:
     known = roles(result)
     if not known:
         return []
-    infos = {t.name: t for t in result.targets}
+    infos = index(result).targets
     working = _ok_at(result)
     found = []
     for column, cells in by_target(result).items():

@@ -18,7 +18,7 @@ from ..facts import TargetNetworkFact
 from ..results import CellResult, MatrixResult, SourceInfo, TargetInfo
 from ..status import FAILED
 from .cause import Cause, cause
-from .cells import by_source, by_target, hops
+from .cells import by_source, by_target, hops, index
 from .facts import container_name, row_facts
 
 RULE = "container-network"
@@ -47,7 +47,7 @@ def container_network(result: MatrixResult) -> list[Cause]:
     """One cause per container row and Docker network it lacks for its failing targets."""
     rows = by_source(result)
     columns = by_target(result)
-    targets = {t.name: t for t in result.targets}
+    targets = index(result).targets
     found = []
     for info in result.sources:
         networks = row_facts(info).get("target_networks")

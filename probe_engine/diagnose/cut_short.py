@@ -21,7 +21,7 @@ def _phase(cell: CellResult) -> str | None:
 def cut_short(result: MatrixResult) -> list[Cause]:
     """One cause per phase the cut cells were in."""
     by_phase: dict[str, list[CellResult]] = {}
-    for cell in index(result).by_status.get("cancelled", []):
+    for cell in index(result).with_status("cancelled"):
         phase = _phase(cell)
         if phase is not None:
             by_phase.setdefault(phase, []).append(cell)

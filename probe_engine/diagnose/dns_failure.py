@@ -22,9 +22,8 @@ def dns_failure(result: MatrixResult) -> list[Cause]:
         for cell, _record in lookups
         if cell.status != "ok"
     }
-    for column, cells in cells_of.columns.items():
-        if column not in looked_up:
-            continue
+    for column in cells_of.in_order(looked_up):
+        cells = cells_of.columns[column]
         groups: dict[str, list[tuple[CellResult, CheckRecord]]] = {}
         for cell in cells:
             failed = first_failure(cell)

@@ -4,9 +4,11 @@ how many there are in all) and its facts."""
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from ..results import CellResult, Evidence, Finding, MatrixResult
 from .cause import Cause
-from .severity import severity
+from .severity import of_declared
 from .words import phrase
 
 # A finding over a 5000-port scan cites a few cells and counts the rest: every report format
@@ -23,14 +25,23 @@ def finding(found: Cause, result: MatrixResult) -> Finding:
     """The Finding a cause makes: words, severity, capped evidence, facts."""
     words = phrase(found, result)
     shown = list(found.failing[:FAILING_SHOWN]) + list(found.contrast[:CONTRAST_SHOWN])
+    # Read in C: a scan's one finding explains 10,000 cells (some may be ok: a race that ended
+    # well explains, and raises nothing).
+    statuses = list(map(attrgetter("status"), found.failing))
+    working = statuses.count("ok")
+    declared = (
+        {c.met for c in found.failing if c.status != "ok"}
+        if working
+        else set(map(attrgetter("met"), found.failing))
+    )
     return Finding(
         rule=found.rule,
-        severity=severity(found.failing, contrast=bool(found.contrast)),
+        severity=of_declared(declared, contrast=bool(found.contrast)),
         title=words.title,
         detail=words.detail,
         evidence=evidence(shown),
         next_step=words.next_step,
         facts=dict(found.facts),
         evidence_total=len(found.failing) + len(found.contrast),
-        failing_total=sum(1 for c in found.failing if c.status != "ok"),
+        failing_total=len(statuses) - working,
     )

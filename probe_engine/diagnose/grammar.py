@@ -55,14 +55,12 @@ def scope(failing: Sequence[str], probed: Sequence[str], rows: int) -> str:
 def port_ranges(ports: Iterable[int], limit: int = 6) -> str:
     """'22, 80-90 and 8000': consecutive ports as ranges; past `limit` ranges, '... and N more
     ranges'."""
-    ordered = sorted(set(ports))
-    spans: list[tuple[int, int]] = []
-    for port in ordered:
-        if spans and port == spans[-1][1] + 1:
-            spans[-1] = (spans[-1][0], port)
-        else:
-            spans.append((port, port))
-    words = [str(a) if a == b else f"{a}-{b}" for a, b in spans]
+    given = set(ports)
+    # A range starts where the port below is not given and ends where the one above is not
+    # (set arithmetic, in C: a scan's summary has 5000 ports).
+    starts = sorted(given - set(map((1).__add__, given)))
+    ends = sorted(given - set(map((-1).__add__, given)))
+    words = [str(a) if a == b else f"{a}-{b}" for a, b in zip(starts, ends)]
     if len(words) > limit:
         return ", ".join(words[:limit]) + f" and {len(words) - limit} more ranges"
     return listing(words, limit)

@@ -18,9 +18,8 @@ def proxy_differs(result: MatrixResult) -> list[Cause]:
     groups: dict[tuple[str, str | None], list[tuple[CellResult, CellResult | None]]] = {}
     cells_of = index(result)
     stopped = {c.target for c in cells_of.proxied if c.status in FAILED}  # at their proxy
-    for column, cells in cells_of.columns.items():
-        if column not in stopped:
-            continue
+    for column in cells_of.in_order(stopped):
+        cells = cells_of.columns[column]
         ok = cells_of.ok_columns.get(column, [])
         direct = [c for c in ok if not (c.proxy and c.proxy.used)]
         for failed in cells:

@@ -17,7 +17,6 @@ from ..results import CellResult, MatrixResult
 from .cause import Cause, cause
 from .cells import Hop, as_hop, hops, index
 from .facts import row_facts
-from .index import REACHED, REFUSED
 
 RULE = "readiness-race"
 
@@ -51,7 +50,7 @@ def readiness_race(result: MatrixResult) -> list[Cause]:
     # and reached (the index says which): without either, no cell is read (a scan's case).
     retried = [c for c in cells.retried if not (c.proxy is not None and c.proxy.used)]
     in_cells = [race for c in retried if (race := _in_cell(c)) is not None]
-    raced = {key for key, how in cells.tcp_outcomes.items() if how == REACHED | REFUSED}
+    raced = cells.raced
     if not raced:
         return in_cells
     explained = {id(c.failing[0]) for c in in_cells}

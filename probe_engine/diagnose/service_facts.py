@@ -9,8 +9,8 @@ from __future__ import annotations
 from ..results import CellResult, MatrixResult, TargetInfo
 from ..status import FAILED
 from .cause import Cause, cause
-from .cells import by_target
-from .facts import is_service, service_name
+from .cells import by_target, index
+from .facts import service_name
 from .service_causes import causes
 
 RULE = "service-facts"
@@ -21,9 +21,8 @@ def service_facts(result: MatrixResult) -> list[Cause]:
     matching nothing, a NetworkPolicy selecting its pods), citing its cells."""
     cells_by_column = by_target(result)
     by_service: dict[str, list[TargetInfo]] = {}
-    for info in result.targets:
-        if is_service(info):
-            by_service.setdefault(info.target_name, []).append(info)
+    for info in index(result).services():
+        by_service.setdefault(info.target_name, []).append(info)
     found = []
     for target_name, infos in by_service.items():
         service = causes(infos[0])

@@ -18,9 +18,14 @@ def severity(cells: Iterable[CellResult], contrast: bool) -> Severity:
     and a warning where it fails everywhere (maybe down on purpose: `expect:` says so). So a
     healthy matrix (every cell ok, or every failure declared) raises no warning and no error.
     """
-    failing = [c for c in cells if c.status != "ok"]
-    if any(c.met is False for c in failing):
+    return of_declared({c.met for c in cells if c.status != "ok"}, contrast)
+
+
+def of_declared(declared: set[bool | None], contrast: bool) -> Severity:
+    """severity() from what the failing cells declared (their `met`: None where nothing was
+    declared, False where the expectation is unmet, True where the failure was expected)."""
+    if False in declared:
         return "error"
-    if not any(c.met is None for c in failing):
+    if None not in declared:
         return "info"
     return "error" if contrast else "warning"

@@ -36,10 +36,8 @@ def source_differs(result: MatrixResult) -> list[Cause]:
     # failing row -> [(its failed cell, the ok cells of that cell's column)]
     failing: dict[str, list[tuple[CellResult, list[CellResult]]]] = {}
     cells_of = index(result)
-    for column, cells in cells_of.columns.items():
-        ok = cells_of.ok_columns.get(column)
-        if not ok:
-            continue
+    for column in cells_of.in_order(cells_of.ok_columns):
+        cells, ok = cells_of.columns[column], cells_of.ok_columns[column]
         for cell in cells:
             if cell.status in FAILED and not (cell.proxy and cell.proxy.used):
                 failing.setdefault(cell.source, []).append((cell, ok))

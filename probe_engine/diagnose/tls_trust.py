@@ -40,10 +40,10 @@ def tls_trust(result: MatrixResult) -> list[Cause]:
     """One cause per failing source, naming the CAs on both sides."""
     groups: dict[str, list[tuple[CellResult, CellResult]]] = {}
     cells_of = index(result)
-    refused = cells_of.columns_of_status("tls-error")
-    for column, cells in cells_of.columns.items():
-        if column not in refused or column not in cells_of.ok_columns:
-            continue  # a chain refused where another source's client verified it, or nothing
+    refused = {c.target for c in cells_of.with_status("tls-error")}
+    # A chain refused where another source's client verified it, or nothing.
+    for column in cells_of.in_order(refused & cells_of.ok_columns.keys()):
+        cells = cells_of.columns[column]
         trusted = [c for c in cells_of.ok_columns[column] if c.tls and c.tls.verify]
         for cell in cells:
             if trusted and _refused_chain(cell):

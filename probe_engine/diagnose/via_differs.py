@@ -21,7 +21,7 @@ from typing import Any
 from ..results import CellResult, MatrixResult, TargetInfo
 from ..status import FAILED
 from .cause import Cause, cause
-from .cells import by_target
+from .cells import by_target, index
 from .facts import service_name
 
 RULE = "via-differs"
@@ -45,9 +45,8 @@ def order(via: str) -> int:
 def via_differs(result: MatrixResult) -> list[Cause]:
     """One cause per Service and outcome pattern (rows with the same pattern together)."""
     columns: dict[str, list[TargetInfo]] = {}
-    for info in result.targets:
-        if info.via:
-            columns.setdefault(info.target_name, []).append(info)
+    for info in index(result).via:
+        columns.setdefault(info.target_name, []).append(info)
     cells_by_column = by_target(result)
     found = []
     for target_name, infos in columns.items():

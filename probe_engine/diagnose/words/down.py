@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...results import CellResult, MatrixResult
 from ..cause import Cause
-from ..cells import first_failure, host_of, target_info
+from ..cells import first_failure, host_of, index, target_info
 from ..grammar import listing, plural, port_ranges, scope, verb
 from ..phrasing import (
     failure_words,
@@ -27,7 +27,11 @@ PORT_STATE = {
 
 
 def target_down(found: Cause, result: MatrixResult) -> Words:
-    probed = [c for c in found.failing if c.status != "target-error"]
+    probed = (
+        [c for c in found.failing if c.status != "target-error"]
+        if "target-error" in index(result).statuses
+        else list(found.failing)
+    )
     first = probed[0] if probed else found.failing[0]
     title, why = _down_title(found, result, probed)
     detail = f"{_down_seen(found)} Why: {why}.{_down_notes(found, first, bool(probed))}"
