@@ -74,3 +74,5 @@ def test_every_prober_reports_a_self_connect_as_the_closed_port_it_is(
         (check,) = found.checks
         assert check.errno_name == "ECONNREFUSED"
         assert check.message is not None and "connected to itself" in check.message, prober
+        if prober == "agent":  # the agent says from where: the port's own address
+            assert check.source_address == "127.0.0.1"

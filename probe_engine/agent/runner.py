@@ -5,7 +5,8 @@ One thread drives a selector for the TCP connects (thousands in flight cost litt
 calls (getaddrinfo, nameserver queries, HTTP exchanges, pings and UDP exchanges) go to daemon
 worker threads and come back through a queue. Each cell has its own deadline; when it passes,
 the phase under way is recorded as a timeout of the probe (errno empty), distinct from the
-kernel's ETIMEDOUT.
+kernel's ETIMEDOUT. A port scan's cells go through the scan lane first (scan.py): those the
+kernel answers inside connect() end there; the others continue here as ordinary cells.
 Standard library only and Python 3.8 compatible: this is the agent's engine, and the local
 source runs the very same code in-process.
 """
