@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from probe_engine.agent.runner import Runner
+from probe_engine.agent.runner import FLUSH_CELLS, Runner
 from probe_engine.agent.ship import agent_command, agent_payload
 from probe_engine.demo.fixtures import FullBacklog
 
@@ -286,6 +286,22 @@ def test_a_batch_cut_short_reports_the_lanes_connects_in_flight(
     assert cut["checks"][0]["message"] == "connecting when the run was cut, for N ms"
     assert [c["status"] for c in lane.by_id[3]["checks"]] == ["refused", "cancelled"]
     assert [lane.by_id[i]["status"] for i in (2, 4)] == ["refused", "ok"]
+
+
+def test_a_stopped_scan_starts_no_more_cells_after_the_answers_it_gave(ports: Ports) -> None:
+    """Stopped at its first group of answers (FLUSH_CELLS closed ports, answered inside
+    connect()), a scan starts nothing more: the connect in flight is cut short, the rest of
+    the batch is never started (the engine reports those cells as cut)."""
+    closed = [port for port, is_open in ports.range if not is_open]
+    cells = [tcp(0, LOOPBACK, ports.backlog, timeout=20)]
+    cells += [tcp(i, LOOPBACK, closed[i % len(closed)]) for i in range(1, 3 * FLUSH_CELLS)]
+    lane = run(cells, scan_lane=True, stop_on_first_emit=True)
+    phases = run(cells, scan_lane=False, stop_on_first_emit=True)
+    assert lane.by_id == phases.by_id
+    assert lane.order == phases.order
+    assert sorted(lane.by_id) == list(range(FLUSH_CELLS + 1))
+    assert lane.by_id[0]["status"] == "cancelled"
+    assert {lane.by_id[i]["status"] for i in range(1, FLUSH_CELLS + 1)} == {"refused"}
 
 
 def test_the_shipped_agent_on_python_3_8_gives_the_same_records(

@@ -175,16 +175,20 @@ class Runner:
     def _start_cells(self, waiting: list[CellOrder], held: list[CellOrder], ready: bool) -> None:
         """Start cells off the top of `waiting` (next cell last) while the concurrency allows:
         port-scan cells through the scan lane, http cells into `held` until their client is
-        `ready`, the others through their phases."""
+        `ready`, the others through their phases. Cells answered at once (loopback) leave in
+        groups of FLUSH_CELLS; once the run is stopped, no group is followed by more cells (a
+        scan of 100,000 such cells would otherwise run to its end before the cut)."""
         while waiting and self.active < self.concurrency:
             if self.lane is not None:
                 pending = self.lane.take(waiting, self.out, FLUSH_CELLS - len(self.out))
-                full = len(self.out) >= FLUSH_CELLS
-                if full:
-                    self._flush()
                 if pending is not None:
                     self._carry_on(pending)
-                if full or pending is not None or not waiting:
+                if len(self.out) >= FLUSH_CELLS:
+                    self._flush()
+                    if self.stop.is_set():
+                        return
+                    continue
+                if pending is not None or not waiting:
                     continue
             plan = waiting[-1]["plan"]  # a cell the scan lane does not take
             if not ready and plan["kind"] == "http":
@@ -193,8 +197,10 @@ class Runner:
             if self.blocking >= self.blocking_limit and may_block(plan):
                 break  # every worker may be taken: it waits for a cell to end
             self._start(Cell(waiting.pop(), self.default_timeout))
-            if len(self.out) >= FLUSH_CELLS:  # cells answered at once (loopback)
+            if len(self.out) >= FLUSH_CELLS:
                 self._flush()
+                if self.stop.is_set():
+                    return
 
     def _flush(self) -> None:
         if self.out:
