@@ -19,7 +19,7 @@ from ..results import CellResult, SourceInfo
 from .cells import hops
 from .facts import network_names, route_for, row_facts
 from .grammar import listing
-from .phrasing import describe_route
+from .phrasing import client_words, describe_route, possessive, rules_words
 
 
 @dataclass(frozen=True)
@@ -395,16 +395,22 @@ def _tools(
     failed, ok = pairs[0]
 
     def tool(cell: CellResult) -> str:
-        client = cell.proxy.client if cell.proxy else None
+        proxy = cell.proxy
+        client = proxy.client if proxy else None
         base = cell.tool or "agent"
         if base != "agent":
             return base
         sender = next((c.client for c in cell.checks if c.name == "http" and c.client), None)
+        said = client_words(sender) if sender else None
         if client == "none":
-            return f"the Python agent ({sender or 'its client'}, proxy variables ignored)"
-        if sender:
-            return f"the Python agent ({sender})"
-        return f"the Python agent ({client} proxy rules)" if client else "the Python agent"
+            return f"the Python agent ({said or 'its client'}, proxy variables ignored)"
+        if said:
+            return f"the Python agent ({said})"
+        if proxy is not None and proxy.rules:  # no request sent: who decided on the proxy
+            return f"the Python agent ({rules_words(proxy.rules)})"
+        return (
+            f"the Python agent ({possessive(client)} proxy rules)" if client else "the Python agent"
+        )
 
     if tool(failed) == tool(ok):
         return []

@@ -287,6 +287,36 @@ def next_step(cell: CellResult) -> str:
     return "Run the probe again and compare."
 
 
+EMULATED = " rules (emulated)"  # how the agent names a client's rules where it is absent
+
+
+def possessive(name: str) -> str:
+    """ "requests'", "httpx's"."""
+    return name + "'" if name.endswith("s") else name + "'s"
+
+
+def rules_words(rules: str) -> str:
+    """Who made a cell's proxy decision, as a sentence says it: 'requests 2.34.2' as it is,
+    'requests rules (emulated)' as "requests' proxy rules, emulated"."""
+    if rules.endswith(EMULATED):
+        return f"{possessive(rules[: -len(EMULATED)])} proxy rules, emulated"
+    return rules
+
+
+def client_words(label: str) -> str:
+    """What sent a cell's request, with one level of brackets at most: 'requests 2.34.2' as it
+    is, and http.client sending for an absent library ('http.client (requests rules
+    (emulated))', as the agent labels it) as "http.client, with requests' proxy rules
+    emulated"."""
+    sender, bracket, inner = label.partition(" (")
+    if not bracket or not inner.endswith(")"):
+        return label
+    decided = inner[:-1]
+    if decided.endswith(EMULATED):
+        return f"{sender}, with {possessive(decided[: -len(EMULATED)])} proxy rules emulated"
+    return f"{sender}, with {decided}"
+
+
 CLIENT_RULES = {
     "curl": "curl ignores upper-case HTTP_PROXY and reads only lower-case http_proxy",
     "requests": "requests honours both HTTP_PROXY and http_proxy",

@@ -3,20 +3,23 @@ reads, and the facts of two rows that see a target differently."""
 
 from __future__ import annotations
 
-from ...results import MatrixResult
+from collections.abc import Sequence
+
+from ...results import CellResult, MatrixResult
 from ..cause import Cause
 from ..differences import Difference
 from ..grammar import capitalised, listing, verb
 from ..no_proxy import NoProxyFix
 from ..phrasing import (
     CLIENT_RULES,
+    column_words,
     failure_words,
     meaning,
     next_step,
     route,
     why_direct,
 )
-from .common import Words, outcomes
+from .common import Words
 
 # --- proxy-differs --------------------------------------------------------------------------
 
@@ -139,15 +142,25 @@ def tls_trust(found: Cause, result: MatrixResult) -> Words:
 # --- source-differs -------------------------------------------------------------------------
 
 
+def _failures(cells: Sequence[CellResult]) -> str:
+    """'loop: refused (ECONNREFUSED) (what that means)': the failing targets by how they
+    failed, each way with its own meaning (a udp timeout and a refused ClusterIP are two
+    stories, not one told twice)."""
+    ways: dict[str, list[CellResult]] = {}
+    for cell in cells:
+        ways.setdefault(column_words(cell), []).append(cell)
+    return "; ".join(
+        f"{listing([c.target for c in same])}: {words} ({meaning(same[0])})"
+        for words, same in ways.items()
+    )
+
+
 def source_differs(found: Cause, result: MatrixResult) -> Words:
     bad, good = found.subject, found.context["good"]
     differences: list[Difference] = found.context["differences"]
     targets = [c.target for c in found.failing]
-    outcome = "; ".join(
-        f"{listing(t)}: {w}" for w, t in outcomes(found.failing, lambda c: c.target).items()
-    )
     detail = (
-        f"From {bad}: {outcome} ({meaning(found.failing[0])}). From {good} the same "
+        f"From {bad}: {_failures(found.failing)}. From {good} the same "
         f"{verb(len(targets), 'target works', 'targets work')}."
     )
     if found.variant == "tool-only":
