@@ -19,7 +19,7 @@ import os
 import socket
 import time
 from _socket import socket as RawSocket
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from .classify import errno_name, status_for_errno
 from .dns import family_name, literal_family
@@ -40,7 +40,10 @@ _AF_INET6, _SOL_SOCKET, _SO_ERROR = socket.AF_INET6, socket.SOL_SOCKET, socket.S
 _FAMILY_NAMES: dict[int, str] = {
     family: family_name(family) for family in (socket.AF_INET, socket.AF_INET6)
 }
-_NOT_LITERAL = (0, "")  # a host the lane does not take (a name to look up)
+# A literal host of the batch: its family and address, and the record of each errno its
+# connects got so far (the next cells' with that errno are copies, with their port and time).
+Host = Tuple[int, str, Dict[int, Check]]
+_NOT_LITERAL: Host = (0, "", {})  # a host the lane does not take (a name to look up)
 
 
 def lane_targets(plan: Plan) -> list[Target] | None:
@@ -87,7 +90,7 @@ class ScanLane:
     def __init__(self, stats: RunStats) -> None:
         self.stats = stats
         self.errno_facts: dict[int, ErrnoFacts] = {}
-        self.hosts: dict[str, Target] = {}  # host -> its target, or _NOT_LITERAL
+        self.hosts: dict[str, Host] = {}  # or _NOT_LITERAL
         self.cells = 0  # cells taken by the lane (answered here or handed back)
 
     def take(self, waiting: list[CellOrder], out: list[CellOutcome], room: int) -> Pending | None:
@@ -95,14 +98,11 @@ class ScanLane:
         while the kernel answers them at once, their outcomes into `out`. Stop at a cell still
         connecting (returned, for the runner to carry on), at a cell the lane does not take,
         or when `room` outcomes are out. A port scan's inner loop: names are local, the one
-        target of a plain cell is inline, and a start's wall time comes from its monotonic
-        time (one clock read, not two)."""
-        monotonic, families, facts_of, hosts = (
-            time.monotonic,
-            _FAMILY_NAMES,
-            self.errno_facts,
-            self.hosts,
-        )
+        target of a plain cell is inline, a record is a copy of the first one its host got
+        with that errno, its port and time its own (a dict copy is half the cost of a new
+        one), and a start's wall time comes from its monotonic time (one clock read, not
+        two)."""
+        monotonic, hosts = time.monotonic, self.hosts
         wall = time.time() - monotonic()
         taken = 0
         try:
@@ -121,39 +121,33 @@ class ScanLane:
                     out.append(outcome)
                     continue
                 host = plan["host"]
-                target = hosts.get(host)
-                if target is None:
+                entry = hosts.get(host)
+                if entry is None:
                     found = lane_targets(plan)
-                    target = hosts[host] = found[0] if found else _NOT_LITERAL
-                if target is _NOT_LITERAL:
+                    entry = hosts[host] = (*found[0], {}) if found else _NOT_LITERAL
+                if entry is _NOT_LITERAL:
                     return None
                 waiting.pop()
                 taken += 1
-                family, address = target
+                family, address, seen = entry
                 port = int(plan.get("port") or 0)
                 started = monotonic()
                 sock, number = _connect(family, address, port)
                 if number is None:
-                    pending = Pending(spec, [target], port, started, wall + started)
+                    pending = Pending(spec, [(family, address)], port, started, wall + started)
                     pending.inflight[0] = (_wrapped(sock, family), started)
                     return pending
-                facts = facts_of.get(number) if number else None
-                if facts is None:  # connected, or an errno not seen yet in this batch
-                    check = self.record(number, sock, target, port, started)
+                known = seen.get(number) if number else None
+                if known is None:  # connected, or an errno not seen yet for this host
+                    check = self.record(number, sock, (family, address), port, started)
+                    if number:
+                        seen[number] = check.copy()
                 else:
                     if sock is not None:
                         sock.close()
-                    check = {
-                        "name": "tcp",
-                        "status": facts[0],
-                        "errno": number,
-                        "errno_name": facts[1],
-                        "message": facts[2],
-                        "address": address,
-                        "family": families.get(family, "ipv4"),
-                        "port": port,
-                        "duration_ms": (monotonic() - started) * 1000.0,
-                    }
+                    check = known.copy()
+                    check["port"] = port
+                    check["duration_ms"] = (monotonic() - started) * 1000.0
                 out.append(
                     {
                         "id": spec["id"],
