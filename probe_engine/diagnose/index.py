@@ -145,17 +145,26 @@ def _read_connects(index: Index) -> bool:
     addresses = list(map(_ADDRESS, records))
     if not all(addresses):
         return False
-    for source, row in index.rows.items():
-        hops = list(map(itemgetter(0), map(_CHECKS, row))) if len(index.rows) > 1 else records
-        families = set(map(_FAMILY, hops))
-        if None in families or "" in families:
-            families = {r.family or family_of(r.address) or "" for r in hops}
-        index.families[source] = families
-    keys = list(zip(addresses, map(_PORT, records)))
+    families = set(map(_FAMILY, records))
+    if len(families) == 1 and None not in families and "" not in families:
+        for source in index.rows:  # one family in the whole run (a scan of one address)
+            index.families[source] = set(families)
+    else:
+        for source, row in index.rows.items():
+            hops = list(map(itemgetter(0), map(_CHECKS, row)))
+            index.families[source] = {r.family or family_of(r.address) or "" for r in hops}
     outcomes = list(map(_STATUS, records))
-    reached = set(compress(keys, map(eq, outcomes, repeat("ok"))))
-    if reached:
-        index.raced = reached & set(compress(keys, map(eq, outcomes, repeat("refused"))))
+    oks = list(compress(records, map(eq, outcomes, repeat("ok"))))
+    if oks and "refused" in outcomes:
+        # Few connects reach (a scan's open ports): look up only those address:ports.
+        reached = {(r.address, r.port) for r in oks}
+        keys = list(zip(addresses, map(_PORT, records)))
+        hits = list(map(reached.__contains__, keys))
+        index.raced = {
+            key
+            for key, outcome in zip(compress(keys, hits), compress(outcomes, hits))
+            if outcome == "refused"
+        }
     return True
 
 

@@ -40,7 +40,7 @@ def target_down(result: MatrixResult) -> list[Cause]:
     # Targets that name the same endpoint and fail the same way are one cause.
     merged: dict[tuple[object, ...], tuple[str, list[str], _Signature]] = {}
     for (target_name, signature), columns in _groups(result, candidates, hows).items():
-        if signature == VIA:
+        if signature is VIA:
             key: tuple[object, ...] = (target_name, signature)
         else:
             # Per host: many ports of one host failing alike (a scan) is one cause.
