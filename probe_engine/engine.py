@@ -136,12 +136,12 @@ class _Collector:
                     self.result(failed_result(source, source, request, status, message))
 
 
-async def _resolve(matrix: Matrix, context: RunContext) -> dict[str, list[Column]]:
-    """Every target's columns, in matrix order. A few workers share the targets: resolvers
-    that wait (API lookups) still overlap, and thousands of static targets do not cost a
-    task each."""
-    columns: dict[str, list[Column]] = {name: [] for name in matrix.targets}
-    names = iter(columns)
+async def _resolve(matrix: Matrix, context: RunContext, columns: dict[str, list[Column]]) -> None:
+    """Every target's columns into `columns` (in matrix order; a target still resolving when
+    the run is cut keeps none). A few workers share the targets: resolvers that wait (API
+    lookups) still overlap, and thousands of static targets do not cost a task each."""
+    columns.update({name: [] for name in matrix.targets})
+    names = iter(list(columns))
 
     async def worker() -> None:
         for name in names:  # one iterator for all workers: each target is taken once
@@ -151,7 +151,6 @@ async def _resolve(matrix: Matrix, context: RunContext) -> dict[str, list[Column
     async with anyio.create_task_group() as group:
         for _ in range(min(len(columns), RESOLVE_WORKERS)):
             group.start_soon(worker)
-    return columns
 
 
 class _Run:
@@ -180,6 +179,7 @@ class _Run:
         self.cells: list[CellRequest] = []
         self.columns: dict[str, list[Column]] = {}
         self.interrupted = False
+        self.expanded = False  # the cells are known (the targets resolved)
 
     async def execute(self, interrupt: anyio.Event | None) -> None:
         """Probe until done, the deadline, or `interrupt`; faults of the engine raise."""
@@ -200,6 +200,8 @@ class _Run:
                 outer.start_soon(watch_interrupt)
                 with run_scope:
                     await self._probe()
+                if not self.expanded:
+                    self._cut_while_resolving()
                 if not self.interrupted:
                     await self._server_side()
                 outer.cancel_scope.cancel()
@@ -214,11 +216,12 @@ class _Run:
 
     async def _probe(self) -> None:
         matrix, collector = self.loaded.matrix, self.collector
-        self.columns = await _resolve(matrix, self.context)
+        await _resolve(matrix, self.context, self.columns)
         self.options.select.check(matrix, self.columns)  # a glob matching no column: bad input
         collector.plans = {c.name: c.plan for cs in self.columns.values() for c in cs}
         marker = f"probe-engine/{__version__} run={self.run_id}"
         self.cells = expand(matrix, self.columns, self.options.select, self.options.timeout, marker)
+        self.expanded = True
         if self.on_event:
             every_column = [c for cs in self.columns.values() for c in cs]
             self.on_event(Planned(len(self.cells), list(matrix.sources), every_column))
@@ -226,6 +229,20 @@ class _Run:
             for name, batch in self._batches().items():
                 group.start_soon(self._run_source, name, batch)
         collector.finish_held()
+
+    def _cut_while_resolving(self) -> None:
+        """The deadline or an interrupt came while the targets were being resolved: every
+        cell still counts, cancelled, so that a cut run never reads as an empty pass. A target
+        not resolved yet is one column that says so."""
+        matrix = self.loaded.matrix
+        for name, spec in matrix.targets.items():
+            if not self.columns.get(name):
+                reason = "the run was cut before this target was resolved"
+                self.columns[name] = [
+                    Column(name, name, spec.kind, name, None, error=("cancelled", reason))
+                ]
+        self.cells = expand(matrix, self.columns, self.options.select, self.options.timeout)
+        self.expanded = True
 
     async def _server_side(self) -> None:
         """After the probes: what the servers logged of them (evidence.pod_logs on Services,

@@ -109,3 +109,30 @@ def test_a_child_agent_cut_by_the_deadline_says_where_its_cells_were(
     assert hung.status == "cancelled"
     assert [(c.name, c.status) for c in hung.checks] == [("tcp", "ok"), ("http", "cancelled")]
     assert hung.message is not None and "http waiting" in hung.message
+
+
+def test_a_run_cut_while_its_targets_resolve_counts_every_cell_cancelled(
+    tmp_path: Path, loopback: LoopbackLab
+) -> None:
+    """The deadline comes while a kubernetes-service target is still being looked up (its API
+    server accepts and never answers): no cell was known yet, and the run used to say 'PASS 0
+    cells', exit 0. Now every cell is cancelled and the run exits 1."""
+    from tests.kubelab.kubeconfig import write_kubeconfig
+
+    kubeconfig = write_kubeconfig(
+        tmp_path / "kubeconfig", f"http://127.0.0.1:{loopback.hanging.port}"
+    )
+    text = (
+        f"kubernetes: {{kubeconfig: '{kubeconfig}', timeout: 20s}}\n"
+        "sources: {here: {kind: local, trust_env: false}, there: {kind: local}}\n"
+        "targets:\n"
+        "  api: {kind: kubernetes-service, service: api, via: [cluster-ip]}\n"
+        f"  db: {{kind: tcp, host: 127.0.0.1, port: {loopback.closed_port}}}\n"
+    )
+    result = run_text(text, deadline=0.5)
+    assert result.exit_status == 1
+    assert result.summary.total == 4 and result.summary.incomplete == 4
+    assert result.summary.incomplete_words() == "incomplete: 4 cells cut by the deadline"
+    assert {(c.source, c.target, c.status) for c in result.cells} == {
+        (s, t, "cancelled") for s in ("here", "there") for t in ("api", "db")
+    }
