@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from probe_engine.demo.fixtures import LOOPBACK, LoopbackLab, free_port
+from probe_engine.demo.fixtures import LOOPBACK, LoopbackLab
 from probe_engine.errors import SpecError
 from probe_engine.plan import Selection
 from probe_engine.spec import LoadedMatrix
@@ -28,32 +28,30 @@ from probe_engine.wait import (
 
 
 class LateListener:
-    """A listener that appears on `port` only after `delay` seconds, as a deploying API does."""
+    """A listener that appears on `port` only after `delay` seconds, as a deploying API does.
+    The port is bound (not listening) from the start: connects are refused meanwhile, and no
+    other program on this machine can take the port before the listener opens."""
 
-    def __init__(self, port: int, delay: float) -> None:
-        self.port = port
-        self.sock: socket.socket | None = None
+    def __init__(self, delay: float) -> None:
+        self.sock = socket.socket()
+        self.sock.bind((LOOPBACK, 0))
+        self.port = int(self.sock.getsockname()[1])
         self.opened_at: float | None = None
         self.timer = threading.Timer(delay, self._open)
         self.timer.start()
 
     def _open(self) -> None:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((LOOPBACK, self.port))
-        sock.listen(16)
-        self.sock = sock
+        self.sock.listen(16)
         self.opened_at = time.monotonic()
 
     def close(self) -> None:
         self.timer.cancel()
-        if self.sock is not None:
-            self.sock.close()
+        self.sock.close()
 
 
 @pytest.fixture
 def late_listener() -> Iterator[LateListener]:
-    listener = LateListener(free_port(), delay=1.5)
+    listener = LateListener(delay=1.5)
     yield listener
     listener.close()
 

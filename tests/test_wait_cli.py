@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from probe_engine.demo.fixtures import LOOPBACK, LoopbackLab, free_port
+from probe_engine.demo.fixtures import LOOPBACK, LoopbackLab
 
 
 def probe_engine(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -35,7 +35,10 @@ def test_wait_returns_at_once_for_a_live_url(loopback: LoopbackLab) -> None:
 
 
 def test_wait_sees_a_listener_that_appears_after_a_delay(tmp_path: Path) -> None:
-    port = free_port()
+    # Bound, not listening: refused until listen(), and no other program can take the port.
+    listener = socket.socket()
+    listener.bind((LOOPBACK, 0))
+    port = int(listener.getsockname()[1])
     waiting = subprocess.Popen(
         [
             sys.executable,
@@ -58,13 +61,11 @@ def test_wait_sees_a_listener_that_appears_after_a_delay(tmp_path: Path) -> None
         assert waiting.stdout is not None
         seen = [waiting.stdout.readline(), waiting.stdout.readline()]
         assert all("refused ECONNREFUSED" in line for line in seen), seen
-        with socket.socket() as listener:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((LOOPBACK, port))
-            listener.listen(16)
-            rest, stderr = waiting.communicate(timeout=60)
+        listener.listen(16)
+        rest, stderr = waiting.communicate(timeout=60)
     finally:
         waiting.kill()
+        listener.close()
     assert waiting.returncode == 0, stderr
     lines = "".join(seen).splitlines() + rest.splitlines()
     attempts = [line for line in lines if line.startswith("attempt ")]
