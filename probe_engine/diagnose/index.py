@@ -1,15 +1,16 @@
 """One pass over a run's cells, shared by every rule.
 
 A scan of 10,000 cells has 5000 columns, almost all alike; rules that each walked every cell
-(and built every cell's hops) cost a diagnosis five times what one pass does (bench/
-diagnosis.py). The pass groups the cells (by row, by column, by status), counts each row's
+(and built every cell's hops) cost a diagnosis three times what it costs now (bench/README.md,
+"Diagnosis at scan size"). The pass groups the cells (by row, by column), counts each row's
 statuses, and notes the few things only a cell's checks say: its lookups, the address
-families its connects tried, which addresses were both refused and reached, which cells tried
-one address more than once. Rules read these and walk only the cells they may cite; hops
-(cells.hops) are made only for those.
+families its connects tried, which address:ports were both refused and reached, which cells
+connected more than once. A scan's checks (one direct connect per cell) are read in bulk, in
+C (map, compress, set); any other run's one by one. Rules read these and walk only the cells
+they may cite; hops (cells.hops) are made only for those.
 
 Everything keeps the run's order (cells, then checks), so a rule reading the index finds its
-causes in the order it would have walking the cells.
+causes in the order it would have walking the cells (tests/test_diagnose_index.py).
 """
 
 from __future__ import annotations
