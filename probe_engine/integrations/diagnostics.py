@@ -243,7 +243,7 @@ def run_step(  # noqa: PLR0913 - keyword-only options, one per CLI flag, for Air
     reports: dict[str, str] = {}
     if report_dir is not None:
         written = write_reports(result, Path(report_dir), chosen, report_name)
-        reports = {f: str(path) for f, path in zip(chosen, written, strict=True)}
+        reports = {f: str(path) for f, path in zip(chosen, written)}
     link = served_report(report_url, report_name) if "html" in reports else None
     return StepOutcome(
         result, result_text(result, width), reports, summarize(result, reports, link)

@@ -44,7 +44,7 @@ def via_differs(found: Cause, result: MatrixResult) -> Words:
         f"{listing([f'{v} ({row.failing[v][0].status})' for v in failing])} "
         f"{verb(len(failing), 'fails', 'fail')}. "
         + (headline + ". " if headline else "")
-        + " ".join(f"{via}: {text}." for via, (text, _) in zip(failing, lines, strict=True))
+        + " ".join(f"{via}: {text}." for via, (text, _) in zip(failing, lines))
     )
     timeouts = any(row.failing[v][0].status == "timeout" for v in failing)
     relevant = [c for c in known if "network_policies" in c.facts and timeouts]
