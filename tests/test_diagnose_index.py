@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from probe_engine.demo.fixtures import LoopbackLab, free_port
+from probe_engine.demo.fixtures import LoopbackLab
 from probe_engine.diagnose import RULES, diagnose
 from probe_engine.diagnose.cells import down_rows, fresh
 from probe_engine.diagnose.findings import finding
@@ -193,16 +193,14 @@ def _places(lab: LoopbackLab) -> MatrixResult:
 
 
 def _race(lab: LoopbackLab) -> MatrixResult:
-    """A port refused, then accepting, while the matrix runs (as tests/test_diagnose_timing)."""
-    port = free_port()
-    listening: list[socket.socket] = []
+    """A port refused, then accepting, while the matrix runs (as tests/test_diagnose_timing):
+    bound from the start, so that no other program can take it before it listens."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    port = int(held.getsockname()[1])
 
     def start() -> None:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        sock.listen(8)
-        listening.append(sock)
+        held.listen(8)
 
     timer = threading.Timer(0.4, start)  # the service comes up while `pause` times out
     timer.start()
@@ -222,5 +220,4 @@ def _race(lab: LoopbackLab) -> MatrixResult:
     finally:
         timer.cancel()
         timer.join()
-        for sock in listening:
-            sock.close()
+        held.close()

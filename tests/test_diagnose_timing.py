@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from probe_engine.demo.fixtures import LoopbackLab, free_port
+from probe_engine.demo.fixtures import LoopbackLab
 from probe_engine.results import (
     CellResult,
     Expectations,
@@ -26,26 +26,23 @@ from .golden import check_golden, ports
 
 @pytest.fixture
 def late_listener() -> Iterator[tuple[int, threading.Event]]:
-    """A port that starts listening when the returned event is set (from a timer)."""
-    port = free_port()
+    """A port that starts listening when the returned event is set (from a timer). It is
+    bound from the start (refused until then, and no other program can take it)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
     go = threading.Event()
-    sockets: list[socket.socket] = []
 
     def start() -> None:
         go.wait()
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
         sock.listen(8)
-        sockets.append(sock)
 
     thread = threading.Thread(target=start, daemon=True)
     thread.start()
     yield port, go
     go.set()
     thread.join(2)
-    for sock in sockets:
-        sock.close()
+    sock.close()
 
 
 def races(findings: list[Finding]) -> list[Finding]:
