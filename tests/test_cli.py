@@ -58,6 +58,25 @@ def test_output_json_prints_only_the_result_on_stdout(
     assert not (tmp_path / "reports").exists()
 
 
+def test_output_json_is_the_report_json_of_the_same_run(
+    tmp_path: Path, loopback: LoopbackLab
+) -> None:
+    """Streamed to stdout as report.json is streamed to its file: the same bytes."""
+    matrix = tmp_path / "m.yaml"
+    closed, web = loopback.closed_port, loopback.http_port
+    matrix.write_text(
+        "sources: {a: {kind: local}, b: {kind: local}}\n"
+        f"targets: {{db: {{kind: tcp, host: 127.0.0.1, ports: [{closed}, {web}]}}}}\n"
+    )
+    out = tmp_path / "r"
+    run = probe_engine(
+        "run", str(matrix), "--output", "json", "--format", "json", "--out", str(out)
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == (out / "report.json").read_text()
+    assert len(json.loads(run.stdout)["cells"]) == 4
+
+
 def test_fail_on_any_failure_gates_a_deployment(tmp_path: Path, loopback: LoopbackLab) -> None:
     matrix = tmp_path / "m.yaml"
     matrix.write_text(

@@ -50,7 +50,14 @@ def execute(loaded: LoadedMatrix, options: RunOptions, shown: Shown) -> int:
             result = anyio.run(_run_with_signals, loaded, options, None)
         written = _write(result, out, formats, basename) if out is not None else []
     if output == "json":
-        click.echo(result.model_dump_json(indent=2))
+        # report.json's bytes, streamed: a 100,000-cell result (150 MB of JSON) is never
+        # whole in memory, as when it is written to a file.
+        from ..reports.json_report import json_chunks
+
+        stdout = sys.stdout.buffer
+        for piece in json_chunks(result):
+            stdout.write(piece)
+        stdout.flush()
     elif output == "table" and console is not None:
         from ..reports.terminal import print_result
 
