@@ -5,10 +5,7 @@ says which verb on which resource is missing."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +14,6 @@ from typing import Any
 import anyio
 import pytest
 import yaml
-from kubernetes_asyncio import client, config
 
 from probe_engine import MatrixResult
 from probe_engine.demo.fixtures import LoopbackLab
@@ -25,6 +21,7 @@ from tests.conftest import run_text
 from tests.kubelab import apiserver as kl
 from tests.kubelab.apiserver.kubelet import NodeRuntime
 from tests.kubelab.apiserver.rbac import Grant, Rbac
+from tests.test_pod_logs import create_running_pod, free_port, wait_listening
 
 pytestmark = [pytest.mark.kubernetes]
 
@@ -177,43 +174,13 @@ targets:
 POD_IP = "127.0.0.2"  # the backend pod's, its node's and its Service's address: loopback
 
 
-def _free_port(host: str) -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-async def _create_running_pod(kubeconfig: Path, body: dict[str, Any]) -> None:
-    configuration = client.Configuration()
-    await config.load_kube_config(str(kubeconfig), client_configuration=configuration)
-    async with client.ApiClient(configuration) as api:
-        core = client.CoreV1Api(api)
-        await core.create_namespaced_pod("default", body)
-        for _ in range(200):  # bounded: 20 s
-            pod = await core.read_namespaced_pod(body["metadata"]["name"], "default")
-            if pod.status.phase == "Running":
-                return
-            await anyio.sleep(0.1)
-    raise AssertionError(f"pod never ran: {pod.status}")
-
-
-def _wait_listening(host: str, port: int) -> None:
-    for _ in range(200):  # bounded: 200 tries, about 10 s
-        with contextlib.closing(socket.socket()) as sock:
-            sock.settimeout(0.5)
-            if sock.connect_ex((host, port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {host}:{port}")
-
-
 def _logs_setup(server: kl.ApiServer, tmp: Path, loopback: LoopbackLab) -> None:
     """A backend pod the kubelet runs as a real process (tests/lab/podserver.py on 127.0.0.2,
     its access log the pod's log) behind a NodePort Service whose every address is its own."""
     store = server.store
     store.put(kl.node("node-a", POD_IP))
     server.kubelet.add_node("node-a", NodeRuntime(node_ip=POD_IP))
-    port = _free_port(POD_IP)
+    port = free_port(POD_IP)
     command = [sys.executable, "-I", str(REPO / "tests/lab/podserver.py")]
     command += ["--host", POD_IP, "--port", str(port), "--pod-name", "api-0"]
     pod = {
@@ -223,8 +190,8 @@ def _logs_setup(server: kl.ApiServer, tmp: Path, loopback: LoopbackLab) -> None:
         "spec": {"containers": [{"name": "api", "image": "python:3.12-slim", "command": command}]},
     }
     admin = server.write_kubeconfig(tmp / "admin-kubeconfig", token="kubelab-admin")
-    anyio.run(_create_running_pod, admin, pod)
-    _wait_listening(POD_IP, port)
+    anyio.run(create_running_pod, admin, pod)
+    wait_listening(POD_IP, port)
     store.put(
         kl.service(
             SERVICE,
