@@ -49,6 +49,19 @@ def wait_listening(host: str, port: int) -> None:
     raise AssertionError(f"nothing listens on {host}:{port}")
 
 
+def podserver_pod(port: int) -> dict[str, Any]:
+    """Pod api-0 (app=api) running tests/lab/podserver.py on POD_IP:port: its access log, with
+    each request's User-Agent, is the pod's log."""
+    command = [sys.executable, "-I", str(REPO / "tests/lab/podserver.py")]
+    command += ["--host", POD_IP, "--port", str(port), "--pod-name", "api-0"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "api-0", "labels": {"app": "api"}},
+        "spec": {"containers": [{"name": "api", "image": "python:3.12-slim", "command": command}]},
+    }
+
+
 async def create_running_pod(kubeconfig: Path, body: dict[str, Any]) -> None:
     configuration = client.Configuration()
     await config.load_kube_config(str(kubeconfig), client_configuration=configuration)
@@ -80,14 +93,7 @@ def test_a_cell_that_reached_the_pod_shows_its_log_line_and_one_that_did_not_say
             ],
         )
     )
-    command = [sys.executable, "-I", str(REPO / "tests/lab/podserver.py")]
-    command += ["--host", POD_IP, "--port", str(port), "--pod-name", "api-0"]
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "api-0", "labels": {"app": "api"}},
-        "spec": {"containers": [{"name": "api", "image": "python:3.12-slim", "command": command}]},
-    }
+    pod = podserver_pod(port)
     kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
     try:
         anyio.run(create_running_pod, kubeconfig, pod)

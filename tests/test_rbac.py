@@ -21,7 +21,7 @@ from tests.conftest import run_text
 from tests.kubelab import apiserver as kl
 from tests.kubelab.apiserver.kubelet import NodeRuntime
 from tests.kubelab.apiserver.rbac import Grant, Rbac
-from tests.test_pod_logs import create_running_pod, free_port, wait_listening
+from tests.test_pod_logs import POD_IP, create_running_pod, free_port, podserver_pod, wait_listening
 
 pytestmark = [pytest.mark.kubernetes]
 
@@ -171,9 +171,6 @@ targets:
 """
 
 
-POD_IP = "127.0.0.2"  # the backend pod's, its node's and its Service's address: loopback
-
-
 def _logs_setup(server: kl.ApiServer, tmp: Path, loopback: LoopbackLab) -> None:
     """A backend pod the kubelet runs as a real process (tests/lab/podserver.py on 127.0.0.2,
     its access log the pod's log) behind a NodePort Service whose every address is its own."""
@@ -181,14 +178,7 @@ def _logs_setup(server: kl.ApiServer, tmp: Path, loopback: LoopbackLab) -> None:
     store.put(kl.node("node-a", POD_IP))
     server.kubelet.add_node("node-a", NodeRuntime(node_ip=POD_IP))
     port = free_port(POD_IP)
-    command = [sys.executable, "-I", str(REPO / "tests/lab/podserver.py")]
-    command += ["--host", POD_IP, "--port", str(port), "--pod-name", "api-0"]
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "api-0", "labels": {"app": "api"}},
-        "spec": {"containers": [{"name": "api", "image": "python:3.12-slim", "command": command}]},
-    }
+    pod = podserver_pod(port)
     admin = server.write_kubeconfig(tmp / "admin-kubeconfig", token="kubelab-admin")
     anyio.run(create_running_pod, admin, pod)
     wait_listening(POD_IP, port)
